@@ -1,0 +1,54 @@
+//! `pm check`: validate the inputs and show what `pm start` would run.
+
+use crate::app::load::{self, LoadOptions};
+use crate::cli::CheckArgs;
+use crate::error::Result;
+
+pub fn check(args: CheckArgs) -> Result<i32> {
+    let options = LoadOptions {
+        formation: args.formation.clone(),
+        processes: args.processes.clone(),
+        timeout: None,
+        pty: false,
+        no_release: false,
+        max_restarts: None,
+    };
+    let (plan, env_read) = load::load(&args.app, &options)?;
+    let mut text = String::new();
+    let count = plan.types.len();
+    let s = if count == 1 { "" } else { "s" };
+    text.push_str(&format!("{}: {count} process type{s}\n", plan.procfile));
+    if env_read.is_empty() {
+        text.push_str("env files: none\n");
+    } else {
+        text.push_str(&format!(
+            "env files: {} ({} variables)\n",
+            env_read.join(", "),
+            plan.env
+                .iter()
+                .map(|(k, _)| k)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        ));
+    }
+    let width = plan.types.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    for spec in &plan.types {
+        let ports: Vec<u16> = plan
+            .instances
+            .iter()
+            .filter(|i| plan.types[i.type_index].name == spec.name)
+            .map(|i| i.port)
+            .collect();
+        let ports = match (ports.first(), ports.last()) {
+            (None, _) | (_, None) => "not started".to_string(),
+            (Some(a), Some(b)) if a == b => format!("port {a}"),
+            (Some(a), Some(b)) => format!("ports {a}-{b}"),
+        };
+        text.push_str(&format!(
+            "  {:<width$}  x{}  {:<16} {}\n",
+            spec.name, spec.count, ports, spec.command
+        ));
+    }
+    print!("{text}");
+    Ok(0)
+}

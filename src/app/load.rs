@@ -1,0 +1,311 @@
+//! Reading the inputs named on the command line and building the Plan.
+//!
+//! This is the only place that reads the Procfile and env files from disk; the
+//! parsing itself is done by the pure functions in `config`. Every problem
+//! found is collected, so `pm check` can report them all at once.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::AppArgs;
+use crate::config::formation::Formation;
+use crate::config::pm_toml::{self, Settings};
+use crate::config::{ConfigError, envfile, ports, procfile};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, PlanInputs, RELEASE};
+
+/// What a subcommand wants loaded besides the files.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-m` value.
+    pub formation: Option<String>,
+    /// Positional `NAME[=N]` values.
+    pub processes: Vec<String>,
+    /// `-t`; None leaves it to pm.toml, else 5 s.
+    pub timeout: Option<Duration>,
+    pub pty: bool,
+    pub no_release: bool,
+    pub max_restarts: Option<u32>,
+}
+
+/// Where the files are, with the names to use in messages.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub procfile: PathBuf,
+    pub procfile_shown: String,
+    /// pm.toml next to the Procfile, and its name for messages.
+    pub settings: PathBuf,
+    pub settings_shown: String,
+    /// Env files to read: (path, shown name, named explicitly).
+    pub env_files: Vec<(PathBuf, String, bool)>,
+}
+
+pub fn paths(app: &AppArgs) -> Result<Paths> {
+    let (procfile, root) = match (&app.procfile, &app.root) {
+        (Some(file), Some(root)) => (file.clone(), root.clone()),
+        (Some(file), None) => {
+            let parent = file.parent().unwrap_or(Path::new(""));
+            let root = if parent.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                parent.to_path_buf()
+            };
+            (file.clone(), root)
+        }
+        (None, Some(root)) => (root.join("Procfile"), root.clone()),
+        (None, None) => (PathBuf::from("Procfile"), PathBuf::from(".")),
+    };
+    let root_abs = fs::canonicalize(&root).map_err(|e| Error::File {
+        // Without -d the root is only where the Procfile is: name the file.
+        path: match app.root {
+            Some(_) => root.display().to_string(),
+            None => procfile.display().to_string(),
+        },
+        message: io_message(&e),
+    })?;
+    if !root_abs.is_dir() {
+        return Err(Error::File {
+            path: root.display().to_string(),
+            message: "not a directory".into(),
+        });
+    }
+    let env_files = if app.env.is_empty() {
+        let default = root.join(".env");
+        let shown = if app.root.is_some() || app.procfile.is_some() {
+            default.display().to_string()
+        } else {
+            ".env".to_string()
+        };
+        vec![(default, shown, false)]
+    } else {
+        app.env
+            .iter()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| (p.clone(), p.display().to_string(), true))
+            .collect()
+    };
+    let settings = procfile
+        .parent()
+        .unwrap_or(Path::new(""))
+        .join(pm_toml::FILE_NAME);
+    Ok(Paths {
+        settings_shown: settings.display().to_string(),
+        settings,
+        procfile_shown: procfile.display().to_string(),
+        procfile,
+        root: root_abs,
+        env_files,
+    })
+}
+
+/// `not found`, `permission denied`: the short form of an I/O error.
+pub fn io_message(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "not found".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::IsADirectory => "is a directory, not a file".into(),
+        io::ErrorKind::InvalidData => "not valid UTF-8 text".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_lowercase(),
+                None => text.to_lowercase(),
+            }
+        }
+    }
+}
+
+/// Reads and parses the env files in order. Returns the variables (later
+/// entries win) and the files actually read.
+pub fn env_files(
+    paths: &Paths,
+    errors: &mut Vec<ConfigError>,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut merged: Vec<(String, String)> = Vec::new();
+    let mut read = Vec::new();
+    for (path, shown, explicit) in &paths.env_files {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => continue,
+            Err(e) => {
+                errors.push(ConfigError::new(shown.clone(), None, io_message(&e)));
+                continue;
+            }
+        };
+        match envfile::parse(&text, shown) {
+            Ok(vars) => merged.extend(vars),
+            Err(e) => errors.push(e),
+        }
+        read.push(shown.clone());
+    }
+    (merged, read)
+}
+
+/// The last value of `name` in an ordered variable list.
+pub fn lookup<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    vars.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The base port: -p, else pm.toml's, else PORT from the env files, else
+/// $PORT, else 5000.
+fn base_port(
+    app: &AppArgs,
+    settings: &Settings,
+    env: &[(String, String)],
+    errors: &mut Vec<ConfigError>,
+) -> u16 {
+    let (value, source) = if let Some(p) = &app.port {
+        (p.clone(), "--port".to_string())
+    } else if let Some(p) = settings.defaults.port {
+        return p;
+    } else if let Some(p) = lookup(env, "PORT") {
+        (p.to_string(), "PORT in the env files".to_string())
+    } else if let Ok(p) = std::env::var("PORT") {
+        (p, "$PORT".to_string())
+    } else {
+        return 5000;
+    };
+    match ports::parse_port(&value) {
+        Ok(port) => port,
+        Err(message) => {
+            errors.push(ConfigError::new("", None, format!("{source}: {message}")));
+            5000
+        }
+    }
+}
+
+/// Loads everything and builds the Plan, or returns every problem found.
+pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)> {
+    let paths = paths(app)?;
+    let mut errors = Vec::new();
+
+    let types = match fs::read_to_string(&paths.procfile) {
+        Ok(text) => match procfile::parse(&text, &paths.procfile_shown) {
+            Ok(parsed) => Some(parsed.types),
+            Err(es) => {
+                errors.extend(es);
+                None
+            }
+        },
+        Err(e) => {
+            errors.push(ConfigError::new(
+                paths.procfile_shown.clone(),
+                None,
+                io_message(&e),
+            ));
+            None
+        }
+    };
+    let (env, env_read) = env_files(&paths, &mut errors);
+    let settings = match (&types, fs::read_to_string(&paths.settings)) {
+        (Some(types), Ok(text)) => {
+            let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+            pm_toml::parse(&text, &paths.settings_shown, &names).unwrap_or_else(|es| {
+                errors.extend(es);
+                Settings::default()
+            })
+        }
+        (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => Settings::default(),
+        (_, Err(e)) => {
+            errors.push(ConfigError::new(
+                paths.settings_shown.clone(),
+                None,
+                io_message(&e),
+            ));
+            Settings::default()
+        }
+        (None, Ok(_)) => Settings::default(),
+    };
+    let base_port = base_port(app, &settings, &env, &mut errors);
+    if app.port_step == 0 {
+        errors.push(ConfigError::new("", None, "--port-step must be at least 1"));
+    }
+
+    let Some(types) = types else {
+        return Err(Error::Config(errors));
+    };
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    let counts = match formation(options, settings.defaults.formation.as_deref(), &names) {
+        Ok(counts) => counts,
+        Err(message) => {
+            errors.push(ConfigError::new("", None, message));
+            vec![0; names.len()]
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Error::Config(errors));
+    }
+    let plan = Plan::build(PlanInputs {
+        root: paths.root,
+        procfile: paths.procfile_shown,
+        types: types.into_iter().map(|t| (t.name, t.command)).collect(),
+        counts,
+        env,
+        base_port,
+        port_step: app.port_step,
+        timeout: options
+            .timeout
+            .or(settings.defaults.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT),
+        pty: options.pty,
+        max_restarts: options.max_restarts,
+        settings,
+    })?;
+    Ok((plan, env_read))
+}
+
+/// The shutdown grace when neither -t nor pm.toml sets one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Counts per type from `-m` and the positional arguments (later wins), or
+/// else pm.toml's default formation. `release` runs once whenever the
+/// Procfile has it, unless `release=0` or `--no-release` says otherwise.
+fn formation(
+    options: &LoadOptions,
+    default: Option<&str>,
+    names: &[&str],
+) -> std::result::Result<Vec<u32>, String> {
+    let mut formation = match &options.formation {
+        Some(spec) => Formation::parse_spec(spec).map_err(|e| e.to_string())?,
+        None => Formation::default(),
+    };
+    if !options.processes.is_empty() {
+        let positional = Formation::parse_args(&options.processes).map_err(|e| e.to_string())?;
+        formation = formation.merge(positional);
+    }
+    if formation.is_empty()
+        && let Some(spec) = default
+    {
+        formation = Formation::parse_spec(spec).map_err(|e| format!("pm.toml: formation: {e}"))?;
+    }
+    let mut counts = formation.resolve(names).map_err(|e| e.to_string())?;
+    let release_named = formation.entries.iter().any(|(n, _)| n == RELEASE);
+    for (name, count) in names.iter().zip(counts.iter_mut()) {
+        if *name == RELEASE {
+            *count = if options.no_release {
+                0
+            } else if release_named {
+                (*count).min(1)
+            } else {
+                1
+            };
+        }
+    }
+    Ok(counts)
+}
+
+/// `-t` seconds as a Duration.
+pub fn timeout(seconds: f64) -> Result<Duration> {
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(Error::Invalid(format!(
+            "--timeout {seconds}: expected a number of seconds between 0 and 86400"
+        )));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}

@@ -1,0 +1,19 @@
+//! The glue of each subcommand: load the Plan, hand it to the part of pm that
+//! acts on it, return the exit code.
+
+pub mod check;
+pub mod load;
+pub mod run;
+pub mod start;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+/// Runs one command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Start(args) => start::start(args),
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::check(args),
+    }
+}

@@ -1,0 +1,69 @@
+//! `pm start`: load the Plan, set up the guardian, the output writer and the
+//! runtime, supervise until the end.
+
+use std::io::IsTerminal;
+
+use crate::app::load::{self, LoadOptions};
+use crate::cli::StartArgs;
+use crate::error::{Error, Result};
+use crate::output::{self, ColorChoice};
+use crate::process::{self, Guardian};
+use crate::runtime::{Message, OutputStyle, Runtime};
+
+pub fn start(args: StartArgs) -> Result<i32> {
+    let options = LoadOptions {
+        formation: args.formation.clone(),
+        processes: args.processes.clone(),
+        timeout: args.timeout.map(load::timeout).transpose()?,
+        pty: args.pty,
+        no_release: args.no_release,
+        max_restarts: args.max_restarts,
+    };
+    let (plan, _) = load::load(&args.app, &options)?;
+    if plan.instances.is_empty() {
+        return Err(Error::Invalid(
+            "nothing to start: the formation runs no process".into(),
+        ));
+    }
+
+    let choice = if args.no_color {
+        ColorChoice::Never
+    } else {
+        args.color
+    };
+    let color = output::color_enabled(
+        choice,
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    );
+    let style = OutputStyle {
+        color,
+        timestamps: !args.no_timestamp,
+        width: output::name_width(plan.instances.iter().map(|i| i.name.as_str())),
+    };
+
+    // The guardian is forked while pm still has a single thread.
+    let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
+    process::become_subreaper();
+
+    let (messages_tx, messages) = Runtime::channel();
+    let broken = messages_tx.clone();
+    let (out, writer) = output::spawn_writer(
+        output::stdout_sink(),
+        Box::new(move || {
+            let _ = broken.send(Message::BrokenPipe);
+        }),
+    )
+    .map_err(|e| Error::os("cannot start the output writer", e))?;
+    // Current-thread: PR_SET_PDEATHSIG follows the thread that forks, and
+    // every spawn happens on this one.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::os("cannot start the runtime", e))?;
+    let result =
+        runtime.block_on(Runtime::new(plan, guardian, out, style, messages_tx, messages).run());
+    drop(runtime);
+    writer.finish();
+    result
+}

@@ -1,0 +1,125 @@
+//! The command line: one clap-derived struct per subcommand, with the options
+//! every subcommand shares (which files, which directory) flattened in.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::ColorChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pm",
+    version,
+    about = "Run a Procfile's process model: the same on a laptop, in CI and in a container",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the process types of the Procfile and supervise them.
+    Start(StartArgs),
+    /// Run one command with the environment a process would get.
+    Run(RunArgs),
+    /// Validate the Procfile and env files; print the process types and ports.
+    Check(CheckArgs),
+}
+
+/// Where the application is: shared by every subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AppArgs {
+    /// The Procfile to read [default: ./Procfile, or DIR/Procfile with --root].
+    #[arg(short = 'f', long = "procfile", value_name = "PATH")]
+    pub procfile: Option<PathBuf>,
+
+    /// The application's root directory, where commands run [default: the Procfile's directory].
+    #[arg(short = 'd', long = "root", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    /// Env files to read instead of ROOT/.env (repeatable, or comma-separated).
+    #[arg(short = 'e', long = "env", value_name = "FILE", value_delimiter = ',')]
+    pub env: Vec<PathBuf>,
+
+    /// Base port [default: PORT from the env files, else $PORT, else 5000].
+    #[arg(short = 'p', long = "port", value_name = "N")]
+    pub port: Option<String>,
+
+    /// Port distance between process types.
+    #[arg(long = "port-step", value_name = "N", default_value_t = 100)]
+    pub port_step: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// How many of each type: `web=2,worker=3`; `all=N` sets the default for the others.
+    #[arg(short = 'm', long = "formation", value_name = "SPEC")]
+    pub formation: Option<String>,
+
+    /// Process types to run, as NAME or NAME=COUNT (only these run).
+    #[arg(value_name = "NAME[=COUNT]")]
+    pub processes: Vec<String>,
+
+    /// Seconds to wait after SIGTERM before SIGKILL at shutdown [default: pm.toml's, else 5].
+    #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+
+    /// When to color the output.
+    #[arg(long = "color", value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Never color the output (same as --color never).
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+
+    /// Do not print the time in front of each line.
+    #[arg(long = "no-timestamp")]
+    pub no_timestamp: bool,
+
+    /// Restarts in a row before pm gives up on an instance [default: unlimited].
+    #[arg(long = "max-restarts", value_name = "N")]
+    pub max_restarts: Option<u32>,
+
+    /// Do not run the `release` process type before the others.
+    #[arg(long = "no-release")]
+    pub no_release: bool,
+
+    /// Run every process on a pseudo-terminal instead of pipes.
+    #[arg(long = "pty")]
+    pub pty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// A process type name, or a command (one argument runs through /bin/sh -c).
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// How many of each type, as for `pm start` (checked and shown).
+    #[arg(short = 'm', long = "formation", value_name = "SPEC")]
+    pub formation: Option<String>,
+
+    /// Process types, as NAME or NAME=COUNT, as for `pm start`.
+    #[arg(value_name = "NAME[=COUNT]")]
+    pub processes: Vec<String>,
+}

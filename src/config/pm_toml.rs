@@ -1,0 +1,676 @@
+//! `pm.toml`: the settings a Procfile cannot hold. Pure: text in, typed
+//! settings or located errors out.
+//!
+//! Deserialization (serde + the `toml` crate with `deny_unknown_fields`)
+//! catches unknown keys and wrong types, with the line from the error span.
+//! Validation then checks what types cannot: signal names, one readiness
+//! probe per check, positive durations, process names the Procfile defines,
+//! dependency cycles.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+use crate::process::parse_signal;
+use crate::supervisor::policy::Restart;
+
+/// The file name pm looks for next to the Procfile.
+pub const FILE_NAME: &str = "pm.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    process: BTreeMap<String, Spanned<RawProcess>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    formation: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    timeout: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawRestart {
+    OnFailure,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawProxy {
+    Port(i64),
+    Address(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProcess {
+    restart: Option<RawRestart>,
+    max_restarts: Option<Spanned<i64>>,
+    stop_signal: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<f64>>,
+    pty: Option<bool>,
+    depends_on: Option<Spanned<Vec<Spanned<String>>>>,
+    proxy: Option<Spanned<RawProxy>>,
+    ready: Option<Spanned<RawCheck>>,
+    live: Option<Spanned<RawCheck>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    tcp: Option<bool>,
+    http: Option<String>,
+    exec: Option<String>,
+    interval: Option<Spanned<f64>>,
+    timeout: Option<Spanned<f64>>,
+    failures: Option<Spanned<i64>>,
+    successes: Option<Spanned<i64>>,
+}
+
+/// The validated contents of pm.toml.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub defaults: Defaults,
+    /// Per process type, by name.
+    pub process: BTreeMap<String, ProcessSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults {
+    pub formation: Option<String>,
+    pub port: Option<u16>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessSettings {
+    pub restart: Option<Restart>,
+    pub max_restarts: Option<u32>,
+    pub stop_signal: Option<Signal>,
+    pub stop_timeout: Option<Duration>,
+    pub pty: Option<bool>,
+    pub depends_on: Vec<String>,
+    pub proxy: Option<Proxy>,
+    pub ready: Option<Check>,
+    pub live: Option<Check>,
+}
+
+/// Where the load balancer of a type listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub host: String,
+    pub port: u16,
+}
+
+/// What a health check probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Connect to 127.0.0.1:$PORT.
+    Tcp,
+    /// GET this path on 127.0.0.1:$PORT; 2xx and 3xx pass.
+    Http(String),
+    /// Run this command; exit 0 passes.
+    Exec(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failures: u32,
+    pub successes: u32,
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    file: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, offset: usize, message: String) {
+        self.errors.push(ConfigError::new(
+            self.file,
+            Some(line_of(self.text, offset)),
+            message,
+        ));
+    }
+
+    fn seconds(&mut self, value: &Spanned<f64>, what: &str) -> Option<Duration> {
+        let v = *value.get_ref();
+        if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+            Some(Duration::from_secs_f64(v))
+        } else {
+            self.err(
+                value.span().start,
+                format!("{what} must be a number of seconds between 0 and 86400, found {v}"),
+            );
+            None
+        }
+    }
+
+    fn count(&mut self, value: &Spanned<i64>, what: &str, min: i64) -> Option<u32> {
+        let v = *value.get_ref();
+        if v >= min && v <= i64::from(u32::MAX) {
+            u32::try_from(v).ok()
+        } else {
+            self.err(
+                value.span().start,
+                format!("{what} must be a whole number of at least {min}, found {v}"),
+            );
+            None
+        }
+    }
+}
+
+/// Parses and validates pm.toml against the Procfile's process type names.
+pub fn parse(text: &str, file: &str, types: &[&str]) -> Result<Settings, Vec<ConfigError>> {
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let message = e.message().trim().replace('\n', " ");
+            return Err(vec![ConfigError::new(file, line, message)]);
+        }
+    };
+    let mut ctx = Ctx {
+        text,
+        file,
+        errors: Vec::new(),
+    };
+    let mut settings = Settings::default();
+
+    if let Some(f) = &raw.defaults.formation {
+        settings.defaults.formation = Some(f.get_ref().clone());
+    }
+    if let Some(p) = &raw.defaults.port {
+        match u16::try_from(*p.get_ref()) {
+            Ok(port) if port > 0 => settings.defaults.port = Some(port),
+            _ => ctx.err(
+                p.span().start,
+                format!("port must be between 1 and 65535, found {}", p.get_ref()),
+            ),
+        }
+    }
+    if let Some(t) = &raw.defaults.timeout {
+        settings.defaults.timeout = ctx.seconds(t, "timeout");
+    }
+
+    for (name, spanned) in &raw.process {
+        let at = spanned.span().start;
+        if !types.contains(&name.as_str()) {
+            ctx.err(
+                header_offset(text, name).unwrap_or(at),
+                format!("process type \"{name}\" is not defined in the Procfile"),
+            );
+            continue;
+        }
+        let raw = spanned.get_ref();
+        let mut out = ProcessSettings {
+            restart: raw.restart.as_ref().map(|r| match r {
+                RawRestart::OnFailure => Restart::OnFailure,
+                RawRestart::Always => Restart::Always,
+                RawRestart::Never => Restart::Never,
+            }),
+            pty: raw.pty,
+            ..ProcessSettings::default()
+        };
+        if let Some(m) = &raw.max_restarts {
+            out.max_restarts = ctx.count(m, "max_restarts", 0);
+        }
+        if let Some(s) = &raw.stop_signal {
+            match parse_signal(s.get_ref()) {
+                Some(sig) => out.stop_signal = Some(sig),
+                None => ctx.err(
+                    s.span().start,
+                    format!("unknown signal \"{}\" for stop_signal", s.get_ref()),
+                ),
+            }
+        }
+        if let Some(t) = &raw.stop_timeout {
+            out.stop_timeout = ctx.seconds(t, "stop_timeout");
+        }
+        if let Some(deps) = &raw.depends_on {
+            for dep in deps.get_ref() {
+                let d = dep.get_ref();
+                if d == name {
+                    ctx.err(
+                        dep.span().start,
+                        format!("process type \"{name}\" depends on itself"),
+                    );
+                } else if !types.contains(&d.as_str()) {
+                    ctx.err(
+                        dep.span().start,
+                        format!("depends_on names \"{d}\", which is not defined in the Procfile"),
+                    );
+                } else {
+                    out.depends_on.push(d.clone());
+                }
+            }
+        }
+        if let Some(p) = &raw.proxy {
+            out.proxy = proxy(&mut ctx, p);
+        }
+        if let Some(c) = &raw.ready {
+            out.ready = check(&mut ctx, c, "ready");
+        }
+        if let Some(c) = &raw.live {
+            out.live = check(&mut ctx, c, "live");
+        }
+        settings.process.insert(name.clone(), out);
+    }
+
+    if let Some(cycle) = find_cycle(&settings) {
+        let first = &cycle[0];
+        let at = header_offset(text, first).unwrap_or(0);
+        ctx.err(
+            at,
+            format!("depends_on forms a cycle: {}", cycle.join(" -> ")),
+        );
+    }
+
+    if ctx.errors.is_empty() {
+        Ok(settings)
+    } else {
+        ctx.errors.sort_by_key(|e| e.line);
+        Err(ctx.errors)
+    }
+}
+
+fn proxy(ctx: &mut Ctx<'_>, p: &Spanned<RawProxy>) -> Option<Proxy> {
+    let at = p.span().start;
+    match p.get_ref() {
+        RawProxy::Port(n) => match u16::try_from(*n) {
+            Ok(port) if port > 0 => Some(Proxy {
+                host: "127.0.0.1".into(),
+                port,
+            }),
+            _ => {
+                ctx.err(
+                    at,
+                    format!("proxy port must be between 1 and 65535, found {n}"),
+                );
+                None
+            }
+        },
+        RawProxy::Address(s) => {
+            let parsed = s.rsplit_once(':').and_then(|(host, port)| {
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+                (!host.is_empty()).then(|| Proxy {
+                    host: host.to_string(),
+                    port,
+                })
+            });
+            if parsed.is_none() {
+                ctx.err(
+                    at,
+                    format!("proxy must be a port or \"HOST:PORT\", found \"{s}\""),
+                );
+            }
+            parsed
+        }
+    }
+}
+
+fn check(ctx: &mut Ctx<'_>, c: &Spanned<RawCheck>, what: &str) -> Option<Check> {
+    let at = c.span().start;
+    let raw = c.get_ref();
+    let mut probes = Vec::new();
+    if raw.tcp == Some(true) {
+        probes.push(Probe::Tcp);
+    }
+    if let Some(path) = &raw.http {
+        if path.starts_with('/') {
+            probes.push(Probe::Http(path.clone()));
+        } else {
+            ctx.err(
+                at,
+                format!("{what}.http must be a path starting with \"/\", found \"{path}\""),
+            );
+            return None;
+        }
+    }
+    if let Some(cmd) = &raw.exec {
+        if cmd.trim().is_empty() {
+            ctx.err(
+                at,
+                format!("{what}.exec must be a command, found an empty string"),
+            );
+            return None;
+        }
+        probes.push(Probe::Exec(cmd.clone()));
+    }
+    if probes.len() != 1 {
+        ctx.err(
+            at,
+            format!(
+                "[{what}] needs exactly one of tcp = true, http = \"/path\" or exec = \"command\", found {}",
+                probes.len()
+            ),
+        );
+        return None;
+    }
+    let positive = |ctx: &mut Ctx<'_>, v: &Option<Spanned<f64>>, key: &str, default: f64| match v {
+        None => Some(Duration::from_secs_f64(default)),
+        Some(s) if *s.get_ref() > 0.0 => ctx.seconds(s, &format!("{what}.{key}")),
+        Some(s) => {
+            ctx.err(
+                s.span().start,
+                format!(
+                    "{what}.{key} must be more than 0 seconds, found {}",
+                    s.get_ref()
+                ),
+            );
+            None
+        }
+    };
+    let interval = positive(ctx, &raw.interval, "interval", 1.0)?;
+    let timeout = positive(ctx, &raw.timeout, "timeout", 1.0)?;
+    let failures = match &raw.failures {
+        Some(f) => ctx.count(f, &format!("{what}.failures"), 1)?,
+        None => 3,
+    };
+    let successes = match &raw.successes {
+        Some(s) => ctx.count(s, &format!("{what}.successes"), 1)?,
+        None => 1,
+    };
+    Some(Check {
+        probe: probes.remove(0),
+        interval,
+        timeout,
+        failures,
+        successes,
+    })
+}
+
+/// Where `[process.NAME]` (or `[process.NAME.ready]`...) is written.
+fn header_offset(text: &str, name: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        let t = t.strip_prefix('[').map(str::trim_start).unwrap_or("");
+        if let Some(rest) = t.strip_prefix("process.") {
+            let rest = rest.trim_start();
+            let unquoted = rest.trim_start_matches(['"', '\'']);
+            if let Some(after) = unquoted.strip_prefix(name)
+                && after
+                    .trim_start_matches(['"', '\''])
+                    .starts_with([']', '.', ' '])
+            {
+                return Some(offset);
+            }
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// A dependency cycle, as the names along it (first repeated at the end).
+fn find_cycle(settings: &Settings) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        name: &str,
+        settings: &Settings,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        match marks.get(name).copied().unwrap_or(Mark::New) {
+            Mark::Done => return None,
+            Mark::Active => {
+                let start = stack.iter().position(|n| n == name).unwrap_or(0);
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(name.to_string());
+                return Some(cycle);
+            }
+            Mark::New => {}
+        }
+        marks.insert(name.to_string(), Mark::Active);
+        stack.push(name.to_string());
+        if let Some(p) = settings.process.get(name) {
+            for dep in &p.depends_on {
+                if let Some(cycle) = visit(dep, settings, marks, stack) {
+                    return Some(cycle);
+                }
+            }
+        }
+        stack.pop();
+        marks.insert(name.to_string(), Mark::Done);
+        None
+    }
+    let mut marks = BTreeMap::new();
+    for name in settings.process.keys() {
+        let mut stack = Vec::new();
+        if let Some(cycle) = visit(name, settings, &mut marks, &mut stack) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TYPES: &[&str] = &["web", "worker", "db", "release"];
+
+    fn ok(text: &str) -> Settings {
+        parse(text, "pm.toml", TYPES).unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn errs(text: &str) -> Vec<String> {
+        parse(text, "pm.toml", TYPES)
+            .expect_err("should fail")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(ok(""), Settings::default());
+    }
+
+    #[test]
+    fn full_schema() {
+        let s = ok(r#"
+[defaults]
+formation = "web=2,worker=1"
+port = 6000
+timeout = 2.5
+
+[process.web]
+restart = "always"
+max_restarts = 10
+stop_signal = "INT"
+stop_timeout = 10
+pty = true
+depends_on = ["db"]
+proxy = 8080
+
+[process.web.ready]
+http = "/healthz"
+interval = 0.5
+timeout = 2
+failures = 2
+successes = 3
+
+[process.web.live]
+tcp = true
+
+[process.worker]
+restart = "never"
+proxy = "0.0.0.0:9000"
+
+[process.db.ready]
+exec = "pg_isready"
+"#);
+        assert_eq!(s.defaults.formation.as_deref(), Some("web=2,worker=1"));
+        assert_eq!(s.defaults.port, Some(6000));
+        assert_eq!(s.defaults.timeout, Some(Duration::from_millis(2500)));
+        let web = &s.process["web"];
+        assert_eq!(web.restart, Some(Restart::Always));
+        assert_eq!(web.max_restarts, Some(10));
+        assert_eq!(web.stop_signal, Some(Signal::SIGINT));
+        assert_eq!(web.stop_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(web.pty, Some(true));
+        assert_eq!(web.depends_on, vec!["db".to_string()]);
+        assert_eq!(
+            web.proxy,
+            Some(Proxy {
+                host: "127.0.0.1".into(),
+                port: 8080
+            })
+        );
+        let ready = web.ready.as_ref().unwrap();
+        assert_eq!(ready.probe, Probe::Http("/healthz".into()));
+        assert_eq!(ready.interval, Duration::from_millis(500));
+        assert_eq!(ready.timeout, Duration::from_secs(2));
+        assert_eq!((ready.failures, ready.successes), (2, 3));
+        let live = web.live.as_ref().unwrap();
+        assert_eq!(live.probe, Probe::Tcp);
+        assert_eq!(live.interval, Duration::from_secs(1));
+        assert_eq!((live.failures, live.successes), (3, 1));
+        assert_eq!(s.process["worker"].restart, Some(Restart::Never));
+        assert_eq!(
+            s.process["worker"].proxy,
+            Some(Proxy {
+                host: "0.0.0.0".into(),
+                port: 9000
+            })
+        );
+        assert_eq!(
+            s.process["db"].ready.as_ref().unwrap().probe,
+            Probe::Exec("pg_isready".into())
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_line() {
+        let e = errs("[defaults]\nport = 5000\nportt = 1\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("pm.toml:3: unknown field `portt`"),
+            "{e:?}"
+        );
+
+        let e = errs("[process.web]\nrestart = \"sometimes\"\n");
+        assert!(e[0].starts_with("pm.toml:2: "), "{e:?}");
+        assert!(e[0].contains("sometimes"), "{e:?}");
+
+        let e = errs("[process.web]\npty = \"yes\"\n");
+        assert!(e[0].starts_with("pm.toml:2: "), "{e:?}");
+
+        let e = errs("[unknown]\n");
+        assert!(
+            e[0].starts_with("pm.toml:1: unknown field `unknown`"),
+            "{e:?}"
+        );
+
+        let e = errs("this is = not toml =\n");
+        assert!(e[0].starts_with("pm.toml:1: "), "{e:?}");
+    }
+
+    #[test]
+    fn process_not_in_procfile() {
+        let e = errs("[process.web]\npty = true\n\n[process.wbe]\npty = true\n");
+        assert_eq!(
+            e,
+            ["pm.toml:4: process type \"wbe\" is not defined in the Procfile"]
+        );
+        let e = errs("[process.wbe.ready]\ntcp = true\n");
+        assert_eq!(
+            e,
+            ["pm.toml:1: process type \"wbe\" is not defined in the Procfile"]
+        );
+    }
+
+    #[test]
+    fn value_errors_are_all_reported() {
+        let e = errs(
+            "[defaults]\nport = 70000\ntimeout = -1\n[process.web]\nstop_signal = \"TERMINATE\"\nmax_restarts = -2\ndepends_on = [\"nope\"]\nproxy = \"nohost\"\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "pm.toml:2: port must be between 1 and 65535, found 70000",
+                "pm.toml:3: timeout must be a number of seconds between 0 and 86400, found -1",
+                "pm.toml:5: unknown signal \"TERMINATE\" for stop_signal",
+                "pm.toml:6: max_restarts must be a whole number of at least 0, found -2",
+                "pm.toml:7: depends_on names \"nope\", which is not defined in the Procfile",
+                "pm.toml:8: proxy must be a port or \"HOST:PORT\", found \"nohost\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn checks_need_exactly_one_probe() {
+        let e = errs("[process.web.ready]\ninterval = 1\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("exactly one of"), "{e:?}");
+        let e = errs("[process.web.ready]\ntcp = true\nexec = \"true\"\n");
+        assert!(e[0].contains("found 2"), "{e:?}");
+        let e = errs("[process.web.ready]\nhttp = \"healthz\"\n");
+        assert!(e[0].contains("starting with \"/\""), "{e:?}");
+        let e = errs("[process.web.ready]\ntcp = true\ninterval = 0\n");
+        assert_eq!(
+            e,
+            ["pm.toml:3: ready.interval must be more than 0 seconds, found 0"]
+        );
+    }
+
+    #[test]
+    fn dependency_cycles() {
+        let e = errs(
+            "[process.web]\ndepends_on = [\"worker\"]\n[process.worker]\ndepends_on = [\"db\"]\n[process.db]\ndepends_on = [\"web\"]\n",
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("cycle: db -> web -> worker -> db"), "{e:?}");
+        let e = errs("[process.web]\ndepends_on = [\"web\"]\n");
+        assert_eq!(e, ["pm.toml:2: process type \"web\" depends on itself"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC*") {
+            let _ = parse(&text, "pm.toml", TYPES);
+        }
+
+        #[test]
+        fn never_panics_on_near_valid(
+            key in "(restart|max_restarts|stop_signal|stop_timeout|pty|depends_on|proxy|bogus)",
+            value in "(\"[a-z:0-9.]{0,8}\"|-?[0-9]{1,6}|true|\\[\"(web|db|x)\"\\]|[0-9]\\.[0-9])",
+        ) {
+            let text = format!("[process.web]\n{key} = {value}\n");
+            let _ = parse(&text, "pm.toml", TYPES);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! pm: a Procfile-driven process manager.
+//!
+//! Inputs (Procfile, env files, formation, flags) are parsed by pure functions
+//! in [`config`] into one [`plan::Plan`], which every subcommand reads: the
+//! supervisor ([`supervisor`] decides, [`runtime`] acts through [`process`]),
+//! `pm check` and `pm run`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod output;
+pub mod plan;
+pub mod process;
+pub mod runtime;
+pub mod signals;
+pub mod supervisor;

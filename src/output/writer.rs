@@ -1,0 +1,602 @@
+//! The single writer of pm's stdout: a dedicated OS thread fed by a queue of
+//! formatted buffers.
+//!
+//! Why a thread: pm's runtime has one thread, and a stalled stdout (a paused
+//! terminal, a full pipe to `less`) must never stop it from answering a signal.
+//! Why a byte budget: a stalled stdout must slow the children down (their
+//! pipes fill and they block) rather than make pm buffer without bound.
+//!
+//! The queue is one FIFO for everything, so bytes appear in the order their
+//! sends completed, whoever sent them. Relays use [`OutputTx::send`], which
+//! waits for room in the budget; the supervisor uses [`OutputTx::send_now`],
+//! which never waits and goes into the same FIFO (its lines are few and
+//! small, so leaving them out of the budget cannot grow memory meaningfully).
+
+use std::io::{self, IoSlice, Write};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::sink::IOV_MAX;
+
+/// The bytes queued or being written before [`OutputTx::send`] waits: enough
+/// for a dozen 64 KiB reads in flight, little next to pm's memory target.
+pub const DEFAULT_BUDGET: usize = 1 << 20;
+
+/// Written buffers kept for reuse, and the largest capacity kept. Reusing
+/// them spares a fresh allocation (and its page faults) per chunk relayed,
+/// which costs more than the framing itself; the bound keeps an idle pm small
+/// after a burst of output.
+const POOL_LEN: usize = 4;
+const POOL_CAPACITY: usize = 256 * 1024;
+
+/// After this long without output the pool is emptied, so an idle pm holds
+/// no output buffer. (The writer only wakes for it while the pool holds
+/// something: an idle pm does not wake every second.)
+const IDLE: Duration = Duration::from_secs(1);
+
+/// What senders and the writer thread share.
+struct Shared {
+    /// Bytes that may still be queued before `send` waits.
+    budget: Semaphore,
+    /// Emptied buffers, handed out by [`OutputTx::buffer`]. Locked once per
+    /// chunk by a sender and once per batch by the writer: uncontended in
+    /// practice.
+    pool: Mutex<Vec<Vec<u8>>>,
+}
+
+struct Item {
+    bytes: Vec<u8>,
+    /// Budget taken by this item, given back once it is written.
+    permits: u32,
+}
+
+/// A handle to queue formatted output; cheap to clone. The writer thread ends
+/// once every handle is dropped.
+#[derive(Clone)]
+pub struct OutputTx {
+    queue: Sender<Item>,
+    shared: Arc<Shared>,
+    /// The budget's total, the most one item may take.
+    total: u32,
+}
+
+impl std::fmt::Debug for OutputTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputTx")
+            .field("available", &self.shared.budget.available_permits())
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+impl OutputTx {
+    /// An empty buffer to format into, reusing one already written when
+    /// there is one. Any `Vec` may be sent; this one is just cheaper.
+    pub fn buffer(&self) -> Vec<u8> {
+        self.shared
+            .pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default()
+    }
+
+    /// Queues `bytes` (whole lines), waiting while the budget is used up,
+    /// that is while stdout does not keep up.
+    ///
+    /// Sends that complete in order are written in order. If the writer is
+    /// gone the bytes are dropped: there is nowhere left to write them.
+    /// Cancel-safe: a send dropped while waiting queues nothing.
+    pub async fn send(&self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        // A buffer larger than the whole budget takes all of it: it then
+        // waits for the queue to empty, and memory stays bounded by the
+        // budget plus that one buffer.
+        let permits = u32::try_from(bytes.len()).map_or(self.total, |n| n.min(self.total));
+        match self.shared.budget.acquire_many(permits).await {
+            // The writer gives the permits back after writing the bytes.
+            Ok(permit) => permit.forget(),
+            // Closed: the writer thread is gone.
+            Err(_) => return,
+        }
+        // Fails only when the writer thread is gone; the bytes go with it.
+        let _ = self.queue.send(Item { bytes, permits });
+    }
+
+    /// Queues `bytes` at once, never waiting: for the supervisor's own
+    /// `system` lines, which must not stall pm's loop. It bypasses the
+    /// budget, so it is for small, infrequent output only.
+    pub fn send_now(&self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let _ = self.queue.send(Item { bytes, permits: 0 });
+    }
+}
+
+/// The writer thread's handle.
+#[derive(Debug)]
+pub struct Writer {
+    thread: JoinHandle<()>,
+}
+
+impl Writer {
+    /// Waits until every [`OutputTx`] is dropped and everything queued is
+    /// written and flushed.
+    ///
+    /// Call it after the runtime (and every task holding a sender) is gone:
+    /// a sender still alive makes this wait forever.
+    pub fn finish(self) {
+        // A panic in the writer thread has nothing left to report here: the
+        // output is lost either way.
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the writer thread on `sink` with the default budget.
+///
+/// On the first write error (a broken pipe above all: the reader left),
+/// `on_write_error` is called once; from then on output is read and
+/// discarded, so senders never block, and nothing is printed about it.
+pub fn spawn_writer<W: Write + Send + 'static>(
+    sink: W,
+    on_write_error: Box<dyn FnOnce() + Send>,
+) -> io::Result<(OutputTx, Writer)> {
+    spawn_with_budget(sink, on_write_error, DEFAULT_BUDGET)
+}
+
+pub(super) fn spawn_with_budget<W: Write + Send + 'static>(
+    sink: W,
+    on_write_error: Box<dyn FnOnce() + Send>,
+    budget: usize,
+) -> io::Result<(OutputTx, Writer)> {
+    let total = u32::try_from(budget).unwrap_or(u32::MAX).max(1);
+    let shared = Arc::new(Shared {
+        budget: Semaphore::new(total as usize),
+        pool: Mutex::new(Vec::new()),
+    });
+    let (queue, items) = mpsc::channel();
+    let closer = CloseOnExit(Arc::clone(&shared));
+    let thread = std::thread::Builder::new()
+        .name("pm-output".into())
+        // Its buffers live on the heap; a small stack keeps the thread cheap.
+        .stack_size(256 * 1024)
+        .spawn(move || run(sink, items, closer, on_write_error))?;
+    Ok((
+        OutputTx {
+            queue,
+            shared,
+            total,
+        },
+        Writer { thread },
+    ))
+}
+
+/// Closes the budget when the writer thread ends, however it ends, so that a
+/// sender waiting for room is released (and drops its bytes) instead of
+/// waiting forever.
+struct CloseOnExit(Arc<Shared>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.budget.close();
+    }
+}
+
+fn run<W: Write>(
+    mut sink: W,
+    items: Receiver<Item>,
+    shared: CloseOnExit,
+    on_write_error: Box<dyn FnOnce() + Send>,
+) {
+    let mut on_write_error = Some(on_write_error);
+    let mut failed = false;
+    let mut batch: Vec<Item> = Vec::new();
+    let mut pooled = false;
+    loop {
+        let next = if pooled {
+            items.recv_timeout(IDLE)
+        } else {
+            items.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let first = match next {
+            Ok(item) => item,
+            Err(RecvTimeoutError::Timeout) => {
+                drain_pool(&shared.0);
+                pooled = false;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        batch.push(first);
+        // Take whatever else is queued already, never waiting for more: what
+        // is here is written now, in as few calls as possible.
+        while batch.len() < IOV_MAX {
+            match items.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        if !failed
+            && write_batch(&mut sink, &batch)
+                .and_then(|()| sink.flush())
+                .is_err()
+        {
+            failed = true;
+            if let Some(callback) = on_write_error.take() {
+                callback();
+            }
+        }
+        let written: usize = batch.iter().map(|item| item.permits as usize).sum();
+        pooled |= recycle(&shared.0, &mut batch);
+        shared.0.budget.add_permits(written);
+    }
+}
+
+fn drain_pool(shared: &Shared) {
+    let idle = shared
+        .pool
+        .lock()
+        .map(|mut pool| std::mem::take(&mut *pool))
+        .unwrap_or_default();
+    // Freed here, outside the lock.
+    drop(idle);
+}
+
+/// Empties `batch`, keeping some of its buffers for reuse; says whether the
+/// pool holds any.
+fn recycle(shared: &Shared, batch: &mut Vec<Item>) -> bool {
+    let mut pooled = false;
+    if let Ok(mut pool) = shared.pool.lock() {
+        for item in batch.iter_mut().rev() {
+            if pool.len() >= POOL_LEN {
+                break;
+            }
+            if item.bytes.capacity() <= POOL_CAPACITY {
+                let mut bytes = std::mem::take(&mut item.bytes);
+                bytes.clear();
+                pool.push(bytes);
+            }
+        }
+        pooled = !pool.is_empty();
+    }
+    // The rest are freed here, outside the lock.
+    batch.clear();
+    pooled
+}
+
+/// Writes every item of `batch` completely, with vectored writes.
+fn write_batch<W: Write>(sink: &mut W, batch: &[Item]) -> io::Result<()> {
+    if let [item] = batch {
+        return sink.write_all(&item.bytes);
+    }
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|item| IoSlice::new(&item.bytes)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let count = rest.len().min(IOV_MAX);
+        let offered: usize = rest[..count].iter().map(|slice| slice.len()).sum();
+        match sink.write_vectored(&rest[..count]) {
+            Ok(0) if offered > 0 => return Err(io::ErrorKind::WriteZero.into()),
+            // A sink claiming more than it was given is broken; treat it as
+            // a failed write rather than trusting the count.
+            Ok(written) if written > offered => return Err(io::ErrorKind::InvalidData.into()),
+            Ok(written) => IoSlice::advance_slices(&mut rest, written),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// A sink whose bytes the test can read afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            // Short writes, to exercise the vectored-write loop.
+            let n = buf.len().min(100);
+            self.0.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn nothing() -> Box<dyn FnOnce() + Send> {
+        Box::new(|| {})
+    }
+
+    #[tokio::test]
+    async fn many_senders_in_order_lose_nothing() {
+        let sink = Shared::default();
+        let (tx, writer) = spawn_with_budget(sink.clone(), nothing(), 4096).unwrap();
+        let local = tokio::task::LocalSet::new();
+        for task in 0..8 {
+            let tx = tx.clone();
+            local.spawn_local(async move {
+                for line in 0..500 {
+                    let mut buf = format!("t{task} {line}\n").into_bytes();
+                    if line % 7 == 0 {
+                        // Several lines in one buffer, too.
+                        buf.extend_from_slice(format!("t{task} {line}b\n").as_bytes());
+                    }
+                    tx.send(buf).await;
+                    if line % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+        }
+        local.await;
+        tx.send_now(b"system done\n".to_vec());
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.last(), Some(&"system done"));
+        for task in 0..8 {
+            let mine: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.starts_with(&format!("t{task} ")))
+                .collect();
+            let mut expected = Vec::new();
+            for line in 0..500 {
+                expected.push(format!("t{task} {line}"));
+                if line % 7 == 0 {
+                    expected.push(format!("t{task} {line}b"));
+                }
+            }
+            assert_eq!(mine, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn send_now_is_ordered_after_earlier_sends() {
+        let sink = Shared::default();
+        let (tx, writer) = spawn_with_budget(sink.clone(), nothing(), 64).unwrap();
+        for i in 0..100 {
+            tx.send(format!("web.1 | {i}\n").into_bytes()).await;
+        }
+        tx.send_now(b"system | web.1 exited\n".to_vec());
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            out.ends_with("web.1 | 99\nsystem | web.1 exited\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 101);
+    }
+
+    /// Fails every write as a closed pipe does.
+    struct Broken(Arc<AtomicUsize>);
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_broken_pipe_calls_back_once_and_never_blocks() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let writes = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        let (tx, writer) = spawn_with_budget(
+            Broken(Arc::clone(&writes)),
+            Box::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+            1024,
+        )
+        .unwrap();
+        // Far more than the budget: senders must keep going.
+        let sending = async {
+            for _ in 0..2000 {
+                tx.send(vec![b'x'; 500]).await;
+                tx.send_now(b"system | x\n".to_vec());
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("senders blocked on a broken pipe");
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            1,
+            "no write after the failure"
+        );
+    }
+
+    /// Blocks every write until the test lets it through.
+    struct Stalled {
+        gate: std::sync::mpsc::Receiver<()>,
+        written: Arc<AtomicUsize>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            // Once the gate's sender is dropped, writes flow freely.
+            let _ = self.gate.recv();
+            self.written.fetch_add(buf.len(), Ordering::SeqCst);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_sink_makes_send_wait_within_the_budget() {
+        const BUDGET: usize = 10_000;
+        const CHUNK: usize = 1000;
+        let (gate, gate_rx) = std::sync::mpsc::channel();
+        let written = Arc::new(AtomicUsize::new(0));
+        let sink = Stalled {
+            gate: gate_rx,
+            written: Arc::clone(&written),
+        };
+        let (tx, writer) = spawn_with_budget(sink, nothing(), BUDGET).unwrap();
+        let mut accepted = 0;
+        loop {
+            let send = tx.send(vec![b'x'; CHUNK]);
+            match tokio::time::timeout(Duration::from_millis(200), send).await {
+                Ok(()) => accepted += CHUNK,
+                Err(_) => break,
+            }
+            assert!(
+                accepted <= BUDGET,
+                "send never waited: {accepted} bytes queued"
+            );
+        }
+        // Everything queued or in the stalled write fits in the budget.
+        assert_eq!(accepted, BUDGET);
+        assert_eq!(written.load(Ordering::SeqCst), 0);
+        // Releasing the sink lets the senders go on.
+        drop(gate);
+        tokio::time::timeout(Duration::from_secs(10), tx.send(vec![b'y'; CHUNK]))
+            .await
+            .expect("send still blocked after the sink resumed");
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        assert_eq!(written.load(Ordering::SeqCst), BUDGET + CHUNK);
+    }
+
+    #[tokio::test]
+    async fn a_buffer_larger_than_the_budget_still_goes_through() {
+        let sink = Shared::default();
+        let (tx, writer) = spawn_with_budget(sink.clone(), nothing(), 100).unwrap();
+        tx.send(vec![b'z'; 10_000]).await;
+        tx.send(b"\n".to_vec()).await;
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        assert_eq!(sink.0.lock().unwrap().len(), 10_001);
+    }
+
+    #[tokio::test]
+    async fn a_dead_writer_drops_output_without_blocking() {
+        struct Panics;
+        impl Write for Panics {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                panic!("sink panicked (expected by this test)");
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (tx, writer) = spawn_with_budget(Panics, nothing(), 10).unwrap();
+        tx.send(b"first\n".to_vec()).await;
+        let sending = async {
+            for _ in 0..100 {
+                tx.send(b"more\n".to_vec()).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), sending)
+            .await
+            .expect("senders blocked on a dead writer");
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn written_buffers_are_reused_then_released_when_idle() {
+        let sink = Shared::default();
+        let (tx, writer) = spawn_with_budget(sink.clone(), nothing(), 1000).unwrap();
+        assert_eq!(tx.buffer().capacity(), 0, "nothing to reuse yet");
+        let mut buf = tx.buffer();
+        buf.extend_from_slice(&[b'x'; 300]);
+        let capacity = buf.capacity();
+        tx.send(buf).await;
+        // The buffer comes back once written.
+        let reused = loop {
+            let buf = tx.buffer();
+            if buf.capacity() > 0 {
+                break buf;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert!(reused.is_empty());
+        assert_eq!(reused.capacity(), capacity);
+        let mut reused = reused;
+        reused.extend_from_slice(&[b'y'; 300]);
+        tx.send(reused).await;
+        // Pooled once written, then emptied after a second of silence.
+        let pooled = |n: usize| tx.shared.pool.lock().unwrap().len() == n;
+        let deadline = std::time::Instant::now() + IDLE * 5;
+        while !pooled(1) {
+            assert!(std::time::Instant::now() < deadline, "buffer not pooled");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        while !pooled(0) {
+            assert!(std::time::Instant::now() < deadline, "pool kept while idle");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(tx);
+        tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .unwrap();
+        assert_eq!(sink.0.lock().unwrap().len(), 600);
+    }
+
+    #[test]
+    fn the_default_writer_works_on_a_pipe() {
+        use std::io::Read;
+        let (mut reader, pipe) = std::io::pipe().unwrap();
+        let (tx, writer) = spawn_writer(pipe, nothing()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let reading = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            all
+        });
+        runtime.block_on(async {
+            for i in 0..10_000 {
+                tx.send(format!("line {i}\n").into_bytes()).await;
+            }
+        });
+        drop(tx);
+        writer.finish();
+        let all = reading.join().unwrap();
+        let text = String::from_utf8(all).unwrap();
+        assert_eq!(text.lines().count(), 10_000);
+        assert!(text.ends_with("line 9999\n"));
+    }
+}

@@ -1,0 +1,170 @@
+//! The guardian: a tiny process that outlives a SIGKILLed pm just long enough
+//! to kill the process groups pm started.
+//!
+//! PR_SET_PDEATHSIG reaches pm's direct children only; the shell's background
+//! jobs and other grandchildren would survive a `kill -9` of pm. So before it
+//! creates any thread, pm forks the guardian, which holds the read end of a
+//! pipe. pm writes `+pgid` when it starts a group and `-pgid` once the group is
+//! empty. When the pipe reaches end-of-file — pm exited, however it exited —
+//! the guardian SIGKILLs every group still listed and exits. On a clean exit pm
+//! has already emptied every group, so the guardian has nothing left to do.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::unistd::{ForkResult, fork};
+
+/// pm's side of the guardian.
+#[derive(Debug)]
+pub struct Guardian {
+    pid: i32,
+    pipe: Option<std::fs::File>,
+}
+
+impl Guardian {
+    /// Forks the guardian. Must be called while pm has a single thread.
+    pub fn start() -> io::Result<Guardian> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        // SAFETY: pm is single-threaded here (no runtime, no writer thread
+        // yet), so the child may run arbitrary code after fork.
+        match unsafe { fork() }.map_err(io::Error::from)? {
+            ForkResult::Child => {
+                drop(write);
+                guard(read)
+            }
+            ForkResult::Parent { child } => {
+                drop(read);
+                Ok(Guardian {
+                    pid: child.as_raw(),
+                    pipe: Some(std::fs::File::from(write)),
+                })
+            }
+        }
+    }
+
+    /// The guardian's pid, so the reaper can recognise it.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Records a process group pm started.
+    pub fn watch(&mut self, pgid: i32) {
+        self.send(b'+', pgid);
+    }
+
+    /// Records that a process group is empty, so its id may be reused safely.
+    pub fn forget(&mut self, pgid: i32) {
+        self.send(b'-', pgid);
+    }
+
+    fn send(&mut self, op: u8, pgid: i32) {
+        let mut record = [0u8; 5];
+        record[0] = op;
+        record[1..].copy_from_slice(&pgid.to_le_bytes());
+        if let Some(pipe) = self.pipe.as_mut() {
+            // A failed write means the guardian is gone; pm keeps working
+            // and loses only the SIGKILL safety net, so it is dropped.
+            if pipe.write_all(&record).is_err() {
+                self.pipe = None;
+            }
+        }
+    }
+
+    /// Closes the pipe: the guardian exits after killing what is still listed.
+    pub fn release(mut self) {
+        self.pipe = None;
+    }
+}
+
+/// The guardian's whole life. Never returns.
+fn guard(read: OwnedFd) -> ! {
+    // The guardian must survive whatever is sent to pm's process group (a
+    // terminal's Ctrl-C or hang-up, a `kill -TERM -PGID`) until pm is gone.
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: setting a signal to SIG_IGN installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+    // Leave pm's process group, so a SIGKILL sent to that group spares it.
+    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+    detach_stdio();
+    close_other_fds(read.as_raw_fd());
+
+    let mut groups = BTreeSet::new();
+    let mut buf = [0u8; 4096];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        // SAFETY: reads into a live buffer of the given length.
+        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        pending.extend_from_slice(&buf[..n as usize]);
+        let whole = pending.len() / 5 * 5;
+        for record in pending[..whole].chunks_exact(5) {
+            let pgid = i32::from_le_bytes([record[1], record[2], record[3], record[4]]);
+            if record[0] == b'+' {
+                groups.insert(pgid);
+            } else {
+                groups.remove(&pgid);
+            }
+        }
+        pending.drain(..whole);
+    }
+    for pgid in groups {
+        if pgid > 1 {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+    // SAFETY: _exit ends the process without running pm's atexit handlers or
+    // flushing buffers that belong to pm.
+    unsafe { libc::_exit(0) }
+}
+
+/// Closes every inherited descriptor but stdio and the pipe, so the guardian
+/// keeps nothing of pm's open (a socket, the write end of someone's pipe).
+fn close_other_fds(keep: i32) {
+    for fd in 3..1024 {
+        if fd != keep {
+            // SAFETY: closing a descriptor number this process no longer uses;
+            // nothing else runs in the guardian.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Points stdin, stdout and stderr at /dev/null, so that a reader of pm's
+/// output (`pm start | cat`) is not kept waiting by the guardian.
+fn detach_stdio() {
+    // SAFETY: open/dup2/close on plain integers; failure leaves the fds as
+    // they were, which is harmless.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+}

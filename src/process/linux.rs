@@ -1,0 +1,39 @@
+//! Linux specifics: child subreaper and listing pm's children through /proc.
+
+use std::fs;
+
+pub fn become_subreaper() {
+    // Failure only means orphans go to init instead of pm; pm still works.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+/// Children of every thread of pm, from /proc/self/task/*/children.
+pub fn children() -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let path = task.path().join("children");
+        if let Ok(text) = fs::read_to_string(path) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// PR_SET_PDEATHSIG in the forked child, before exec: the kernel sends SIGKILL
+/// to the child when the thread that forked it dies.
+pub fn set_parent_death_signal() -> std::io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes an integer signal number and
+    // touches no memory; it is async-signal-safe, so it may run between fork
+    // and exec.
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) };
+    if rc == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

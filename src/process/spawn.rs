@@ -1,0 +1,129 @@
+//! Spawning one instance: `/bin/sh -c COMMAND` in its own process group (or,
+//! on a pseudo-terminal, its own session), stdout and stderr on one pipe so
+//! their relative order survives, stdin from /dev/null.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+
+use super::platform;
+
+/// A freshly started child: its pid (which is also its process group id) and
+/// the read end of its output.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    pub output: OwnedFd,
+}
+
+/// What to run and how.
+pub struct SpawnSpec<'a> {
+    pub command: &'a str,
+    pub cwd: &'a Path,
+    /// Variables set on top of pm's own environment, applied in order.
+    pub env: &'a [(String, String)],
+    /// Run on a pseudo-terminal instead of a pipe.
+    pub pty: bool,
+}
+
+/// Starts `spec.command` through `/bin/sh -c`.
+///
+/// Must be called from the thread that stays alive for pm's whole life (the
+/// runtime's main thread): PR_SET_PDEATHSIG fires when the forking *thread* exits.
+pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(spec.command).current_dir(spec.cwd);
+    for (key, value) in spec.env {
+        cmd.env(key, value);
+    }
+    cmd.stdin(Stdio::null());
+
+    let parent = std::process::id() as libc::pid_t;
+    let output = if spec.pty {
+        let pty = nix::pty::openpty(Some(&window_size()), None).map_err(io::Error::from)?;
+        cmd.stdout(Stdio::from(pty.slave.try_clone()?));
+        cmd.stderr(Stdio::from(pty.slave.try_clone()?));
+        cmd.stdin(Stdio::from(pty.slave));
+        // SAFETY: the closure runs between fork and exec and calls only
+        // async-signal-safe functions (setsid, ioctl, prctl, getppid); it
+        // allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setsid() == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Make the pty the controlling terminal so the child sees a
+                // real terminal (job control, colors, line buffering).
+                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                child_setup(parent)
+            });
+        }
+        pty.master
+    } else {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        cmd.stdout(Stdio::from(write.try_clone()?));
+        cmd.stderr(Stdio::from(write));
+        cmd.process_group(0);
+        // SAFETY: as above, only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || child_setup(parent));
+        }
+        read
+    };
+
+    let child = cmd.spawn()?;
+    // Dropping `cmd` closes pm's copies of the write ends, so the reader sees
+    // end-of-file once the child and everything it started have closed theirs.
+    drop(cmd);
+    set_nonblocking_cloexec(&output)?;
+    Ok(Spawned {
+        pid: child.id() as i32,
+        output,
+    })
+}
+
+/// Runs in the child after fork: ties its life to pm's.
+fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+    platform::set_parent_death_signal()?;
+    // pm may have died between fork and prctl; then the death signal would
+    // never come, so stop here instead.
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } != parent {
+        return Err(io::Error::other("pm exited while starting the process"));
+    }
+    Ok(())
+}
+
+fn set_nonblocking_cloexec(fd: &OwnedFd) -> io::Result<()> {
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
+    // A pty master comes without close-on-exec; later children must not
+    // inherit it, or its reader would never see the end.
+    fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
+    Ok(())
+}
+
+/// pm's own terminal size when stdout is a terminal, else 80x24.
+fn window_size() -> nix::pty::Winsize {
+    let mut ws = nix::pty::Winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let mut own = ws;
+    // SAFETY: TIOCGWINSZ writes a `winsize` struct into the pointer we pass,
+    // which points to a live, properly sized value.
+    let rc = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut own as *mut nix::pty::Winsize) };
+    if rc == 0 && own.ws_row > 0 && own.ws_col > 0 {
+        ws = own;
+    }
+    ws
+}

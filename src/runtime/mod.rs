@@ -1,0 +1,360 @@
+//! The runtime: the actor that owns the supervisor and carries out its
+//! actions with real processes.
+//!
+//! One task owns all state. It `select!`s over OS signals (shutdown requests
+//! and SIGCHLD), relay events and the supervisor's next deadline; it never
+//! sleeps, so a second Ctrl-C is answered at once. SIGCHLD leads to
+//! [`process::reap`], the only `waitpid(-1)` in pm.
+
+pub mod relay;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+use crate::error::{Error, Result};
+use crate::output::{Clock, Framer, OutputTx};
+use crate::plan::Plan;
+use crate::process::{self, ExitStatus, Guardian, SpawnSpec};
+use crate::signals::{SignalEvent, Signals};
+use crate::supervisor::{Action, Supervisor};
+use relay::RelayEvent;
+
+/// Messages from other tasks and threads to the runtime.
+#[derive(Debug)]
+pub enum Message {
+    Relay(RelayEvent),
+    /// Nobody reads pm's stdout any more.
+    BrokenPipe,
+}
+
+/// How output is shown: computed once from the flags and the terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputStyle {
+    pub color: bool,
+    pub timestamps: bool,
+    pub width: usize,
+}
+
+/// One run of one instance, from spawn until its exit has been handled.
+struct Run {
+    id: usize,
+    exit: Option<ExitStatus>,
+    output_open: bool,
+    drain: UnboundedSender<()>,
+}
+
+pub struct Runtime {
+    plan: Plan,
+    sup: Supervisor,
+    guardian: Guardian,
+    out: OutputTx,
+    style: OutputStyle,
+    system: Framer,
+    clock: Clock,
+    messages_tx: UnboundedSender<Message>,
+    messages: UnboundedReceiver<Message>,
+    runs: HashMap<i32, Run>,
+    /// Process groups pm started that may still have members.
+    groups: BTreeSet<i32>,
+    /// Relays whose output has not ended yet.
+    open_relays: usize,
+    /// Set once stragglers are being signaled; new orphans get it too.
+    straggler_signal: Option<Signal>,
+    signaled: HashSet<(i32, Signal)>,
+}
+
+impl Runtime {
+    pub fn new(
+        plan: Plan,
+        guardian: Guardian,
+        out: OutputTx,
+        style: OutputStyle,
+        messages_tx: UnboundedSender<Message>,
+        messages: UnboundedReceiver<Message>,
+    ) -> Runtime {
+        let sup = Supervisor::new(&plan);
+        Runtime {
+            plan,
+            sup,
+            guardian,
+            out,
+            style,
+            system: Framer::system(style.width, style.color, style.timestamps),
+            clock: Clock::default(),
+            messages_tx,
+            messages,
+            runs: HashMap::new(),
+            groups: BTreeSet::new(),
+            open_relays: 0,
+            straggler_signal: None,
+            signaled: HashSet::new(),
+        }
+    }
+
+    /// A channel for messages to a runtime that does not exist yet (the
+    /// output writer needs a sender before the runtime is built).
+    pub fn channel() -> (UnboundedSender<Message>, UnboundedReceiver<Message>) {
+        mpsc::unbounded_channel()
+    }
+
+    /// Supervises until everything has ended; returns pm's exit code.
+    pub async fn run(mut self) -> Result<i32> {
+        let mut signals =
+            Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
+        let actions = self.sup.start(Instant::now());
+        self.apply(actions);
+        let code = loop {
+            // Reap first: a child may have ended before the handlers existed.
+            self.reap();
+            let now = Instant::now();
+            if let Some(code) = self.sup.finished(|| self.descendants_left(), now) {
+                break code;
+            }
+            let deadline = self.sup.next_deadline();
+            tokio::select! {
+                biased;
+                signal = signals.recv() => match signal {
+                    SignalEvent::Shutdown(sig) => {
+                        let actions = self.sup.shutdown(sig, Instant::now());
+                        self.apply(actions);
+                    }
+                    SignalEvent::Child => self.reap(),
+                },
+                Some(message) = self.messages.recv() => self.on_message(message),
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    let actions = self.sup.tick(Instant::now());
+                    self.apply(actions);
+                }
+            }
+        };
+        self.wait_for_relays().await;
+        self.guardian.release();
+        Ok(code)
+    }
+
+    fn on_message(&mut self, message: Message) {
+        match message {
+            Message::Relay(RelayEvent::Drained(pid)) => self.output_done(pid, false),
+            Message::Relay(RelayEvent::Closed(pid)) => {
+                self.open_relays = self.open_relays.saturating_sub(1);
+                self.output_done(pid, true);
+            }
+            Message::BrokenPipe => {
+                let actions = self.sup.shutdown(Signal::SIGPIPE, Instant::now());
+                self.apply(actions);
+            }
+        }
+    }
+
+    /// A run's output is drained (or closed): if the process was reaped too,
+    /// its exit is now handed to the supervisor.
+    fn output_done(&mut self, pid: i32, closed: bool) {
+        let Some(run) = self.runs.get_mut(&pid) else {
+            return;
+        };
+        if closed {
+            run.output_open = false;
+        }
+        if let Some(status) = run.exit {
+            self.finish_run(pid, status);
+        }
+    }
+
+    fn reap(&mut self) {
+        for (pid, status) in process::reap() {
+            match self.runs.get_mut(&pid) {
+                Some(run) => {
+                    run.exit = Some(status);
+                    if run.output_open && run.drain.send(()).is_ok() {
+                        // The relay answers with Drained; the exit waits.
+                        continue;
+                    }
+                    self.finish_run(pid, status);
+                }
+                None => {
+                    // An adopted orphan (or the guardian): reaped, nothing more.
+                    debug(format_args!("reaped {pid} ({status:?})"));
+                }
+            }
+        }
+        self.forget_empty_groups();
+        if let Some(sig) = self.straggler_signal {
+            self.signal_stragglers(sig);
+        }
+    }
+
+    fn finish_run(&mut self, pid: i32, status: ExitStatus) {
+        let Some(run) = self.runs.remove(&pid) else {
+            return;
+        };
+        let actions = self.sup.exited(run.id, status, Instant::now());
+        self.apply(actions);
+    }
+
+    fn forget_empty_groups(&mut self) {
+        let live: HashSet<i32> = self.runs.keys().copied().collect();
+        let empty: Vec<i32> = self
+            .groups
+            .iter()
+            .copied()
+            .filter(|pgid| !live.contains(pgid) && !process::group_alive(*pgid))
+            .collect();
+        for pgid in empty {
+            self.groups.remove(&pgid);
+            self.guardian.forget(pgid);
+        }
+    }
+
+    /// Whether anything pm started is still alive, apart from the guardian.
+    fn descendants_left(&self) -> bool {
+        let guardian = self.guardian.pid();
+        if cfg!(target_os = "linux") {
+            process::children().into_iter().any(|pid| pid != guardian)
+        } else {
+            self.groups.iter().any(|pgid| process::group_alive(*pgid))
+        }
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Spawn(id) => queue.extend(self.spawn(id)),
+                Action::Signal(id, sig) => {
+                    let current = self
+                        .runs
+                        .iter()
+                        .find(|(_, run)| run.id == id && run.exit.is_none());
+                    if let Some((&pid, _)) = current {
+                        process::signal_group(pid, sig);
+                    }
+                }
+                Action::SignalStragglers(sig) => {
+                    self.straggler_signal = Some(sig);
+                    self.signal_stragglers(sig);
+                }
+                Action::KillAll => {
+                    for &pgid in &self.groups {
+                        process::signal_group(pgid, Signal::SIGKILL);
+                    }
+                    self.straggler_signal = Some(Signal::SIGKILL);
+                    self.signal_stragglers(Signal::SIGKILL);
+                }
+                Action::Say(event) => self.say(&event.to_string()),
+            }
+        }
+    }
+
+    /// Signals what pm started that is not a running instance: the groups of
+    /// instances that already exited (their background jobs) and orphans
+    /// adopted as subreaper. Each gets a given signal once.
+    fn signal_stragglers(&mut self, sig: Signal) {
+        let running: HashSet<i32> = self
+            .runs
+            .iter()
+            .filter(|(_, run)| run.exit.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        let groups: Vec<i32> = self
+            .groups
+            .iter()
+            .copied()
+            .filter(|pgid| !running.contains(pgid))
+            .collect();
+        for pgid in groups {
+            if self.signaled.insert((-pgid, sig)) {
+                process::signal_group(pgid, sig);
+            }
+        }
+        let guardian = self.guardian.pid();
+        for pid in process::children() {
+            if pid != guardian && !running.contains(&pid) && self.signaled.insert((pid, sig)) {
+                process::signal_pid(pid, sig);
+            }
+        }
+    }
+
+    fn spawn(&mut self, id: usize) -> Vec<Action> {
+        let instance = &self.plan.instances[id];
+        let spec = &self.plan.types[instance.type_index];
+        let env = self.plan.instance_env(instance);
+        let result = process::spawn(&SpawnSpec {
+            command: &spec.command,
+            cwd: &self.plan.root,
+            env: &env,
+            pty: spec.pty,
+        });
+        let now = Instant::now();
+        match result {
+            Ok(spawned) => {
+                let pid = spawned.pid;
+                self.groups.insert(pid);
+                self.guardian.watch(pid);
+                let framer = Framer::new(
+                    &instance.name,
+                    self.style.width,
+                    self.style.color.then_some(id),
+                    self.style.timestamps,
+                );
+                let (drain_tx, drain_rx) = mpsc::unbounded_channel();
+                tokio::spawn(relay::relay(
+                    pid,
+                    spawned.output,
+                    framer,
+                    self.out.clone(),
+                    drain_rx,
+                    self.messages_tx.clone(),
+                ));
+                self.open_relays += 1;
+                self.runs.insert(
+                    pid,
+                    Run {
+                        id,
+                        exit: None,
+                        output_open: true,
+                        drain: drain_tx,
+                    },
+                );
+                self.sup.spawned(id, pid, now)
+            }
+            Err(error) => self.sup.spawn_failed(id, error.to_string(), now),
+        }
+    }
+
+    fn say(&mut self, text: &str) {
+        let mut buf = Vec::new();
+        self.system.line(text, &mut self.clock, &mut buf);
+        self.out.send_now(buf);
+    }
+
+    /// After the last exit: let every relay read to the end of its output so
+    /// no line is lost, but never wait forever for a pipe some stray process
+    /// still holds open.
+    async fn wait_for_relays(&mut self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while self.open_relays > 0 {
+            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+                Ok(Some(Message::Relay(RelayEvent::Closed(_)))) => self.open_relays -= 1,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
+}
+
+/// Developer diagnostics on stderr, only with PM_LOG=debug.
+pub fn debug(args: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var("PM_LOG").is_ok_and(|v| v == "debug")) {
+        eprintln!("pm: debug: {args}");
+    }
+}

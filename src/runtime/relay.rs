@@ -1,0 +1,148 @@
+//! One relay task per process output: reads the pipe (or pty), frames lines
+//! and hands formatted buffers to the output writer.
+//!
+//! A relay never decides anything about its process. It answers a drain
+//! request (the process was reaped: read what is left, flush the partial line)
+//! and says when its output has ended, so `system` lines about the process
+//! come after the process's own last line.
+
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
+
+use super::Message;
+use crate::output::{Clock, Framer, OutputTx};
+
+/// A partial line (a prompt, a progress bar) is printed after this long.
+pub const PARTIAL_WAIT: Duration = Duration::from_millis(500);
+
+/// What a relay tells the runtime, keyed by the pid whose output it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// Everything the process wrote before it was reaped has been sent.
+    Drained(i32),
+    /// The output reached its end (every writer closed it).
+    Closed(i32),
+}
+
+thread_local! {
+    /// One read buffer for every relay: the runtime has one thread and a relay
+    /// holds the buffer only between two awaits, so 50 idle children cost no
+    /// 64 KiB each.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 64 * 1024]);
+}
+
+enum Read {
+    Data,
+    WouldBlock,
+    End,
+}
+
+/// Reads once into the shared buffer and frames what came into `out`.
+fn read_once(fd: &OwnedFd, framer: &mut Framer, clock: &mut Clock, out: &mut Vec<u8>) -> Read {
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        // SAFETY: reads at most buf.len() bytes into a live, owned buffer.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            framer.push(&buf[..n as usize], clock, out);
+            return Read::Data;
+        }
+        if n == 0 {
+            return Read::End;
+        }
+        match io::Error::last_os_error().kind() {
+            io::ErrorKind::WouldBlock => Read::WouldBlock,
+            io::ErrorKind::Interrupted => Read::Data,
+            // EIO is how a pty says that its last writer is gone.
+            _ => Read::End,
+        }
+    })
+}
+
+pub async fn relay(
+    pid: i32,
+    fd: OwnedFd,
+    mut framer: Framer,
+    out: OutputTx,
+    mut drain: UnboundedReceiver<()>,
+    events: UnboundedSender<Message>,
+) {
+    let mut clock = Clock::default();
+    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and
+    // names the same pipe (or pty) for as long as it is registered.
+    let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+    let afd = match registered {
+        Ok(afd) => afd,
+        Err(_) => {
+            let _ = events.send(Message::Relay(RelayEvent::Closed(pid)));
+            return;
+        }
+    };
+    let mut drain_open = true;
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        let mut buf = out.buffer();
+        let mut ended = false;
+        let mut drained = false;
+        tokio::select! {
+            biased;
+            request = drain.recv(), if drain_open => {
+                match request {
+                    Some(()) => {
+                        // The process is gone: what it wrote is already in the
+                        // pipe, so read until the pipe is empty, then flush.
+                        loop {
+                            match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
+                                Read::Data => continue,
+                                Read::WouldBlock => break,
+                                Read::End => { ended = true; break }
+                            }
+                        }
+                        framer.flush_partial(&mut clock, &mut buf);
+                        drained = true;
+                    }
+                    None => drain_open = false,
+                }
+            }
+            ready = afd.readable() => {
+                match ready {
+                    Ok(mut guard) => match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
+                        Read::Data => {}
+                        Read::WouldBlock => guard.clear_ready(),
+                        Read::End => ended = true,
+                    },
+                    Err(_) => ended = true,
+                }
+            }
+            _ = tokio::time::sleep_until(partial_since.unwrap_or_else(Instant::now) + PARTIAL_WAIT),
+                if partial_since.is_some() => {
+                framer.flush_partial(&mut clock, &mut buf);
+            }
+        }
+        if ended {
+            framer.flush_partial(&mut clock, &mut buf);
+        }
+        partial_since = match (framer.has_partial(), partial_since) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, since) => since,
+        };
+        if !buf.is_empty() {
+            out.send(buf).await;
+        }
+        if drained {
+            let _ = events.send(Message::Relay(RelayEvent::Drained(pid)));
+        }
+        if ended {
+            let _ = events.send(Message::Relay(RelayEvent::Closed(pid)));
+            return;
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! pm's own events, shown as `system` lines. The wording is part of the
+//! tested contract: change it here only, and the tests with it.
+
+use std::fmt;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::process::ExitStatus;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Started {
+        name: String,
+        pid: i32,
+        port: u16,
+    },
+    SpawnFailed {
+        name: String,
+        error: String,
+    },
+    /// Exited and will not run again, without being a failure pm acts on.
+    Exited {
+        name: String,
+        status: ExitStatus,
+    },
+    Restarting {
+        name: String,
+        status: ExitStatus,
+        delay: Duration,
+    },
+    GaveUp {
+        name: String,
+        status: ExitStatus,
+        restarts: u32,
+    },
+    ReleaseDone {
+        name: String,
+    },
+    ReleaseFailed {
+        name: String,
+        status: ExitStatus,
+    },
+    ShutdownRequested {
+        signal: Signal,
+    },
+    StoppingAll {
+        signal: Signal,
+    },
+    FailedStopping {
+        name: String,
+    },
+    AllDone,
+    Killing {
+        name: String,
+        after: Duration,
+    },
+    KillingAll,
+}
+
+/// `exited with code 1` or `killed by SIGTERM`.
+pub struct How(pub ExitStatus);
+
+impl fmt::Display for How {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ExitStatus::Code(code) => write!(f, "exited with code {code}"),
+            ExitStatus::Signal(sig) => write!(f, "killed by {}", sig.as_str()),
+        }
+    }
+}
+
+/// `2s`, `0.5s`, `1.25s`.
+pub struct Secs(pub Duration);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms.is_multiple_of(1000) {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            let text = format!("{:.3}", self.0.as_secs_f64());
+            write!(f, "{}s", text.trim_end_matches('0'))
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Started { name, pid, port } => {
+                write!(f, "{name} started with pid {pid} on port {port}")
+            }
+            Event::SpawnFailed { name, error } => write!(f, "{name} could not start: {error}"),
+            Event::Exited { name, status } => write!(f, "{name} {}", How(*status)),
+            Event::Restarting {
+                name,
+                status,
+                delay,
+            } => write!(f, "{name} {}, restarting in {}", How(*status), Secs(*delay)),
+            Event::GaveUp {
+                name,
+                status,
+                restarts,
+            } => {
+                let s = if *restarts == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "{name} {}, gave up after {restarts} restart{s}",
+                    How(*status)
+                )
+            }
+            Event::ReleaseDone { name } => {
+                write!(f, "{name} completed, starting the other processes")
+            }
+            Event::ReleaseFailed { name, status } => {
+                write!(
+                    f,
+                    "{name} {}, release failed: starting nothing else",
+                    How(*status)
+                )
+            }
+            Event::ShutdownRequested { signal } => {
+                write!(f, "{} received, stopping all processes", signal.as_str())
+            }
+            Event::StoppingAll { signal } => {
+                write!(f, "sending {} to all processes", signal.as_str())
+            }
+            Event::FailedStopping { name } => write!(f, "{name} failed, stopping all processes"),
+            Event::AllDone => write!(f, "all processes finished"),
+            Event::Killing { name, after } => write!(
+                f,
+                "{name} still running after {}, sending SIGKILL",
+                Secs(*after)
+            ),
+            Event::KillingAll => write!(f, "sending SIGKILL to all processes"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wording() {
+        let n = || "web.1".to_string();
+        let cases = [
+            (
+                Event::Started {
+                    name: n(),
+                    pid: 42,
+                    port: 5000,
+                },
+                "web.1 started with pid 42 on port 5000",
+            ),
+            (
+                Event::Exited {
+                    name: n(),
+                    status: ExitStatus::Code(0),
+                },
+                "web.1 exited with code 0",
+            ),
+            (
+                Event::Exited {
+                    name: n(),
+                    status: ExitStatus::Signal(Signal::SIGTERM),
+                },
+                "web.1 killed by SIGTERM",
+            ),
+            (
+                Event::Restarting {
+                    name: n(),
+                    status: ExitStatus::Code(1),
+                    delay: Duration::from_secs(2),
+                },
+                "web.1 exited with code 1, restarting in 2s",
+            ),
+            (
+                Event::Restarting {
+                    name: n(),
+                    status: ExitStatus::Code(1),
+                    delay: Duration::from_millis(500),
+                },
+                "web.1 exited with code 1, restarting in 0.5s",
+            ),
+            (
+                Event::GaveUp {
+                    name: n(),
+                    status: ExitStatus::Code(1),
+                    restarts: 5,
+                },
+                "web.1 exited with code 1, gave up after 5 restarts",
+            ),
+            (
+                Event::ShutdownRequested {
+                    signal: Signal::SIGINT,
+                },
+                "SIGINT received, stopping all processes",
+            ),
+            (
+                Event::Killing {
+                    name: n(),
+                    after: Duration::from_millis(1500),
+                },
+                "web.1 still running after 1.5s, sending SIGKILL",
+            ),
+        ];
+        for (event, text) in cases {
+            assert_eq!(event.to_string(), text);
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real `pm` binary on real Procfiles.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod errors;
+mod output;
+mod run_check;
+mod shutdown;
