@@ -135,7 +135,14 @@ pub fn env_files(
                 continue;
             }
         };
-        match envfile::parse(&text, shown) {
+        // `${VAR}` sees earlier lines of the same file, then earlier files,
+        // then pm's environment.
+        let lookup = |name: &str| -> Option<String> {
+            lookup(&merged, name)
+                .map(str::to_string)
+                .or_else(|| std::env::var(name).ok())
+        };
+        match envfile::parse_with_lookup(&text, shown, &lookup) {
             Ok(vars) => merged.extend(vars),
             Err(e) => errors.push(e),
         }

@@ -272,3 +272,21 @@ fn commands_run_in_the_root_directory() {
         "{stdout}"
     );
 }
+
+#[test]
+fn expansion_sees_earlier_lines_then_earlier_files_then_the_environment() {
+    let app = App::with_procfile("web: echo \"url=$URL own=$OWN env=$FROM_ENV\"\n");
+    app.file("base.env", "HOST=db.local\nOWN=base\n");
+    app.file(
+        "app.env",
+        "OWN=mine\nURL=postgres://${HOST}:5432/${OWN}\nFROM_ENV=${SHELL_ONLY}\n",
+    );
+    let mut cmd = app.cmd(&["start", "--no-timestamp", "-e", "base.env", "-e", "app.env"]);
+    cmd.env("OWN", "from-shell").env("SHELL_ONLY", "shell");
+    let out = cmd.output().expect("pm");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("web.1  | url=postgres://db.local:5432/mine own=mine env=shell"),
+        "{stdout}"
+    );
+}
