@@ -8,3 +8,4 @@ mod errors;
 mod output;
 mod run_check;
 mod shutdown;
+mod supervision;
