@@ -1,0 +1,1906 @@
+//! Scenario benchmarks for `pm start`: the release binary runs on generated
+//! Procfiles in temporary directories, and each figure is printed next to a
+//! baseline measured in the same invocation (the same workload through `cat`
+//! or a plain shell), with the ratio and the product's target.
+//!
+//! Run it:
+//!
+//! ```text
+//! cargo bench --bench scenarios                         # every scenario, full counts
+//! cargo bench --bench scenarios -- --quick              # smoke run: small counts
+//! cargo bench --bench scenarios -- relay latency        # only these scenarios
+//! PM_BENCH=fan-in PM_BENCH_QUICK=1 cargo bench --bench scenarios
+//! ```
+//!
+//! Options (after `--`), each with an environment equivalent:
+//!
+//! - `NAME...` / `PM_BENCH=a,b`: scenarios to run, from `relay`, `fan-in`,
+//!   `startup`, `shutdown`, `memory`, `latency` (default: all of them).
+//! - `--quick` / `PM_BENCH_QUICK=1`: small counts, one repetition.
+//! - `--reps N` / `PM_BENCH_REPS=N`: repetitions of the throughput and startup
+//!   runs (default 5, quick 1); the best throughput and the median time count.
+//! - `--latency-lines N` / `PM_BENCH_LATENCY_LINES=N`: lines of the latency
+//!   scenario (default 10000, quick 1000; about 1.1 ms each, twice).
+//! - `--strict` / `PM_BENCH_STRICT=1`: exit 1 when a target is missed.
+//! - `PM_BENCH_PM=PATH`: benchmark another pm binary than this package's.
+//!
+//! `cargo bench` passes `--bench`; without it (`cargo test --benches`) the
+//! binary prints a note and exits 0, so test runs never start the benchmark.
+//!
+//! The same executable is the children's workload (internal modes):
+//! `--generate N [--tag T] [--chunk BYTES]` writes N numbered 60-byte lines
+//! as fast as it can in chunks of whole lines (tag: `--tag`, else the number
+//! in `$PS`, else 1); `--latency N [--interval-us US]` writes N lines, each
+//! with its CLOCK_MONOTONIC write time, one `write` each, pausing between.
+//!
+//! Hygiene: the bench is a child subreaper, every process it starts gets a
+//! parent-death signal and its own process group, every wait has a deadline,
+//! and every process tree is killed (process groups included) when its
+//! scenario ends, failed or not.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    if let Some(n) = value_of(&args, "--generate") {
+        let tag = value_of(&args, "--tag").or_else(tag_from_ps).unwrap_or(1);
+        let chunk = value_of(&args, "--chunk").unwrap_or(64 * 1024);
+        std::process::exit(generate(n, tag as u32, chunk as usize));
+    }
+    if let Some(n) = value_of(&args, "--latency") {
+        let interval = Duration::from_micros(value_of(&args, "--interval-us").unwrap_or(1000));
+        std::process::exit(latency_child(n, interval));
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("scenarios: not run by `cargo bench`; skipped (pass --bench to run it)");
+        return;
+    }
+    let config = match Config::from_args(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("scenarios: {message}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(run(&config));
+}
+
+/// The number after `flag`, if the flag is present.
+fn value_of(args: &[String], flag: &str) -> Option<u64> {
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1)?.parse().ok()
+}
+
+/// `gen.3` in `$PS` (set by pm for each instance) gives tag 3.
+fn tag_from_ps() -> Option<u64> {
+    let ps = env::var("PS").ok()?;
+    ps.rsplit('.').next()?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// Workload: the generated lines.
+
+/// Bytes per generated line, newline included.
+const LINE_LEN: usize = 60;
+/// The line without its newline: `Gtt sssssssss ` then the filler.
+const PAYLOAD_LEN: usize = LINE_LEN - 1;
+const HEAD_LEN: usize = 14;
+const FILLER_LEN: usize = PAYLOAD_LEN - HEAD_LEN;
+/// The filler starts at `seq % 26` in this pattern, so a line spliced from
+/// two others does not pass the check.
+const PATTERN: &[u8] =
+    b"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz";
+/// Whole lines in at most PIPE_BUF bytes: writes this small are atomic on a
+/// pipe, so several generators can share the baseline's pipe into `cat`
+/// without splitting each other's lines.
+const ATOMIC_CHUNK: usize = 4096 / LINE_LEN * LINE_LEN;
+
+fn filler(seq: u64) -> &'static [u8] {
+    let at = (seq % 26) as usize;
+    &PATTERN[at..at + FILLER_LEN]
+}
+
+fn push_digits(buf: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = buf.len();
+    buf.resize(start + width, b'0');
+    for slot in buf[start..].iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+fn push_line(buf: &mut Vec<u8>, tag: u32, seq: u64) {
+    buf.push(b'G');
+    push_digits(buf, u64::from(tag), 2);
+    buf.push(b' ');
+    push_digits(buf, seq, 9);
+    buf.push(b' ');
+    buf.extend_from_slice(filler(seq));
+    buf.push(b'\n');
+}
+
+fn parse_digits(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit()
+            .then(|| acc.wrapping_mul(10) + u64::from(b - b'0'))
+    })
+}
+
+/// `(tag, seq)` of an intact generated line (without its newline).
+fn parse_payload(text: &[u8]) -> Option<(u32, u64)> {
+    if text.len() != PAYLOAD_LEN || text[0] != b'G' || text[3] != b' ' || text[13] != b' ' {
+        return None;
+    }
+    let tag = parse_digits(&text[1..3])?;
+    let seq = parse_digits(&text[4..13])?;
+    (text[HEAD_LEN..] == *filler(seq)).then_some((tag as u32, seq))
+}
+
+fn generate(lines: u64, tag: u32, chunk: usize) -> i32 {
+    let per_chunk = (chunk / LINE_LEN).max(1) as u64;
+    let mut buf = Vec::with_capacity(per_chunk as usize * LINE_LEN);
+    let mut seq = 0;
+    while seq < lines {
+        buf.clear();
+        let end = (seq + per_chunk).min(lines);
+        while seq < end {
+            push_line(&mut buf, tag, seq);
+            seq += 1;
+        }
+        if write_all(libc::STDOUT_FILENO, &buf).is_err() {
+            return 1;
+        }
+    }
+    0
+}
+
+fn latency_child(lines: u64, interval: Duration) -> i32 {
+    for seq in 0..lines {
+        let line = format!("@ {seq} {}\n", mono_ns());
+        if write_all(libc::STDOUT_FILENO, line.as_bytes()).is_err() {
+            return 1;
+        }
+        std::thread::sleep(interval);
+    }
+    0
+}
+
+fn write_all(fd: i32, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for reads of its length during the call.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock both ends of the latency
+/// scenario read (std's `Instant` is the same clock, but opaque).
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+// ---------------------------------------------------------------------------
+// Configuration.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Relay,
+    FanIn,
+    Startup,
+    Shutdown,
+    Memory,
+    Latency,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 6] = [
+        Scenario::Relay,
+        Scenario::FanIn,
+        Scenario::Startup,
+        Scenario::Shutdown,
+        Scenario::Memory,
+        Scenario::Latency,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Relay => "relay",
+            Scenario::FanIn => "fan-in",
+            Scenario::Startup => "startup",
+            Scenario::Shutdown => "shutdown",
+            Scenario::Memory => "memory",
+            Scenario::Latency => "latency",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Scenario> {
+        let name = name.replace('_', "-");
+        if name == "fanin" {
+            return Some(Scenario::FanIn);
+        }
+        Scenario::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+struct Config {
+    pm: PathBuf,
+    exe: PathBuf,
+    quick: bool,
+    strict: bool,
+    scenarios: Vec<Scenario>,
+    reps: u32,
+    relay_lines: u64,
+    fanin_children: u32,
+    fanin_lines: u64,
+    idle_children: usize,
+    idle_window: Duration,
+    latency_lines: u64,
+}
+
+impl Config {
+    fn from_args(args: &[String]) -> Result<Config> {
+        let env_on = |name: &str| env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
+        let env_num = |name: &str| -> Result<Option<u64>> {
+            match env::var(name) {
+                Ok(v) if !v.is_empty() => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{name}={v:?} is not a number")),
+                _ => Ok(None),
+            }
+        };
+        let mut quick = env_on("PM_BENCH_QUICK");
+        let mut strict = env_on("PM_BENCH_STRICT");
+        let mut reps = env_num("PM_BENCH_REPS")?;
+        let mut latency_lines = env_num("PM_BENCH_LATENCY_LINES")?;
+        let mut names: Vec<String> = env::var("PM_BENCH")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().to_string())
+            .collect();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let mut number = |flag: &str| -> Result<u64> {
+                iter.next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{flag} needs a number"))
+            };
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--strict" => strict = true,
+                "--reps" => reps = Some(number("--reps")?),
+                "--latency-lines" => latency_lines = Some(number("--latency-lines")?),
+                // `--bench` from cargo, and any harness flag cargo may add.
+                other if other.starts_with('-') => {}
+                other => names.extend(other.split(',').map(str::to_string)),
+            }
+        }
+        let mut scenarios = Vec::new();
+        for name in &names {
+            if name == "all" {
+                scenarios.extend(Scenario::ALL);
+                continue;
+            }
+            let scenario = Scenario::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown scenario {name:?} (known: {})", known.join(", "))
+            })?;
+            scenarios.push(scenario);
+        }
+        if scenarios.is_empty() {
+            scenarios.extend(Scenario::ALL);
+        }
+        let pm = env::var_os("PM_BENCH_PM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pm")));
+        if !pm.is_file() {
+            return Err(format!("no pm binary at {}", pm.display()));
+        }
+        let exe = env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        Ok(Config {
+            pm,
+            exe,
+            quick,
+            strict,
+            scenarios,
+            reps: reps.unwrap_or(if quick { 1 } else { 5 }).max(1) as u32,
+            relay_lines: if quick { 300_000 } else { 1_000_000 },
+            fanin_children: 8,
+            fanin_lines: if quick { 40_000 } else { 200_000 },
+            idle_children: 50,
+            idle_window: Duration::from_secs(2),
+            latency_lines: latency_lines
+                .unwrap_or(if quick { 1_000 } else { 10_000 })
+                .max(1),
+        })
+    }
+
+    fn wants(&self, scenario: Scenario) -> bool {
+        self.scenarios.contains(&scenario)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run and its table.
+
+struct Row {
+    scenario: String,
+    pm: String,
+    baseline: String,
+    ratio: String,
+    target: String,
+    /// None: information only.
+    ok: Option<bool>,
+}
+
+impl Row {
+    fn info(scenario: &str, pm: String, baseline: String, ratio: String) -> Row {
+        Row {
+            scenario: scenario.into(),
+            pm,
+            baseline,
+            ratio,
+            target: String::new(),
+            ok: None,
+        }
+    }
+
+    fn checked(
+        scenario: &str,
+        pm: String,
+        baseline: String,
+        ratio: String,
+        target: &str,
+        ok: bool,
+    ) -> Row {
+        Row {
+            scenario: scenario.into(),
+            pm,
+            baseline,
+            ratio,
+            target: target.into(),
+            ok: Some(ok),
+        }
+    }
+
+    fn failed(scenario: &str, error: &str) -> Row {
+        Row {
+            scenario: scenario.into(),
+            pm: format!("error: {error}"),
+            baseline: String::new(),
+            ratio: String::new(),
+            target: String::new(),
+            ok: Some(false),
+        }
+    }
+}
+
+fn run(config: &Config) -> i32 {
+    become_subreaper();
+    kill_current_group_on_interrupt();
+    println!(
+        "pm scenarios ({} mode): pm = {}",
+        if config.quick { "quick" } else { "full" },
+        config.pm.display()
+    );
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    if config.wants(Scenario::Relay) {
+        rows.extend(throughput(
+            config,
+            "relay",
+            1,
+            config.relay_lines,
+            64 * 1024,
+        ));
+    }
+    if config.wants(Scenario::FanIn) {
+        let name = "fan-in";
+        rows.extend(throughput(
+            config,
+            name,
+            config.fanin_children,
+            config.fanin_lines,
+            ATOMIC_CHUNK,
+        ));
+    }
+    if config.wants(Scenario::Startup)
+        || config.wants(Scenario::Shutdown)
+        || config.wants(Scenario::Memory)
+    {
+        rows.extend(idle(config));
+    }
+    if config.wants(Scenario::Latency) {
+        rows.extend(latency(config));
+    }
+    println!();
+    print_table(&rows);
+    let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
+    println!(
+        "\n{} target(s) missed; whole run {:.1} s",
+        missed,
+        started.elapsed().as_secs_f64()
+    );
+    if config.strict && missed > 0 { 1 } else { 0 }
+}
+
+fn print_table(rows: &[Row]) {
+    let header = ["scenario", "pm", "baseline", "ratio", "target", "ok?"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let ok = match r.ok {
+                Some(true) => "ok",
+                Some(false) => "MISS",
+                None => "-",
+            };
+            [
+                r.scenario.clone(),
+                r.pm.clone(),
+                r.baseline.clone(),
+                r.ratio.clone(),
+                r.target.clone(),
+                ok.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |row: &[String]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            let _ = write!(out, "{cell:<width$}");
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&header.map(String::from));
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    println!("{}", rule.join("-|-"));
+    for row in &cells {
+        line(row);
+    }
+}
+
+fn ratio(pm: f64, baseline: f64) -> String {
+    if baseline > 0.0 && pm.is_finite() {
+        format!("{:.2}x", pm / baseline)
+    } else {
+        String::new()
+    }
+}
+
+fn rate(lines_per_s: f64) -> String {
+    format!("{:.2} M lines/s", lines_per_s / 1e6)
+}
+
+fn ms(value: f64) -> String {
+    format!("{value:.1} ms")
+}
+
+/// CPU time counted in clock ticks (usually 10 ms).
+fn cpu_time(value_ms: f64) -> String {
+    let tick = 1000.0 / clock_ticks_per_second() as f64;
+    if value_ms < tick {
+        format!("< {tick:.0} ms")
+    } else {
+        format!("{value_ms:.0} ms")
+    }
+}
+
+fn us(value_ns: u64) -> String {
+    format!("{} us", value_ns / 1000)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `sh` quoting of one word.
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit {code}"),
+        (None, Some(signal)) => format!("signal {signal}"),
+        _ => "?".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios 1 and 2: relay throughput and fan-in.
+
+/// What a reader saw of generated lines, checked line by line.
+struct Tally {
+    prefixed: bool,
+    per_tag: u64,
+    /// Next expected seq, per tag (tags are 1-based).
+    next: Vec<u64>,
+    /// Seqs seen, one bit each, per tag.
+    seen: Vec<Vec<u64>>,
+    distinct: u64,
+    corrupt: u64,
+    out_of_order: u64,
+    duplicates: u64,
+    /// pm's own `system` lines.
+    system: u64,
+    first_ns: Option<u64>,
+    last_ns: u64,
+    bad_sample: Option<String>,
+    /// The prefix of the last pm line, and what it said.
+    last_head: Vec<u8>,
+    last_tag: Option<u64>,
+    last_system: bool,
+}
+
+enum Split<'a> {
+    Generated(&'a [u8], Option<u64>),
+    System,
+    Bad,
+}
+
+impl Tally {
+    fn new(tags: u32, per_tag: u64, prefixed: bool) -> Tally {
+        let words = (per_tag as usize).div_ceil(64);
+        Tally {
+            prefixed,
+            per_tag,
+            next: vec![0; tags as usize],
+            seen: vec![vec![0; words]; tags as usize],
+            distinct: 0,
+            corrupt: 0,
+            out_of_order: 0,
+            duplicates: 0,
+            system: 0,
+            first_ns: None,
+            last_ns: 0,
+            bad_sample: None,
+            last_head: Vec::new(),
+            last_tag: None,
+            last_system: false,
+        }
+    }
+
+    fn chunk(&mut self, chunk: &[u8], at_ns: u64) {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            self.line(&chunk[start..end], at_ns);
+            start = end + 1;
+        }
+    }
+
+    fn line(&mut self, line: &[u8], at_ns: u64) {
+        let (text, name_tag) = if self.prefixed {
+            match self.split(line) {
+                Split::Generated(text, name_tag) => (text, name_tag),
+                Split::System => {
+                    self.system += 1;
+                    return;
+                }
+                Split::Bad => return self.bad(line),
+            }
+        } else {
+            (line, None)
+        };
+        let Some((tag, seq)) = parse_payload(text) else {
+            return self.bad(line);
+        };
+        // Under pm, the instance name must agree with the generator's tag.
+        if self.prefixed && name_tag != Some(u64::from(tag)) {
+            return self.bad(line);
+        }
+        let index = tag as usize;
+        if index == 0 || index > self.next.len() || seq >= self.per_tag {
+            return self.bad(line);
+        }
+        let index = index - 1;
+        if seq != self.next[index] {
+            self.out_of_order += 1;
+        }
+        self.next[index] = seq + 1;
+        let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
+        if self.seen[index][word] & bit == 0 {
+            self.seen[index][word] |= bit;
+            self.distinct += 1;
+        } else {
+            self.duplicates += 1;
+        }
+        self.first_ns.get_or_insert(at_ns);
+        self.last_ns = at_ns;
+    }
+
+    /// Splits a pm line into its text and the number of its `gen.N` name.
+    /// The reader must stay cheaper than what it measures, so the usual
+    /// case (a 59-byte text after the same prefix as the line before) costs
+    /// one short comparison.
+    fn split<'a>(&mut self, line: &'a [u8]) -> Split<'a> {
+        if let Some(head_len) = line.len().checked_sub(PAYLOAD_LEN + 2)
+            && &line[head_len..head_len + 2] == b"| "
+        {
+            let head = &line[..head_len];
+            if head != self.last_head.as_slice() {
+                let Some((name, _)) = split_prefix(line) else {
+                    return Split::Bad;
+                };
+                self.last_tag = name.strip_prefix(b"gen.").and_then(parse_digits);
+                self.last_system = name == b"system";
+                self.last_head.clear();
+                self.last_head.extend_from_slice(head);
+            }
+            if self.last_system {
+                return Split::System;
+            }
+            return Split::Generated(&line[head_len + 2..], self.last_tag);
+        }
+        match split_prefix(line) {
+            Some((name, _)) if name == b"system" => Split::System,
+            _ => Split::Bad,
+        }
+    }
+
+    fn bad(&mut self, line: &[u8]) {
+        self.corrupt += 1;
+        if self.bad_sample.is_none() {
+            let shown = &line[..line.len().min(120)];
+            self.bad_sample = Some(String::from_utf8_lossy(shown).into_owned());
+        }
+    }
+
+    fn expected(&self) -> u64 {
+        self.per_tag * self.next.len() as u64
+    }
+
+    fn lost(&self) -> u64 {
+        self.expected().saturating_sub(self.distinct)
+    }
+
+    /// Lines per second from the first line read to the last.
+    fn rate(&self) -> f64 {
+        let span = self
+            .last_ns
+            .saturating_sub(self.first_ns.unwrap_or(self.last_ns));
+        if span == 0 {
+            return 0.0;
+        }
+        self.distinct as f64 / (span as f64 / 1e9)
+    }
+}
+
+/// `(name, text)` of a pm output line: `[HH:MM:SS ]name   | text`.
+fn split_prefix(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let sep = memchr::memchr_iter(b'|', line).find(|&at| line.get(at + 1) == Some(&b' '))?;
+    let head = line[..sep].trim_ascii_end();
+    let name = match head.iter().rposition(|&b| b == b' ') {
+        Some(space) => &head[space + 1..],
+        None => head,
+    };
+    Some((name, &line[sep + 2..]))
+}
+
+struct ThroughputRun {
+    tally: Tally,
+    exit: Option<ExitStatus>,
+    /// pm's user+system CPU over its whole life, read when it exited.
+    cpu_ms: Option<f64>,
+}
+
+fn throughput(config: &Config, name: &str, children: u32, lines: u64, chunk: usize) -> Vec<Row> {
+    println!(
+        "== {name}: {children} x {lines} lines of {LINE_LEN} bytes, {} rep(s)",
+        config.reps
+    );
+    let mut pm_runs = Vec::new();
+    let mut cat_runs = Vec::new();
+    for rep in 1..=config.reps {
+        match throughput_pm(config, children, lines, chunk) {
+            Ok(run) => {
+                let t = &run.tally;
+                println!(
+                    "   pm  #{rep}: {} ({} lines, lost {}, corrupt {}, out of order {}, dup {}, {} system lines, {}, cpu {})",
+                    rate(t.rate()),
+                    t.distinct,
+                    t.lost(),
+                    t.corrupt,
+                    t.out_of_order,
+                    t.duplicates,
+                    t.system,
+                    run.exit.map_or("no exit".into(), describe),
+                    run.cpu_ms.map_or("?".into(), cpu_time),
+                );
+                if let Some(sample) = &t.bad_sample {
+                    println!("         first bad line: {sample:?}");
+                }
+                pm_runs.push(run);
+            }
+            Err(e) => {
+                println!("   pm  #{rep}: error: {e}");
+                return vec![Row::failed(name, &e)];
+            }
+        }
+        match throughput_cat(config, children, lines, chunk) {
+            Ok(tally) => {
+                println!(
+                    "   cat #{rep}: {} ({} lines, lost {}, corrupt {}, out of order {})",
+                    rate(tally.rate()),
+                    tally.distinct,
+                    tally.lost(),
+                    tally.corrupt,
+                    tally.out_of_order,
+                );
+                cat_runs.push(tally);
+            }
+            Err(e) => println!("   cat #{rep}: error: {e}"),
+        }
+    }
+    let best = |rates: Vec<f64>| rates.into_iter().fold(0.0, f64::max);
+    let pm_rate = best(pm_runs.iter().map(|r| r.tally.rate()).collect());
+    let cat_rate = best(cat_runs.iter().map(Tally::rate).collect());
+    let (mut lost, mut corrupt, mut order) = (0, 0, 0);
+    let mut clean_exit = true;
+    for run in &pm_runs {
+        lost += run.tally.lost();
+        corrupt += run.tally.corrupt;
+        order += run.tally.out_of_order + run.tally.duplicates;
+        clean_exit &= run.exit.is_some_and(|s| s.success());
+    }
+    let total_lines = f64::from(children) * lines as f64;
+    let mut cpu: Vec<f64> = pm_runs.iter().filter_map(|r| r.cpu_ms).collect();
+    let cpu_ms = median(&mut cpu);
+    let mut rows = vec![
+        Row::checked(
+            &format!("{name} rate"),
+            rate(pm_rate),
+            format!("{} (cat)", rate(cat_rate)),
+            ratio(pm_rate, cat_rate),
+            ">= 0.5x cat",
+            cat_rate > 0.0 && pm_rate >= 0.5 * cat_rate,
+        ),
+        Row::checked(
+            &format!("{name} lost/corrupt/order"),
+            format!("{lost}/{corrupt}/{order}"),
+            String::new(),
+            String::new(),
+            "0/0/0, exit 0",
+            lost + corrupt + order == 0 && clean_exit,
+        ),
+    ];
+    if cpu_ms.is_finite() {
+        rows.push(Row::info(
+            &format!("{name} pm cpu"),
+            format!(
+                "{} ({:.3} us/line)",
+                cpu_time(cpu_ms),
+                cpu_ms * 1000.0 / total_lines
+            ),
+            String::new(),
+            String::new(),
+        ));
+    }
+    rows
+}
+
+fn throughput_pm(
+    config: &Config,
+    children: u32,
+    lines: u64,
+    chunk: usize,
+) -> Result<ThroughputRun> {
+    let dir = tempdir()?;
+    let procfile = format!(
+        "gen: exec {} --generate {lines} --chunk {chunk}\n",
+        quote(&config.exe)
+    );
+    write_file(&dir.path().join("Procfile"), &procfile)?;
+    let mut cmd = Command::new(&config.pm);
+    cmd.current_dir(dir.path())
+        .args(["start", "--color", "never"])
+        .arg(format!("gen={children}"));
+    let mut pm = Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?;
+    let mut tally = Tally::new(children, lines, true);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match pm.read(deadline) {
+            Read::Lines(chunk, at) => tally.chunk(chunk, at),
+            Read::Eof => break,
+            Read::Timeout => {
+                return Err(format!(
+                    "timed out after {} of {} lines{}",
+                    tally.distinct,
+                    tally.expected(),
+                    pm.stderr_tail()
+                ));
+            }
+        }
+    }
+    let exit = pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
+    Ok(ThroughputRun {
+        tally,
+        exit: Some(exit.status),
+        cpu_ms: exit.cpu_ms,
+    })
+}
+
+fn throughput_cat(config: &Config, children: u32, lines: u64, chunk: usize) -> Result<Tally> {
+    let generator = |tag: u32| {
+        format!(
+            "{} --generate {lines} --tag {tag} --chunk {chunk}",
+            quote(&config.exe)
+        )
+    };
+    let script = if children == 1 {
+        format!("{} | cat", generator(1))
+    } else {
+        let jobs: Vec<String> = (1..=children)
+            .map(|t| format!("{} &", generator(t)))
+            .collect();
+        format!("( {} wait ) | cat", jobs.join(" "))
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script);
+    let mut sh = Proc::spawn(cmd, libc::SIGKILL, None)?;
+    let mut tally = Tally::new(children, lines, false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match sh.read(deadline) {
+            Read::Lines(chunk, at) => tally.chunk(chunk, at),
+            Read::Eof => break,
+            Read::Timeout => return Err("timed out".into()),
+        }
+    }
+    sh.wait_exit(Instant::now() + Duration::from_secs(10))?;
+    Ok(tally)
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios 3, 4 and 5: startup, shutdown and memory with idle children.
+
+const IDLE_COMMAND: &str = "echo ready $$; exec sleep 1000";
+
+/// How a run with idle children ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Term,
+    Kill,
+}
+
+struct IdleRun {
+    startup_ms: f64,
+    memory: Option<Memory>,
+    /// From the signal to pm's exit.
+    exit_ms: f64,
+    exit: ExitStatus,
+    /// From the signal until the last child was dead (None: not all were).
+    children_dead_ms: Option<f64>,
+    /// Children still alive 1 s after pm exited.
+    alive_after: usize,
+}
+
+struct Memory {
+    rss_kib: u64,
+    hwm_kib: u64,
+    threads: usize,
+    guardian_rss_kib: Option<u64>,
+    cpu_ticks: u64,
+    cpu_ns: u64,
+    switches: u64,
+    /// `name N` per thread.
+    per_thread: String,
+    window: Duration,
+    unexpected_lines: u64,
+}
+
+fn idle(config: &Config) -> Vec<Row> {
+    let n = config.idle_children;
+    println!(
+        "== startup/shutdown/memory: {n} x `{IDLE_COMMAND}`, {} rep(s)",
+        config.reps
+    );
+    let mut rows = Vec::new();
+    let mut pm_runs = Vec::new();
+    let mut sh_runs = Vec::new();
+    let mut error = None;
+    for rep in 1..=config.reps {
+        let memory = rep == 1 && config.wants(Scenario::Memory);
+        match idle_pm(config, memory, Stop::Term) {
+            Ok(run) => {
+                println!(
+                    "   pm  #{rep}: {n} ready in {}; SIGTERM -> exit in {} ({}), children dead after {}, {} alive 1 s later",
+                    ms(run.startup_ms),
+                    ms(run.exit_ms),
+                    describe(run.exit),
+                    run.children_dead_ms.map_or("never".into(), ms),
+                    run.alive_after,
+                );
+                pm_runs.push(run);
+            }
+            Err(e) => {
+                println!("   pm  #{rep}: error: {e}");
+                error = Some(e);
+                break;
+            }
+        }
+        match idle_sh(config) {
+            Ok((startup, dead)) => {
+                println!(
+                    "   sh  #{rep}: {n} ready in {}; SIGTERM to the group -> all dead in {}",
+                    ms(startup),
+                    ms(dead)
+                );
+                sh_runs.push((startup, dead));
+            }
+            Err(e) => println!("   sh  #{rep}: error: {e}"),
+        }
+    }
+    let kill = if config.wants(Scenario::Shutdown) && error.is_none() {
+        match idle_pm(config, false, Stop::Kill) {
+            Ok(run) => {
+                println!(
+                    "   pm SIGKILL: children dead after {}, {} alive 1 s later",
+                    run.children_dead_ms.map_or("never".into(), ms),
+                    run.alive_after
+                );
+                Some(run)
+            }
+            Err(e) => {
+                println!("   pm SIGKILL: error: {e}");
+                error = Some(e);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(e) = &error {
+        rows.push(Row::failed("startup/shutdown/memory", e));
+    }
+    if pm_runs.is_empty() {
+        return rows;
+    }
+    let pm_startup = median(&mut pm_runs.iter().map(|r| r.startup_ms).collect::<Vec<_>>());
+    let sh_startup = median(&mut sh_runs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let sh_dead = median(&mut sh_runs.iter().map(|r| r.1).collect::<Vec<_>>());
+    if config.wants(Scenario::Startup) {
+        rows.push(Row::checked(
+            &format!("startup {n} (median)"),
+            ms(pm_startup),
+            format!("{} (sh &)", ms(sh_startup)),
+            ratio(pm_startup, sh_startup),
+            "< 100 ms",
+            pm_startup < 100.0,
+        ));
+    }
+    if config.wants(Scenario::Shutdown) {
+        let pm_exit = median(&mut pm_runs.iter().map(|r| r.exit_ms).collect::<Vec<_>>());
+        let limit = if sh_dead.is_finite() { sh_dead } else { 0.0 } + 50.0;
+        rows.push(Row::checked(
+            &format!("shutdown {n} SIGTERM (median)"),
+            format!("{} to exit", ms(pm_exit)),
+            format!("{} (kill -TERM group)", ms(sh_dead)),
+            ratio(pm_exit, sh_dead),
+            "< baseline + 50 ms",
+            pm_exit < limit,
+        ));
+        let alive = pm_runs.iter().map(|r| r.alive_after).max().unwrap_or(0);
+        let clean = pm_runs.iter().all(|r| r.exit.success());
+        rows.push(Row::checked(
+            "  alive 1 s after SIGTERM",
+            format!(
+                "{alive} ({})",
+                if clean { "pm exit 0" } else { "pm exit not 0" }
+            ),
+            String::new(),
+            String::new(),
+            "0, exit 0",
+            alive == 0 && clean,
+        ));
+        if let Some(run) = &kill {
+            rows.push(Row::checked(
+                "  alive 1 s after SIGKILL",
+                format!(
+                    "{} (all dead after {})",
+                    run.alive_after,
+                    run.children_dead_ms.map_or("never".into(), ms)
+                ),
+                String::new(),
+                String::new(),
+                "0",
+                run.alive_after == 0,
+            ));
+        }
+    }
+    if config.wants(Scenario::Memory) {
+        match pm_runs.first().and_then(|r| r.memory.as_ref()) {
+            Some(m) => rows.extend(memory_rows(n, m)),
+            None => rows.push(Row::failed("memory", "not measured")),
+        }
+    }
+    rows
+}
+
+fn memory_rows(n: usize, m: &Memory) -> Vec<Row> {
+    let mib = |kib: u64| format!("{:.2} MiB", kib as f64 / 1024.0);
+    let window = m.window.as_secs_f64();
+    let tick_ms = 1000.0 / clock_ticks_per_second() as f64;
+    vec![
+        Row::checked(
+            &format!("memory RSS, {n} children"),
+            format!("{} ({} threads)", mib(m.rss_kib), m.threads),
+            String::new(),
+            String::new(),
+            "< 5 MiB",
+            m.rss_kib < 5 * 1024,
+        ),
+        Row::info(
+            "  peak RSS (VmHWM)",
+            mib(m.hwm_kib),
+            m.guardian_rss_kib
+                .map_or(String::new(), |k| format!("guardian RSS {}", mib(k))),
+            String::new(),
+        ),
+        Row::checked(
+            &format!("idle CPU over {window:.0} s"),
+            format!(
+                "{:.2}% ({} ticks = {:.0} ms; schedstat {:.0} us = {:.3}%)",
+                m.cpu_ticks as f64 * tick_ms / 1000.0 / window * 100.0,
+                m.cpu_ticks,
+                m.cpu_ticks as f64 * tick_ms,
+                m.cpu_ns as f64 / 1000.0,
+                m.cpu_ns as f64 / 1e9 / window * 100.0,
+            ),
+            String::new(),
+            String::new(),
+            &format!("0% (0 ticks of {tick_ms:.0} ms)"),
+            m.cpu_ticks == 0,
+        ),
+        Row::info(
+            "  idle wakeups",
+            format!(
+                "{:.1}/s ({}; {} lines printed)",
+                m.switches as f64 / window,
+                m.per_thread,
+                m.unexpected_lines
+            ),
+            String::new(),
+            String::new(),
+        ),
+    ]
+}
+
+fn idle_procfile(dir: &Path) -> Result<()> {
+    write_file(&dir.join("Procfile"), &format!("idle: {IDLE_COMMAND}\n"))
+}
+
+/// Reads `ready PID` lines until `n` distinct pids came; returns them.
+fn read_ready(proc: &mut Proc, n: usize, prefixed: bool, deadline: Instant) -> Result<Vec<i32>> {
+    let mut pids = Vec::new();
+    while pids.len() < n {
+        let chunk = match proc.read(deadline) {
+            Read::Lines(chunk, _) => chunk,
+            Read::Eof => return Err(format!("output ended after {} ready lines", pids.len())),
+            Read::Timeout => {
+                return Err(format!(
+                    "timed out after {} of {n} ready lines{}",
+                    pids.len(),
+                    proc.stderr_tail()
+                ));
+            }
+        };
+        for line in chunk.split(|&b| b == b'\n') {
+            let text = if prefixed {
+                match split_prefix(line) {
+                    Some((_, text)) => text,
+                    None => continue,
+                }
+            } else {
+                line
+            };
+            if let Some(pid) = text.strip_prefix(b"ready ").and_then(parse_digits) {
+                let pid = pid as i32;
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+        }
+    }
+    Ok(pids)
+}
+
+fn idle_pm(config: &Config, memory: bool, stop: Stop) -> Result<IdleRun> {
+    let n = config.idle_children;
+    let dir = tempdir()?;
+    idle_procfile(dir.path())?;
+    let mut cmd = Command::new(&config.pm);
+    cmd.current_dir(dir.path())
+        .args(["start", "--color", "never", "-t", "5"])
+        .arg(format!("idle={n}"));
+    let started = Instant::now();
+    let mut pm = Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?;
+    let pids = read_ready(&mut pm, n, true, started + Duration::from_secs(10))?;
+    let startup_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let memory = if memory {
+        Some(measure_idle(&mut pm, config.idle_window)?)
+    } else {
+        None
+    };
+    let signal = match stop {
+        Stop::Term => libc::SIGTERM,
+        Stop::Kill => libc::SIGKILL,
+    };
+    let signaled = Instant::now();
+    signal_pid(pm.pid, signal);
+    let exit = pm.wait_exit(signaled + Duration::from_secs(10))?;
+    let exit_ms = (exit.at - signaled).as_secs_f64() * 1000.0;
+    // Watch the children for one second after pm's exit.
+    let watch_end = exit.at + Duration::from_secs(1);
+    let mut alive: Vec<i32> = pids;
+    let mut children_dead_ms = None;
+    loop {
+        alive.retain(|&pid| is_alive(pid));
+        if alive.is_empty() && children_dead_ms.is_none() {
+            children_dead_ms = Some(signaled.elapsed().as_secs_f64() * 1000.0);
+        }
+        if Instant::now() >= watch_end {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(IdleRun {
+        startup_ms,
+        memory,
+        exit_ms,
+        exit: exit.status,
+        children_dead_ms,
+        alive_after: alive.len(),
+    })
+}
+
+/// pm's memory and its CPU use over an idle window.
+fn measure_idle(pm: &mut Proc, window: Duration) -> Result<Memory> {
+    // Let the start-up settle (its output written, its buffers returned).
+    let settle = Duration::from_millis(300);
+    let mut unexpected_lines = drain_for(pm, settle)?;
+    let before = read_stat(pm.pid).ok_or("pm is gone")?;
+    let cpu_before = task_cpu_ns(pm.pid);
+    let switches_before = thread_switches(pm.pid);
+    unexpected_lines += drain_for(pm, window)?;
+    let after = read_stat(pm.pid).ok_or("pm is gone")?;
+    let cpu_after = task_cpu_ns(pm.pid);
+    let switches_after = thread_switches(pm.pid);
+    let (per_thread, switches) = switches_between(&switches_before, &switches_after);
+    let status =
+        fs::read_to_string(format!("/proc/{}/status", pm.pid)).map_err(|e| e.to_string())?;
+    let field = |name: &str| status_kib(&status, name).ok_or(format!("no {name} in status"));
+    let guardian_rss_kib = all_stats()
+        .into_iter()
+        .find(|s| s.ppid == pm.pid && s.comm == after.comm)
+        .and_then(|s| fs::read_to_string(format!("/proc/{}/status", s.pid)).ok())
+        .and_then(|text| status_kib(&text, "VmRSS:"));
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+        threads: fs::read_dir(format!("/proc/{}/task", pm.pid)).map_or(0, |d| d.count()),
+        guardian_rss_kib,
+        cpu_ticks: (after.utime + after.stime).saturating_sub(before.utime + before.stime),
+        cpu_ns: cpu_after.saturating_sub(cpu_before),
+        switches,
+        per_thread,
+        window,
+        unexpected_lines,
+    })
+}
+
+/// Reads (and counts) whatever pm prints during `span`.
+fn drain_for(proc: &mut Proc, span: Duration) -> Result<u64> {
+    let end = Instant::now() + span;
+    let mut lines = 0;
+    loop {
+        match proc.read(end) {
+            Read::Lines(chunk, _) => lines += memchr::memchr_iter(b'\n', chunk).count() as u64,
+            Read::Eof => return Err("pm's output ended while idle".into()),
+            Read::Timeout => return Ok(lines),
+        }
+    }
+}
+
+/// The baseline: a shell starting the same children in the background.
+/// Returns (ms until every child printed, ms from SIGTERM to the group until
+/// every child is dead).
+fn idle_sh(config: &Config) -> Result<(f64, f64)> {
+    let n = config.idle_children;
+    let script =
+        format!("i=0; while [ $i -lt {n} ]; do sh -c '{IDLE_COMMAND}' & i=$((i+1)); done; wait");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(script);
+    let started = Instant::now();
+    let mut sh = Proc::spawn(cmd, libc::SIGKILL, None)?;
+    let pids = read_ready(&mut sh, n, false, started + Duration::from_secs(10))?;
+    let startup = started.elapsed().as_secs_f64() * 1000.0;
+    let signaled = Instant::now();
+    signal_group(sh.pid, libc::SIGTERM);
+    let deadline = signaled + Duration::from_secs(5);
+    let mut alive = pids;
+    while !alive.is_empty() {
+        if Instant::now() > deadline {
+            return Err(format!("{} children outlived SIGTERM", alive.len()));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+        alive.retain(|&pid| is_alive(pid));
+    }
+    Ok((startup, signaled.elapsed().as_secs_f64() * 1000.0))
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 6: latency of single lines.
+
+struct Latencies {
+    /// Sorted, in nanoseconds.
+    ns: Vec<u64>,
+    expected: u64,
+}
+
+impl Latencies {
+    fn at(&self, fraction: f64) -> u64 {
+        if self.ns.is_empty() {
+            return 0;
+        }
+        let index = ((self.ns.len() as f64 * fraction) as usize).min(self.ns.len() - 1);
+        self.ns[index]
+    }
+
+    fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.ns.len() as u64)
+    }
+}
+
+fn latency(config: &Config) -> Vec<Row> {
+    let n = config.latency_lines;
+    println!("== latency: {n} single lines, 1 ms apart");
+    let pm = latency_run(config, true);
+    let cat = latency_run(config, false);
+    for (label, result) in [("pm ", &pm), ("cat", &cat)] {
+        match result {
+            Ok(l) => println!(
+                "   {label}: median {}, p99 {}, max {} ({} lines, {} lost)",
+                us(l.at(0.5)),
+                us(l.at(0.99)),
+                us(l.at(1.0)),
+                l.ns.len(),
+                l.lost()
+            ),
+            Err(e) => println!("   {label}: error: {e}"),
+        }
+    }
+    let pm = match pm {
+        Ok(pm) => pm,
+        Err(e) => return vec![Row::failed("latency", &e)],
+    };
+    let cat = cat.ok();
+    let base = |fraction: f64| {
+        cat.as_ref().map_or((String::new(), String::new()), |c| {
+            (
+                format!("{} (cat)", us(c.at(fraction))),
+                ratio(pm.at(fraction) as f64, c.at(fraction) as f64),
+            )
+        })
+    };
+    let (p50_base, p50_ratio) = base(0.5);
+    let (p99_base, p99_ratio) = base(0.99);
+    let (max_base, max_ratio) = base(1.0);
+    vec![
+        Row::checked(
+            "latency p99",
+            us(pm.at(0.99)),
+            p99_base,
+            p99_ratio,
+            "< 1000 us, 0 lost",
+            pm.at(0.99) < 1_000_000 && pm.lost() == 0,
+        ),
+        Row::info("  latency median", us(pm.at(0.5)), p50_base, p50_ratio),
+        Row::info("  latency max", us(pm.at(1.0)), max_base, max_ratio),
+    ]
+}
+
+fn latency_run(config: &Config, through_pm: bool) -> Result<Latencies> {
+    let n = config.latency_lines;
+    let child = format!("{} --latency {n}", quote(&config.exe));
+    let dir = tempdir()?;
+    let mut proc = if through_pm {
+        write_file(
+            &dir.path().join("Procfile"),
+            &format!("lat: exec {child}\n"),
+        )?;
+        let mut cmd = Command::new(&config.pm);
+        cmd.current_dir(dir.path())
+            .args(["start", "--color", "never"]);
+        Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?
+    } else {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(format!("{child} | cat"));
+        Proc::spawn(cmd, libc::SIGKILL, None)?
+    };
+    let deadline = Instant::now() + Duration::from_millis(n * 3) + Duration::from_secs(10);
+    let mut ns = Vec::with_capacity(n as usize);
+    loop {
+        match proc.read(deadline) {
+            Read::Lines(chunk, at) => {
+                for line in chunk.split(|&b| b == b'\n') {
+                    let text = if through_pm {
+                        match split_prefix(line) {
+                            Some((name, text)) if name != b"system" => text,
+                            _ => continue,
+                        }
+                    } else {
+                        line
+                    };
+                    let mut words = text.split(|&b| b == b' ');
+                    if words.next() != Some(b"@") {
+                        continue;
+                    }
+                    if let Some(sent) = words.nth(1).and_then(parse_digits) {
+                        ns.push(at.saturating_sub(sent));
+                    }
+                }
+            }
+            Read::Eof => break,
+            Read::Timeout => return Err(format!("timed out after {} lines", ns.len())),
+        }
+    }
+    proc.wait_exit(Instant::now() + Duration::from_secs(10))?;
+    ns.sort_unstable();
+    Ok(Latencies { ns, expected: n })
+}
+
+// ---------------------------------------------------------------------------
+// Processes: spawning, reading, waiting, and killing everything.
+
+/// Processes alive under a `Proc`; orphans are reaped only when it is zero,
+/// so the reaper never takes the exit status of a child still in use.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// The process group of the newest live `Proc`, for the interrupt handler.
+static CURRENT_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// On Ctrl-C (or SIGTERM, SIGHUP) the bench dies without running its
+/// destructors, so the handler SIGKILLs the group of the process it was
+/// measuring: a shell baseline and its jobs, or pm, whose guardian then
+/// kills pm's children (which also get PR_SET_PDEATHSIG).
+fn kill_current_group_on_interrupt() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        let group = CURRENT_GROUP.load(Ordering::SeqCst);
+        // SAFETY: kill and _exit are async-signal-safe.
+        unsafe {
+            if group > 1 && group != libc::getpgrp() {
+                libc::kill(-group, libc::SIGKILL);
+            }
+            libc::_exit(128 + signal);
+        }
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only calls async-signal-safe functions.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+enum Read<'a> {
+    /// Complete lines, and when (CLOCK_MONOTONIC ns) the read returned them.
+    Lines(&'a [u8], u64),
+    Eof,
+    Timeout,
+}
+
+struct Exit {
+    status: ExitStatus,
+    at: Instant,
+    cpu_ms: Option<f64>,
+}
+
+/// A process the bench started, in its own process group, with its stdout
+/// read through a pipe. Dropping it kills its whole tree.
+struct Proc {
+    child: Child,
+    pid: i32,
+    out: OwnedFd,
+    buf: Vec<u8>,
+    len: usize,
+    consumed: usize,
+    eof: bool,
+    waited: bool,
+    stderr: Option<PathBuf>,
+}
+
+const READ_SIZE: usize = 256 * 1024;
+
+impl Proc {
+    /// Spawns `cmd` in a new process group; it gets `death_signal` when the
+    /// bench dies. With `stderr_dir`, its stderr goes to a file there.
+    fn spawn(mut cmd: Command, death_signal: i32, stderr_dir: Option<&Path>) -> Result<Proc> {
+        let stderr_path = stderr_dir.map(|d| d.join("stderr.log"));
+        let stderr = match &stderr_path {
+            Some(path) => Stdio::from(fs::File::create(path).map_err(|e| e.to_string())?),
+            None => Stdio::inherit(),
+        };
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+        LIVE.fetch_add(1, Ordering::SeqCst);
+        CURRENT_GROUP.store(child.id() as i32, Ordering::SeqCst);
+        let out = OwnedFd::from(child.stdout.take().ok_or("no stdout pipe")?);
+        Ok(Proc {
+            pid: child.id() as i32,
+            child,
+            out,
+            buf: Vec::new(),
+            len: 0,
+            consumed: 0,
+            eof: false,
+            waited: false,
+            stderr: stderr_path,
+        })
+    }
+
+    /// The next complete lines of output, waiting until `deadline`.
+    fn read(&mut self, deadline: Instant) -> Read<'_> {
+        if self.consumed > 0 {
+            self.buf.copy_within(self.consumed..self.len, 0);
+            self.len -= self.consumed;
+            self.consumed = 0;
+        }
+        loop {
+            if self.eof {
+                if self.len == 0 {
+                    return Read::Eof;
+                }
+                // A last line without its newline.
+                self.buf.truncate(self.len);
+                self.buf.push(b'\n');
+                self.len += 1;
+                self.consumed = self.len;
+                return Read::Lines(&self.buf[..self.len], mono_ns());
+            }
+            if self.buf.len() < self.len + READ_SIZE {
+                self.buf.resize(self.len + READ_SIZE, 0);
+            }
+            if !wait_readable(&self.out, deadline) {
+                return Read::Timeout;
+            }
+            let room = &mut self.buf[self.len..];
+            // SAFETY: reads at most room.len() bytes into memory we own.
+            let n =
+                unsafe { libc::read(self.out.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+            let at = mono_ns();
+            if n <= 0 {
+                let error = io::Error::last_os_error();
+                if n < 0
+                    && matches!(
+                        error.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    )
+                {
+                    continue;
+                }
+                self.eof = true;
+                continue;
+            }
+            let start = self.len;
+            self.len += n as usize;
+            if let Some(at_newline) = memchr::memrchr(b'\n', &self.buf[start..self.len]) {
+                self.consumed = start + at_newline + 1;
+                return Read::Lines(&self.buf[..self.consumed], at);
+            }
+        }
+    }
+
+    /// Waits for the process to exit, reading (and dropping) its output
+    /// meanwhile so it never blocks on a full pipe. Its CPU time is read
+    /// while it is a zombie, before it is reaped.
+    fn wait_exit(&mut self, deadline: Instant) -> Result<Exit> {
+        let pidfd = pidfd_open(self.pid);
+        loop {
+            let mut fds = Vec::with_capacity(2);
+            if let Some(fd) = &pidfd {
+                fds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            if !self.eof {
+                fds.push(libc::pollfd {
+                    fd: self.out.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Without a pidfd, poll the exit every millisecond.
+            let timeout = if pidfd.is_some() {
+                left.as_millis().min(1000) as i32 + 1
+            } else {
+                1
+            };
+            // SAFETY: `fds` is a live array of fds.len() pollfds.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            let at = Instant::now();
+            if exited(self.pid) {
+                let cpu_ms = read_stat(self.pid)
+                    .map(|s| (s.utime + s.stime) as f64 * 1000.0 / clock_ticks_per_second() as f64);
+                let status = self.child.wait().map_err(|e| e.to_string())?;
+                self.waited = true;
+                return Ok(Exit { status, at, cpu_ms });
+            }
+            if !self.eof && fds.last().is_some_and(|p| p.revents != 0) {
+                self.discard();
+            }
+            if at >= deadline {
+                return Err(format!("pid {} did not exit in time", self.pid));
+            }
+        }
+    }
+
+    /// One read of output nobody needs (the fd was reported readable).
+    fn discard(&mut self) {
+        let mut scratch = [0u8; 16 * 1024];
+        // SAFETY: reads into a local buffer of its own length.
+        let n = unsafe {
+            libc::read(
+                self.out.as_raw_fd(),
+                scratch.as_mut_ptr().cast(),
+                scratch.len(),
+            )
+        };
+        if n == 0
+            || (n < 0
+                && !matches!(
+                    io::Error::last_os_error().kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ))
+        {
+            self.eof = true;
+        }
+    }
+
+    /// The end of its stderr, for error messages.
+    fn stderr_tail(&self) -> String {
+        let Some(text) = self
+            .stderr
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+        else {
+            return String::new();
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return String::new();
+        }
+        let tail: String = text
+            .chars()
+            .rev()
+            .take(300)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!(" (stderr: {tail})")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if !self.waited {
+            // Its tree first (pm's children sit in groups of their own), then
+            // the process and its group.
+            let tree = descendants(self.pid);
+            signal_group(self.pid, libc::SIGKILL);
+            signal_pid(self.pid, libc::SIGKILL);
+            kill_all(&tree);
+            let _ = self.child.wait();
+        } else {
+            signal_group(self.pid, libc::SIGKILL);
+        }
+        let _ = CURRENT_GROUP.compare_exchange(self.pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+        if LIVE.fetch_sub(1, Ordering::SeqCst) == 1 {
+            reap_orphans(Duration::from_secs(5));
+        }
+    }
+}
+
+fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pollfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // Round up, so a sub-millisecond wait is not a busy loop.
+        let timeout = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: one live pollfd.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, timeout) };
+        if ready > 0 {
+            return true;
+        }
+        if ready == 0 && Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers; a negative result is an error.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative result is a new descriptor that we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether our child `pid` has exited, without reaping it.
+fn exited(pid: i32) -> bool {
+    // SAFETY: siginfo_t is plain data, zeroes are a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes into `info`, which we own.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: after a successful waitid, si_pid is set (0: nothing exited).
+    rc == 0 && unsafe { info.si_pid() } != 0
+}
+
+fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+}
+
+fn own_pgid() -> i32 {
+    // SAFETY: getpgrp has no preconditions.
+    unsafe { libc::getpgrp() }
+}
+
+/// Signals one process; never the bench itself, init or "everyone".
+fn signal_pid(pid: i32, signal: i32) {
+    if pid > 1 && pid as u32 != std::process::id() {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Signals a process group; never the bench's own.
+fn signal_group(pgid: i32, signal: i32) {
+    if pgid > 1 && pgid != own_pgid() {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+}
+
+/// SIGKILLs each process and its process group.
+fn kill_all(pids: &[i32]) {
+    for &pid in pids {
+        if let Some(stat) = read_stat(pid) {
+            signal_group(stat.pgrp, libc::SIGKILL);
+        }
+        signal_pid(pid, libc::SIGKILL);
+    }
+}
+
+/// Kills and reaps whatever was reparented to the bench (it is a subreaper):
+/// the remains of every tree it started.
+fn reap_orphans(limit: Duration) {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + limit;
+    loop {
+        let orphans: Vec<i32> = all_stats()
+            .into_iter()
+            .filter(|s| s.ppid == me)
+            .map(|s| s.pid)
+            .collect();
+        if orphans.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        let mut tree = orphans.clone();
+        for &pid in &orphans {
+            tree.extend(descendants(pid));
+        }
+        kill_all(&tree);
+        for &pid in &orphans {
+            // SAFETY: waitpid on our own child; the status is not needed.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+struct Stat {
+    pid: i32,
+    comm: String,
+    state: u8,
+    ppid: i32,
+    pgrp: i32,
+    utime: u64,
+    stime: u64,
+}
+
+fn read_stat(pid: i32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // Fields from the third (state) on; utime and stime are the 14th and 15th.
+    Some(Stat {
+        pid,
+        comm,
+        state: *fields.first()?.as_bytes().first()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        utime: fields.get(11)?.parse().ok()?,
+        stime: fields.get(12)?.parse().ok()?,
+    })
+}
+
+fn all_stats() -> Vec<Stat> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_stat)
+        .collect()
+}
+
+/// Every process below `root`, from a snapshot of /proc.
+fn descendants(root: i32) -> Vec<i32> {
+    let stats = all_stats();
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(stats.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Alive: it exists and is neither a zombie nor dead.
+fn is_alive(pid: i32) -> bool {
+    read_stat(pid).is_some_and(|s| !matches!(s.state, b'Z' | b'X' | b'x'))
+}
+
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as u64 } else { 100 }
+}
+
+/// Nanoseconds on CPU, summed over the threads (from schedstat).
+fn task_cpu_ns(pid: i32) -> u64 {
+    per_task(pid, "schedstat", |text| {
+        text.split_whitespace().next().and_then(|v| v.parse().ok())
+    })
+}
+
+/// Context switches per thread (each one a wake-up of an idle thread):
+/// (thread id, thread name, count).
+fn thread_switches(pid: i32) -> Vec<(String, String, u64)> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let text = fs::read_to_string(task.path().join("status")).ok()?;
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Name:"))
+                .unwrap_or("?")
+                .trim()
+                .to_string();
+            let count = text
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            Some((task.file_name().to_string_lossy().into_owned(), name, count))
+        })
+        .collect()
+}
+
+/// Switches per thread between two samples, as `name N, name N`; and the sum.
+fn switches_between(
+    before: &[(String, String, u64)],
+    after: &[(String, String, u64)],
+) -> (String, u64) {
+    let mut total = 0;
+    let mut parts = Vec::new();
+    for (tid, name, count) in after {
+        let earlier = before.iter().find(|(t, _, _)| t == tid).map_or(0, |b| b.2);
+        let delta = count.saturating_sub(earlier);
+        total += delta;
+        parts.push(format!("{name} {delta}"));
+    }
+    (parts.join(", "), total)
+}
+
+fn per_task(pid: i32, file: &str, value: impl Fn(&str) -> Option<u64>) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join(file)).ok())
+        .filter_map(|text| value(&text))
+        .sum()
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn tempdir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("pm-bench-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
