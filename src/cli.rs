@@ -44,7 +44,7 @@ pub struct AppArgs {
     #[arg(short = 'e', long = "env", value_name = "FILE", value_delimiter = ',')]
     pub env: Vec<PathBuf>,
 
-    /// Base port [default: PORT from the env files, else $PORT, else 5000].
+    /// Base port [default: pm.toml's, else PORT from the env files, else $PORT, else 5000].
     #[arg(short = 'p', long = "port", value_name = "N")]
     pub port: Option<String>,
 
@@ -53,11 +53,9 @@ pub struct AppArgs {
     pub port_step: u16,
 }
 
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    #[command(flatten)]
-    pub app: AppArgs,
-
+/// How many of each process type: shared by start, check (and export).
+#[derive(Debug, Args, Clone, Default)]
+pub struct FormationArgs {
     /// How many of each type: `web=2,worker=3`; `all=N` sets the default for the others.
     #[arg(short = 'm', long = "formation", value_name = "SPEC")]
     pub formation: Option<String>,
@@ -65,6 +63,15 @@ pub struct StartArgs {
     /// Process types to run, as NAME or NAME=COUNT (only these run).
     #[arg(value_name = "NAME[=COUNT]")]
     pub processes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    #[command(flatten)]
+    pub formation: FormationArgs,
 
     /// Seconds to wait after SIGTERM before SIGKILL at shutdown [default: pm.toml's, else 5].
     #[arg(short = 't', long = "timeout", value_name = "SECONDS")]
@@ -115,11 +122,6 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub app: AppArgs,
 
-    /// How many of each type, as for `pm start` (checked and shown).
-    #[arg(short = 'm', long = "formation", value_name = "SPEC")]
-    pub formation: Option<String>,
-
-    /// Process types, as NAME or NAME=COUNT, as for `pm start`.
-    #[arg(value_name = "NAME[=COUNT]")]
-    pub processes: Vec<String>,
+    #[command(flatten)]
+    pub formation: FormationArgs,
 }

@@ -7,7 +7,6 @@ use crate::error::Result;
 pub fn check(args: CheckArgs) -> Result<i32> {
     let options = LoadOptions {
         formation: args.formation.clone(),
-        processes: args.processes.clone(),
         timeout: None,
         pty: false,
         no_release: false,

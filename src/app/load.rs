@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::AppArgs;
+use crate::cli::{AppArgs, FormationArgs};
 use crate::config::formation::Formation;
 use crate::config::pm_toml::{self, Settings};
 use crate::config::{ConfigError, envfile, ports, procfile};
@@ -19,10 +19,8 @@ use crate::plan::{Plan, PlanInputs, RELEASE};
 /// What a subcommand wants loaded besides the files.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// `-m` value.
-    pub formation: Option<String>,
-    /// Positional `NAME[=N]` values.
-    pub processes: Vec<String>,
+    /// `-m` and the positional `NAME[=N]` values.
+    pub formation: FormationArgs,
     /// `-t`; None leaves it to pm.toml, else 5 s.
     pub timeout: Option<Duration>,
     pub pty: bool,
@@ -278,12 +276,13 @@ fn formation(
     default: Option<&str>,
     names: &[&str],
 ) -> std::result::Result<Vec<u32>, String> {
-    let mut formation = match &options.formation {
+    let mut formation = match &options.formation.formation {
         Some(spec) => Formation::parse_spec(spec).map_err(|e| e.to_string())?,
         None => Formation::default(),
     };
-    if !options.processes.is_empty() {
-        let positional = Formation::parse_args(&options.processes).map_err(|e| e.to_string())?;
+    if !options.formation.processes.is_empty() {
+        let positional =
+            Formation::parse_args(&options.formation.processes).map_err(|e| e.to_string())?;
         formation = formation.merge(positional);
     }
     if formation.is_empty()

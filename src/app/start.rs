@@ -13,7 +13,6 @@ use crate::runtime::{Message, OutputStyle, Runtime};
 pub fn start(args: StartArgs) -> Result<i32> {
     let options = LoadOptions {
         formation: args.formation.clone(),
-        processes: args.processes.clone(),
         timeout: args.timeout.map(load::timeout).transpose()?,
         pty: args.pty,
         no_release: args.no_release,
