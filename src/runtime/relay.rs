@@ -123,7 +123,14 @@ pub async fn relay(
             }
             _ = tokio::time::sleep_until(partial_since.unwrap_or_else(Instant::now) + PARTIAL_WAIT),
                 if partial_since.is_some() => {
-                framer.flush_partial(&mut clock, &mut buf);
+                // The wait may have been spent blocked on a slow stdout while
+                // the rest of the line sat in the pipe, unseen by the reactor:
+                // look before declaring the line partial.
+                match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
+                    Read::Data => {}
+                    Read::WouldBlock => framer.flush_partial(&mut clock, &mut buf),
+                    Read::End => ended = true,
+                }
             }
         }
         if ended {
