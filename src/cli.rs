@@ -57,7 +57,14 @@ pub struct AppArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct FormationArgs {
     /// How many of each type: `web=2,worker=3`; `all=N` sets the default for the others.
-    #[arg(short = 'm', long = "formation", value_name = "SPEC")]
+    /// (`-c/--concurrency` is accepted too, as honcho and old foreman spell it.)
+    #[arg(
+        short = 'm',
+        long = "formation",
+        value_name = "SPEC",
+        short_alias = 'c',
+        alias = "concurrency"
+    )]
     pub formation: Option<String>,
 
     /// Process types to run, as NAME or NAME=COUNT (only these run).

@@ -16,6 +16,9 @@ pub fn check(args: CheckArgs) -> Result<i32> {
     let mut text = String::new();
     let count = plan.types.len();
     let s = if count == 1 { "" } else { "s" };
+    let names: Vec<&str> = plan.types.iter().map(|t| t.name.as_str()).collect();
+    // foreman's wording first, so scripts written for `foreman check` still match.
+    text.push_str(&format!("valid procfile detected ({})\n", names.join(", ")));
     text.push_str(&format!("{}: {count} process type{s}\n", plan.procfile));
     if env_read.is_empty() {
         text.push_str("env files: none\n");

@@ -259,6 +259,16 @@ fn formation_with_all_and_m() {
 }
 
 #[test]
+fn concurrency_is_an_alias_of_formation() {
+    let app = App::with_procfile("a: echo $PS\nb: echo $PS\n");
+    let out = app.run(&["start", "--no-timestamp", "-c", "a=2"]);
+    assert!(out.stdout.contains("| a.2\n"), "{}", out.stdout);
+    assert!(!out.stdout.contains("b.1"), "{}", out.stdout);
+    let out = app.run(&["start", "--no-timestamp", "--concurrency", "b=1"]);
+    assert!(out.stdout.contains("| b.1\n"), "{}", out.stdout);
+}
+
+#[test]
 fn commands_run_in_the_root_directory() {
     let app = App::with_procfile("web: pwd\n");
     std::fs::create_dir(app.path().join("sub")).expect("mkdir");

@@ -42,6 +42,10 @@ fn check_prints_types_commands_and_ports() {
     app.file(".env", "A=1\nB=2\n");
     let out = app.run(&["check", "web=2"]);
     let stdout = out.assert_ok();
+    assert!(
+        stdout.starts_with("valid procfile detected (web, worker)\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Procfile: 2 process types"), "{stdout}");
     assert!(stdout.contains(".env (2 variables)"), "{stdout}");
     assert!(stdout.contains("ports 5000-5001"), "{stdout}");
