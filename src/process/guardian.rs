@@ -73,9 +73,17 @@ impl Guardian {
         }
     }
 
-    /// Closes the pipe: the guardian exits after killing what is still listed.
+    /// Closes the pipe and waits for the guardian to exit (after killing what
+    /// is still listed), so that not even the guardian outlives pm.
+    ///
+    /// This is the one `waitpid` outside [`super::reap`]: it runs after the
+    /// runtime's last reap, for the guardian's pid only.
     pub fn release(mut self) {
         self.pipe = None;
+        // Retry on EINTR; any other answer means it is reaped (now, or
+        // earlier by the runtime: ECHILD).
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
     }
 }
 
