@@ -27,6 +27,14 @@ pub enum Command {
     Run(RunArgs),
     /// Validate the Procfile and env files; print the process types and ports.
     Check(CheckArgs),
+    /// Show every instance of the running `pm start`.
+    Ps(PsArgs),
+    /// Restart instances (`web` or `web.2`) of the running `pm start`.
+    Restart(TargetArgs),
+    /// Stop instances (`web` or `web.2`); `pm restart` brings them back.
+    Stop(TargetArgs),
+    /// Change the formation of the running `pm start`: `pm scale web=4 worker=0`.
+    Scale(ScaleArgs),
 }
 
 /// Where the application is: shared by every subcommand.
@@ -51,6 +59,10 @@ pub struct AppArgs {
     /// Port distance between process types.
     #[arg(long = "port-step", value_name = "N", default_value_t = 100)]
     pub port_step: u16,
+
+    /// The control socket [default: $PM_SOCKET, else ROOT/.pm.sock].
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 /// How many of each process type: shared by start, check (and export).
@@ -131,4 +143,34 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub formation: FormationArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// Print a JSON array instead of a table.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// A process type (every instance) or one instance, e.g. `web` or `web.2`.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// New counts, as NAME=COUNT (types not named keep theirs).
+    #[arg(value_name = "NAME=COUNT", required = true)]
+    pub formation: Vec<String>,
 }

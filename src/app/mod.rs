@@ -2,6 +2,7 @@
 //! acts on it, return the exit code.
 
 pub mod check;
+pub mod control;
 pub mod load;
 pub mod run;
 pub mod start;
@@ -15,5 +16,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Start(args) => start::start(args),
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
+        Command::Ps(args) => control::ps(args),
+        Command::Restart(args) => control::restart(args),
+        Command::Stop(args) => control::stop(args),
+        Command::Scale(args) => control::scale(args),
     }
 }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use crate::app::load::{self, LoadOptions};
 use crate::cli::StartArgs;
+use crate::control;
 use crate::error::{Error, Result};
 use crate::output::{self, ColorChoice};
 use crate::process::{self, Guardian};
@@ -41,6 +42,12 @@ pub fn start(args: StartArgs) -> Result<i32> {
         width: output::name_width(plan.instances.iter().map(|i| i.name.as_str())),
     };
 
+    // The socket comes first: a second pm in the same place stops here,
+    // before it starts anything.
+    let paths = load::paths(&args.app)?;
+    let socket = control::socket_path(args.app.socket.as_ref(), &paths);
+    let (listener, _socket_guard) = control::server::bind(&socket)?;
+
     // The guardian is forked while pm still has a single thread.
     let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
     process::become_subreaper();
@@ -60,8 +67,11 @@ pub fn start(args: StartArgs) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::os("cannot start the runtime", e))?;
-    let result =
-        runtime.block_on(Runtime::new(plan, guardian, out, style, messages_tx, messages).run());
+    let result = runtime.block_on(
+        Runtime::new(plan, guardian, out, style, messages_tx, messages)
+            .with_control(listener)
+            .run(),
+    );
     drop(runtime);
     writer.finish();
     result

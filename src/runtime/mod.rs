@@ -13,6 +13,12 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+use crate::config::formation::MAX_COUNT;
+use crate::config::ports;
+use crate::control::protocol::{Command, InstanceInfo, Reply};
+use crate::supervisor::State;
 
 use crate::error::{Error, Result};
 use crate::output::{Clock, Framer, OutputTx};
@@ -28,6 +34,8 @@ pub enum Message {
     Relay(RelayEvent),
     /// Nobody reads pm's stdout any more.
     BrokenPipe,
+    /// A request from the control socket, with where to send the reply.
+    Control(Command, oneshot::Sender<Reply>),
 }
 
 /// How output is shown: computed once from the flags and the terminal.
@@ -64,6 +72,8 @@ pub struct Runtime {
     /// Set once stragglers are being signaled; new orphans get it too.
     straggler_signal: Option<Signal>,
     signaled: HashSet<(i32, Signal)>,
+    /// The control socket, served once the runtime runs.
+    control: Option<std::os::unix::net::UnixListener>,
 }
 
 impl Runtime {
@@ -91,7 +101,14 @@ impl Runtime {
             open_relays: 0,
             straggler_signal: None,
             signaled: HashSet::new(),
+            control: None,
         }
+    }
+
+    /// Serves `pm ps`, `pm restart`, `pm stop` and `pm scale` on this socket.
+    pub fn with_control(mut self, listener: std::os::unix::net::UnixListener) -> Runtime {
+        self.control = Some(listener);
+        self
     }
 
     /// A channel for messages to a runtime that does not exist yet (the
@@ -104,6 +121,12 @@ impl Runtime {
     pub async fn run(mut self) -> Result<i32> {
         let mut signals =
             Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
+        if let Some(listener) = self.control.take() {
+            tokio::spawn(crate::control::server::serve(
+                listener,
+                self.messages_tx.clone(),
+            ));
+        }
         let actions = self.sup.start(Instant::now());
         self.apply(actions);
         let code = loop {
@@ -146,7 +169,218 @@ impl Runtime {
                 let actions = self.sup.shutdown(Signal::SIGPIPE, Instant::now());
                 self.apply(actions);
             }
+            Message::Control(command, reply) => {
+                let answer = self.control(command);
+                let _ = reply.send(answer);
+            }
         }
+    }
+
+    /// Answers one control request.
+    fn control(&mut self, command: Command) -> Reply {
+        let now = Instant::now();
+        match command {
+            Command::Ps => Reply::instances(self.ps(now)),
+            Command::Restart { targets } => match self.targets(&targets) {
+                Ok((ids, names)) => {
+                    let actions = self.sup.restart(&ids, now);
+                    self.apply(actions);
+                    Reply::message(format!("restarting {}", names.join(", ")))
+                }
+                Err(e) => Reply::error(e),
+            },
+            Command::Stop { targets } => match self.targets(&targets) {
+                Ok((ids, names)) => {
+                    let actions = self.sup.stop(&ids, false, now);
+                    self.apply(actions);
+                    Reply::message(format!("stopping {}", names.join(", ")))
+                }
+                Err(e) => Reply::error(e),
+            },
+            Command::Scale { formation } => match self.scale(&formation, now) {
+                Ok(text) => Reply::message(text),
+                Err(e) => Reply::error(e),
+            },
+        }
+    }
+
+    fn ps(&self, now: Instant) -> Vec<InstanceInfo> {
+        self.sup
+            .instances()
+            .iter()
+            .enumerate()
+            .filter(|(_, inst)| !inst.retired)
+            .map(|(id, inst)| {
+                let spec = &self.plan.instances[id];
+                let (pid, uptime, state) = match inst.state {
+                    State::Running {
+                        pid,
+                        since,
+                        kill_at,
+                        ..
+                    } => (
+                        Some(pid),
+                        Some(now.saturating_duration_since(since).as_secs_f64()),
+                        if kill_at.is_some() {
+                            "stopping"
+                        } else {
+                            "running"
+                        },
+                    ),
+                    State::Pending => (None, None, "starting"),
+                    State::Backoff { .. } => (None, None, "backing-off"),
+                    State::Exited(_) => (None, None, "exited"),
+                    State::Failed(_) => (None, None, "failed"),
+                    State::Stopped => (None, None, "stopped"),
+                };
+                InstanceInfo {
+                    name: inst.name.clone(),
+                    type_name: self.plan.types[spec.type_index].name.clone(),
+                    index: spec.number,
+                    pid,
+                    state: state.to_string(),
+                    restarts: inst.restarts,
+                    uptime_s: uptime.map(|u| (u * 10.0).round() / 10.0),
+                    port: spec.port,
+                    health: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Instance ids for `web` (every instance) or `web.2`.
+    fn targets(
+        &self,
+        targets: &[String],
+    ) -> std::result::Result<(Vec<usize>, Vec<String>), String> {
+        if targets.is_empty() {
+            return Err("no target given (expected a process type like \"web\" or an instance like \"web.2\")".into());
+        }
+        let mut ids = Vec::new();
+        for target in targets {
+            let found: Vec<usize> = self
+                .sup
+                .instances()
+                .iter()
+                .enumerate()
+                .filter(|(id, inst)| {
+                    !inst.retired
+                        && (inst.name == *target
+                            || self.plan.types[self.plan.instances[*id].type_index].name == *target)
+                })
+                .map(|(id, _)| id)
+                .collect();
+            if found.is_empty() {
+                let known: Vec<&str> = self.plan.types.iter().map(|t| t.name.as_str()).collect();
+                return Err(format!(
+                    "no process or instance \"{target}\" is running here (process types: {})",
+                    known.join(", ")
+                ));
+            }
+            for id in found {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        let names = ids
+            .iter()
+            .map(|&id| self.sup.instances()[id].name.clone())
+            .collect();
+        Ok((ids, names))
+    }
+
+    /// Brings each named type to its count: new instances get the ports
+    /// `pm start` would give them; the highest-numbered ones go first.
+    fn scale(
+        &mut self,
+        formation: &std::collections::BTreeMap<String, u32>,
+        now: Instant,
+    ) -> std::result::Result<String, String> {
+        if formation.is_empty() {
+            return Err("empty formation (expected NAME=COUNT...)".into());
+        }
+        for (name, &count) in formation {
+            let Some(spec) = self.plan.type_named(name) else {
+                let known: Vec<&str> = self.plan.types.iter().map(|t| t.name.as_str()).collect();
+                return Err(format!(
+                    "unknown process type \"{name}\" (known: {})",
+                    known.join(", ")
+                ));
+            };
+            if name == crate::plan::RELEASE {
+                return Err("\"release\" runs once before the others; it cannot be scaled".into());
+            }
+            if count > MAX_COUNT {
+                return Err(format!(
+                    "count {count} for \"{name}\" is above the limit of {MAX_COUNT}"
+                ));
+            }
+            ports::port_for(
+                self.plan.base_port,
+                self.plan.port_step,
+                spec.position,
+                count.max(1),
+                name,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let mut changes = Vec::new();
+        for (name, &count) in formation {
+            let Some(type_index) = self.plan.types.iter().position(|t| t.name == *name) else {
+                continue;
+            };
+            let position = self.plan.types[type_index].position;
+            for number in 1..=count {
+                let existing = self
+                    .plan
+                    .instances
+                    .iter()
+                    .position(|i| i.type_index == type_index && i.number == number);
+                match existing {
+                    Some(id) if self.sup.instances()[id].retired => {
+                        let actions = self.sup.restart(&[id], now);
+                        self.apply(actions);
+                    }
+                    Some(_) => {}
+                    None => {
+                        let name = format!("{name}.{number}");
+                        let port = ports::port_for(
+                            self.plan.base_port,
+                            self.plan.port_step,
+                            position,
+                            number,
+                            &name,
+                        )
+                        .map_err(|e| e.to_string())?;
+                        self.plan.instances.push(crate::plan::InstanceSpec {
+                            type_index,
+                            number,
+                            name: name.clone(),
+                            port,
+                        });
+                        let actions = self.sup.add_instance(name, type_index, port);
+                        self.apply(actions);
+                    }
+                }
+            }
+            let extra: Vec<usize> = self
+                .plan
+                .instances
+                .iter()
+                .enumerate()
+                .filter(|(id, i)| {
+                    i.type_index == type_index
+                        && i.number > count
+                        && !self.sup.instances()[*id].retired
+                })
+                .map(|(id, _)| id)
+                .collect();
+            let actions = self.sup.stop(&extra, true, now);
+            self.apply(actions);
+            changes.push(format!("{name}={count}"));
+        }
+        Ok(format!("scaled to {}", changes.join(", ")))
     }
 
     /// A run's output is drained (or closed): if the process was reaped too,

@@ -56,8 +56,19 @@ pub enum State {
     Exited(ExitStatus),
     /// Failed and given up.
     Failed(ExitStatus),
-    /// Stopped by pm (shutdown) before it ran again.
+    /// Stopped by pm (shutdown) or on request (`pm stop`).
     Stopped,
+}
+
+/// What a user asked to happen once a running instance has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// `pm restart`: start it again at once.
+    Restart,
+    /// `pm stop`: leave it stopped.
+    Stop,
+    /// `pm scale` down: stop it and drop it from the formation.
+    Retire,
 }
 
 impl State {
@@ -76,6 +87,10 @@ pub struct Instance {
     pub restarts: u32,
     /// Restarts in the current crash loop.
     pub in_a_row: u32,
+    /// Set by a control request, acted on when the instance exits.
+    pub intent: Option<Intent>,
+    /// Scaled away: no longer part of the formation.
+    pub retired: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +147,8 @@ impl Supervisor {
                 state: State::Pending,
                 restarts: 0,
                 in_a_row: 0,
+                intent: None,
+                retired: false,
             })
             .collect();
         Supervisor {
@@ -228,6 +245,28 @@ impl Supervisor {
                 self.instances[id].state = State::Exited(status);
                 self.say(Event::Exited { name, status });
             }
+            Phase::Release | Phase::Running if self.instances[id].intent.is_some() => {
+                let inst = &mut self.instances[id];
+                let intent = inst.intent.take();
+                self.say(Event::Exited { name, status });
+                match intent {
+                    Some(Intent::Restart) => {
+                        let inst = &mut self.instances[id];
+                        inst.in_a_row = 0;
+                        inst.state = State::Pending;
+                        self.actions.push(Action::Spawn(id));
+                    }
+                    Some(Intent::Retire) => {
+                        self.instances[id].state = State::Stopped;
+                        self.instances[id].retired = true;
+                        self.finish_if_all_done(now);
+                    }
+                    Some(Intent::Stop) | None => {
+                        self.instances[id].state = State::Stopped;
+                        self.finish_if_all_done(now);
+                    }
+                }
+            }
             Phase::Release if self.is_release(id) => {
                 if status.success() {
                     self.instances[id].state = State::Exited(status);
@@ -286,10 +325,11 @@ impl Supervisor {
         if self.phase != Phase::Running {
             return;
         }
-        let all_done = self
-            .instances
-            .iter()
-            .all(|i| matches!(i.state, State::Exited(_) | State::Failed(_)));
+        // Instances scaled away do not count; with none left, pm waits for
+        // `pm scale` rather than exiting.
+        let mut active = self.instances.iter().filter(|i| !i.retired).peekable();
+        let all_done = active.peek().is_some()
+            && active.all(|i| matches!(i.state, State::Exited(_) | State::Failed(_)));
         if all_done {
             self.say(Event::AllDone);
             self.begin_stop(0, now);
@@ -367,8 +407,12 @@ impl Supervisor {
         match self.phase {
             Phase::Release | Phase::Running => {
                 for inst in &self.instances {
-                    if let State::Backoff { until } = inst.state {
-                        consider(until);
+                    match inst.state {
+                        State::Backoff { until } => consider(until),
+                        State::Running {
+                            kill_at: Some(at), ..
+                        } => consider(at),
+                        _ => {}
                     }
                 }
             }
@@ -400,6 +444,7 @@ impl Supervisor {
                         self.actions.push(Action::Spawn(id));
                     }
                 }
+                self.kill_overdue(now);
             }
             Phase::Stopping { code, until } => {
                 if until <= now {
@@ -407,20 +452,92 @@ impl Supervisor {
                     self.kill_all(code, now);
                     return self.take();
                 }
-                for id in 0..self.instances.len() {
-                    if let State::Running { kill_at, .. } = &mut self.instances[id].state
-                        && kill_at.is_some_and(|at| at <= now)
-                    {
-                        // Once is enough: the group gets SIGKILL now.
-                        *kill_at = None;
-                        let after = self.types[self.instances[id].type_index].stop_timeout;
-                        let name = self.instances[id].name.clone();
-                        self.say(Event::Killing { name, after });
-                        self.actions.push(Action::Signal(id, Signal::SIGKILL));
+                self.kill_overdue(now);
+            }
+            Phase::Killing { .. } => {}
+        }
+        self.take()
+    }
+
+    /// SIGKILL for every instance whose stop grace is over.
+    fn kill_overdue(&mut self, now: Instant) {
+        for id in 0..self.instances.len() {
+            if let State::Running { kill_at, .. } = &mut self.instances[id].state
+                && kill_at.is_some_and(|at| at <= now)
+            {
+                // Once is enough: the group gets SIGKILL now.
+                *kill_at = None;
+                let after = self.types[self.instances[id].type_index].stop_timeout;
+                let name = self.instances[id].name.clone();
+                self.say(Event::Killing { name, after });
+                self.actions.push(Action::Signal(id, Signal::SIGKILL));
+            }
+        }
+    }
+
+    /// `pm restart`: a running instance is stopped and started again at
+    /// once; one that is not running starts now.
+    pub fn restart(&mut self, ids: &[usize], now: Instant) -> Vec<Action> {
+        if matches!(self.phase, Phase::Running) {
+            for &id in ids {
+                match self.instances[id].state {
+                    State::Running { kill_at: None, .. } => {
+                        self.instances[id].intent = Some(Intent::Restart);
+                        self.stop_instance(id, now);
+                    }
+                    State::Running { .. } => self.instances[id].intent = Some(Intent::Restart),
+                    _ => {
+                        let inst = &mut self.instances[id];
+                        inst.in_a_row = 0;
+                        inst.retired = false;
+                        inst.intent = None;
+                        inst.state = State::Pending;
+                        self.actions.push(Action::Spawn(id));
                     }
                 }
             }
-            Phase::Killing { .. } => {}
+        }
+        self.take()
+    }
+
+    /// `pm stop` (or, with `retire`, `pm scale` down): stop and leave stopped.
+    pub fn stop(&mut self, ids: &[usize], retire: bool, now: Instant) -> Vec<Action> {
+        if matches!(self.phase, Phase::Running) {
+            let intent = if retire { Intent::Retire } else { Intent::Stop };
+            for &id in ids {
+                match self.instances[id].state {
+                    State::Running { kill_at, .. } => {
+                        self.instances[id].intent = Some(intent);
+                        if kill_at.is_none() {
+                            self.stop_instance(id, now);
+                        }
+                    }
+                    _ => {
+                        let inst = &mut self.instances[id];
+                        inst.state = State::Stopped;
+                        inst.retired |= retire;
+                    }
+                }
+            }
+            self.finish_if_all_done(now);
+        }
+        self.take()
+    }
+
+    /// `pm scale` up: a new instance joins the formation and starts.
+    pub fn add_instance(&mut self, name: String, type_index: usize, port: u16) -> Vec<Action> {
+        self.instances.push(Instance {
+            name,
+            type_index,
+            port,
+            state: State::Pending,
+            restarts: 0,
+            in_a_row: 0,
+            intent: None,
+            retired: false,
+        });
+        if matches!(self.phase, Phase::Running) {
+            self.actions.push(Action::Spawn(self.instances.len() - 1));
         }
         self.take()
     }
@@ -670,5 +787,52 @@ mod tests {
         let a = sup.spawn_failed(0, "no such file".into(), t0);
         assert_eq!(said(&a)[0], "web.1 could not start: no such file");
         assert_eq!(sup.finished(|| false, t0), Some(127));
+    }
+
+    #[test]
+    fn control_stop_restart_and_scale() {
+        let t0 = Instant::now();
+        let mut sup = started(&[("web", 2)], None, t0);
+        // Stop: signalled, then stopped for good (not restarted).
+        let a = sup.stop(&[1], false, t0);
+        assert!(a.contains(&Action::Signal(1, Signal::SIGTERM)));
+        let a = sup.exited(1, ExitStatus::Signal(Signal::SIGTERM), t0);
+        assert!(spawns(&a).is_empty());
+        assert_eq!(sup.instances()[1].state, State::Stopped);
+        // A stopped instance keeps pm alive even when the others are done.
+        sup.exited(0, ExitStatus::Code(0), t0);
+        assert_eq!(sup.phase(), Phase::Running);
+        // Restart: a stopped one starts at once.
+        assert_eq!(spawns(&sup.restart(&[1], t0)), vec![1]);
+        sup.spawned(1, 300, t0);
+        // Restart of a running one: stop, then spawn on exit, no backoff.
+        let a = sup.restart(&[1], t0);
+        assert!(a.contains(&Action::Signal(1, Signal::SIGTERM)));
+        assert_eq!(
+            spawns(&sup.exited(1, ExitStatus::Signal(Signal::SIGTERM), t0)),
+            vec![1]
+        );
+        sup.spawned(1, 301, t0);
+        // A stop that is ignored ends in SIGKILL after the grace.
+        sup.stop(&[1], true, t0);
+        let a = sup.tick(t0 + Duration::from_secs(5));
+        assert!(a.contains(&Action::Signal(1, Signal::SIGKILL)));
+        sup.exited(1, ExitStatus::Signal(Signal::SIGKILL), t0);
+        assert!(sup.instances()[1].retired);
+        // web.1 is done and web.2 scaled away: nothing is left to run.
+        assert!(matches!(sup.phase(), Phase::Stopping { code: 0, .. }));
+    }
+
+    #[test]
+    fn scaled_to_nothing_waits_for_a_scale_up() {
+        let t0 = Instant::now();
+        let mut sup = started(&[("web", 1)], None, t0);
+        sup.stop(&[0], true, t0);
+        sup.exited(0, ExitStatus::Signal(Signal::SIGTERM), t0);
+        assert_eq!(sup.phase(), Phase::Running);
+        assert_eq!(spawns(&sup.add_instance("web.2".into(), 0, 5001)), vec![1]);
+        // Restarting a retired instance brings it back into the formation.
+        assert_eq!(spawns(&sup.restart(&[0], t0)), vec![0]);
+        assert!(!sup.instances()[0].retired);
     }
 }

@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod control;
 mod errors;
 mod output;
 mod run_check;

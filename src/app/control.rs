@@ -1,0 +1,125 @@
+//! `pm ps`, `pm restart`, `pm stop`, `pm scale`: clients of a running
+//! `pm start`, found through its control socket.
+
+use std::collections::BTreeMap;
+
+use crate::app::load;
+use crate::cli::{AppArgs, PsArgs, ScaleArgs, TargetArgs};
+use crate::config::formation::Formation;
+use crate::control::protocol::{Command, InstanceInfo, Reply};
+use crate::control::{client, socket_path};
+use crate::error::{Error, Result};
+
+fn send(app: &AppArgs, command: Command) -> Result<Reply> {
+    let paths = load::paths(app)?;
+    let socket = socket_path(app.socket.as_ref(), &paths);
+    let reply = client::send(&socket, command)?;
+    if reply.ok {
+        Ok(reply)
+    } else {
+        Err(Error::Invalid(
+            reply.error.unwrap_or_else(|| "request refused".into()),
+        ))
+    }
+}
+
+pub fn ps(args: PsArgs) -> Result<i32> {
+    let reply = send(&args.app, Command::Ps)?;
+    let instances = reply.instances.unwrap_or_default();
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&instances).map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", table(&instances));
+    }
+    Ok(0)
+}
+
+/// `1h02m`, `3m05s`, `12s`.
+fn uptime(seconds: Option<f64>) -> String {
+    let Some(s) = seconds else {
+        return "-".into();
+    };
+    let s = s as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+pub fn table(instances: &[InstanceInfo]) -> String {
+    let width = instances
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!(
+        "{:<width$}  {:<11}  {:>7}  {:>5}  {:>8}  {:>7}  HEALTH\n",
+        "NAME", "STATE", "PID", "PORT", "RESTARTS", "UPTIME"
+    );
+    for i in instances {
+        out.push_str(&format!(
+            "{:<width$}  {:<11}  {:>7}  {:>5}  {:>8}  {:>7}  {}\n",
+            i.name,
+            i.state,
+            i.pid.map_or("-".into(), |p| p.to_string()),
+            i.port,
+            i.restarts,
+            uptime(i.uptime_s),
+            i.health.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+pub fn restart(args: TargetArgs) -> Result<i32> {
+    let reply = send(
+        &args.app,
+        Command::Restart {
+            targets: args.targets,
+        },
+    )?;
+    println!("{}", reply.message.unwrap_or_default());
+    Ok(0)
+}
+
+pub fn stop(args: TargetArgs) -> Result<i32> {
+    let reply = send(
+        &args.app,
+        Command::Stop {
+            targets: args.targets,
+        },
+    )?;
+    println!("{}", reply.message.unwrap_or_default());
+    Ok(0)
+}
+
+pub fn scale(args: ScaleArgs) -> Result<i32> {
+    let parsed =
+        Formation::parse_args(&args.formation).map_err(|e| Error::Invalid(e.to_string()))?;
+    if parsed.all.is_some() {
+        return Err(Error::Invalid(
+            "pm scale takes NAME=COUNT for each type to change; \"all\" is not supported".into(),
+        ));
+    }
+    let formation: BTreeMap<String, u32> = parsed.entries.into_iter().collect();
+    let reply = send(&args.app, Command::Scale { formation })?;
+    println!("{}", reply.message.unwrap_or_default());
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptimes() {
+        assert_eq!(uptime(None), "-");
+        assert_eq!(uptime(Some(12.7)), "12s");
+        assert_eq!(uptime(Some(185.0)), "3m05s");
+        assert_eq!(uptime(Some(3725.0)), "1h02m");
+    }
+}

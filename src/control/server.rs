@@ -1,0 +1,130 @@
+//! The control socket of a running `pm start`: binding (with stale-socket
+//! detection), the accept loop, and one short-lived task per connection.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+use super::protocol::{MAX_REQUEST, Reply, parse_request};
+use crate::error::Error;
+use crate::runtime::Message;
+
+/// A client has this long to send its request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Removes the socket file when dropped, on every way out of `pm start`.
+#[derive(Debug)]
+pub struct SocketGuard {
+    path: PathBuf,
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the socket at `path`, mode 0600. A socket file nobody answers on
+/// (left by a killed pm) is replaced; one that answers means another pm
+/// runs here, which is an error.
+pub fn bind(path: &Path) -> Result<(std::os::unix::net::UnixListener, SocketGuard), Error> {
+    let shown = path.display().to_string();
+    if path.exists() {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "{shown}: pm is already running here (its control socket answers); stop it first or use --socket"
+                )));
+            }
+            Err(_) => {
+                // Stale: whoever made it is gone.
+                std::fs::remove_file(path).map_err(|e| {
+                    Error::os(format!("{shown}: cannot remove the stale socket"), e)
+                })?;
+            }
+        }
+    }
+    // Only the owner may connect: create it 0600 from the start.
+    // SAFETY: umask only swaps the process's file-creation mask; pm creates
+    // no other file while it is narrowed.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old) };
+    let listener =
+        bound.map_err(|e| Error::os(format!("{shown}: cannot create the control socket"), e))?;
+    let guard = SocketGuard {
+        path: path.to_path_buf(),
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::os(format!("{shown}: cannot set the socket's mode"), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::os(format!("{shown}: cannot use the control socket"), e))?;
+    Ok((listener, guard))
+}
+
+/// Accepts connections until the runtime ends.
+pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: UnboundedSender<Message>) {
+    let Ok(listener) = UnixListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(handle(stream, runtime.clone()));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // Out of descriptors and the like: wait a little, never spin.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Message>) {
+    let reply = answer(&mut stream, runtime).await;
+    if let Ok(mut line) = serde_json::to_vec(&reply) {
+        line.push(b'\n');
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(&line)).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Message>) -> Reply {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == me => {}
+        _ => return Reply::error("permission denied: only the user running pm may control it"),
+    }
+    let mut line = Vec::new();
+    let limit = (MAX_REQUEST + 1) as u64;
+    let read = {
+        let mut reader = BufReader::new(&mut *stream).take(limit);
+        tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await
+    };
+    match read {
+        Err(_) => return Reply::error("no request received in time"),
+        Ok(Err(e)) => return Reply::error(format!("cannot read the request: {e}")),
+        Ok(Ok(_)) => {}
+    }
+    if line.len() > MAX_REQUEST {
+        return Reply::error(format!("request longer than {MAX_REQUEST} bytes"));
+    }
+    let request = match parse_request(line.trim_ascii()) {
+        Ok(request) => request,
+        Err(message) => return Reply::error(message),
+    };
+    let (tx, rx) = oneshot::channel();
+    if runtime.send(Message::Control(request.command, tx)).is_err() {
+        return Reply::error("pm is shutting down");
+    }
+    rx.await
+        .unwrap_or_else(|_| Reply::error("pm is shutting down"))
+}
