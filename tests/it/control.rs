@@ -253,3 +253,40 @@ fn socket_flag_and_env() {
     pm.signal(Signal::SIGTERM);
     assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
 }
+
+#[test]
+fn scaling_repeatedly_while_writing_loses_nothing_and_leaves_no_orphan() {
+    // Each run of an instance prints its pid, then numbered lines.
+    let app = App::with_procfile(
+        "web: echo \"pid=$$\"; i=0; while true; do i=$((i+1)); echo \"n=$i\"; sleep 0.005; done\n",
+    );
+    let mut pm = started(&app, &["start", "--no-timestamp", "web=1"], 1);
+    for _ in 0..3 {
+        app.run(&["scale", "web=4"]).assert_ok();
+        assert!(eventually(SECS(10), || ps_json(&app).len() == 4));
+        app.run(&["scale", "web=1"]).assert_ok();
+        assert!(eventually(SECS(10), || ps_json(&app).len() == 1));
+    }
+    pm.signal(Signal::SIGTERM);
+    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    for pid in numbers_after(&pm.seen, "pid=") {
+        assert!(!alive(pid), "{pid} outlived pm");
+    }
+    // Per instance, each run counts 1, 2, 3... with no gap.
+    let mut last: std::collections::HashMap<String, u64> = Default::default();
+    for line in &pm.seen {
+        let Some((name, text)) = line.split_once(" | ") else {
+            continue;
+        };
+        let name = name.trim().to_string();
+        if text.starts_with("pid=") {
+            last.insert(name, 0);
+        } else if let Some(n) = text.strip_prefix("n=") {
+            let n: u64 = n.parse().expect("number");
+            let prev = last.entry(name.clone()).or_insert(0);
+            assert_eq!(n, *prev + 1, "{name} lost a line");
+            *prev = n;
+        }
+    }
+    assert_eq!(numbers_after(&pm.seen, "pid=").len(), 1 + 3 * 3);
+}
