@@ -11,6 +11,7 @@ pub fn check(args: CheckArgs) -> Result<i32> {
         pty: false,
         no_release: false,
         max_restarts: None,
+        procfile_optional: false,
     };
     let (plan, env_read) = load::load(&args.app, &options)?;
     let mut text = String::new();

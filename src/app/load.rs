@@ -26,6 +26,8 @@ pub struct LoadOptions {
     pub pty: bool,
     pub no_release: bool,
     pub max_restarts: Option<u32>,
+    /// A missing default Procfile is not an error (`pm run`).
+    pub procfile_optional: bool,
 }
 
 /// Where the files are, with the names to use in messages.
@@ -198,6 +200,14 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
                 None
             }
         },
+        // `pm run` works in a directory with only a .env, as foreman's does.
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                && options.procfile_optional
+                && app.procfile.is_none() =>
+        {
+            Some(Vec::new())
+        }
         Err(e) => {
             errors.push(ConfigError::new(
                 paths.procfile_shown.clone(),

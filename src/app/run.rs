@@ -12,7 +12,10 @@ use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 
 pub fn run(args: RunArgs) -> Result<i32> {
-    let options = LoadOptions::default();
+    let options = LoadOptions {
+        procfile_optional: true,
+        ..LoadOptions::default()
+    };
     let (plan, _) = load::load(&args.app, &options)?;
     let (first, rest) = match args.command.split_first() {
         Some(split) => split,

@@ -18,6 +18,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
         pty: args.pty,
         no_release: args.no_release,
         max_restarts: args.max_restarts,
+        procfile_optional: false,
     };
     let (plan, _) = load::load(&args.app, &options)?;
     if plan.instances.is_empty() {

@@ -11,6 +11,16 @@ fn run_sees_env_files_and_base_port() {
 }
 
 #[test]
+fn run_needs_no_procfile() {
+    let app = App::new();
+    app.file(".env", "GREETING=hi\n");
+    assert_eq!(app.run(&["run", "echo $GREETING"]).assert_ok(), "hi\n");
+    // A Procfile named explicitly must exist.
+    let out = app.run(&["run", "-f", "Procfile.dev", "true"]);
+    out.assert_error(1, "pm: Procfile.dev: not found\n");
+}
+
+#[test]
 fn run_a_process_type_by_name() {
     let app = App::with_procfile("hello: echo \"hello from $PORT\"\n");
     let out = app.run(&["run", "-p", "6000", "hello"]);
