@@ -42,7 +42,7 @@ pub struct Formation {
 
 /// A problem with a formation: one line, lowercase, names in double quotes.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{0}")]
+#[error("{}", super::one_line(.0))]
 pub struct FormationError(pub String);
 
 impl Formation {

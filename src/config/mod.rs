@@ -36,12 +36,53 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = one_line(&self.message);
         match self.line {
-            _ if self.file.is_empty() => write!(f, "{}", self.message),
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            _ if self.file.is_empty() => write!(f, "{message}"),
+            Some(line) => write!(f, "{}:{}: {message}", one_line(&self.file), line),
+            None => write!(f, "{}: {message}", one_line(&self.file)),
         }
     }
 }
 
+/// Escapes control characters (a newline in a quoted name, an escape
+/// sequence) so that a message always stays on one line, whatever user text
+/// it quotes.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = ConfigError::new(
+            "pm.toml",
+            Some(2),
+            "unknown signal \"A\nB\" for stop_signal",
+        );
+        assert_eq!(
+            e.to_string(),
+            "pm.toml:2: unknown signal \"A\\nB\" for stop_signal"
+        );
+        assert_eq!(one_line("a\rb\u{1b}[1m"), "a\\rb\\u{1b}[1m");
+        assert_eq!(one_line("plain"), "plain");
+        let f = formation::Formation::parse_spec("a\nb=x").unwrap_err();
+        assert!(!f.to_string().contains('\n'), "{f}");
+    }
+}

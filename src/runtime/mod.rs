@@ -273,7 +273,8 @@ impl Runtime {
             if found.is_empty() {
                 let known: Vec<&str> = self.plan.types.iter().map(|t| t.name.as_str()).collect();
                 return Err(format!(
-                    "no process or instance \"{target}\" is running here (process types: {})",
+                    "no process or instance \"{}\" is running here (process types: {})",
+                    crate::config::one_line(target),
                     known.join(", ")
                 ));
             }
