@@ -285,6 +285,22 @@ fn a_stalled_stdout_loses_nothing_and_keeps_memory_bounded() {
     assert!(next.values().all(|&n| n == 300_001), "{next:?}");
 }
 
+/// `pm start --no-timestamp ARGS` as PID 1 of a fresh PID namespace.
+fn in_pid_namespace(app: &App, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        PM,
+        "start",
+        "--no-timestamp",
+    ])
+    .args(args)
+    .current_dir(app.path());
+    cmd
+}
+
 #[test]
 fn pid_1_reaps_orphans_and_passes_exit_codes() {
     // pm as PID 1 of a fresh PID namespace: the instance double-forks
@@ -296,18 +312,7 @@ fn pid_1_reaps_orphans_and_passes_exit_codes() {
          n=0; while [ -e /proc/$p ] && [ $n -lt 100 ]; do n=$((n+1)); sleep 0.05; done; \
          if [ -e /proc/$p ]; then echo \"zombie $p\"; fi; done; echo checked; exit 5\n",
     );
-    let out = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            PM,
-            "start",
-            "--no-timestamp",
-            "--max-restarts",
-            "0",
-        ])
-        .current_dir(app.path())
+    let out = in_pid_namespace(&app, &["--max-restarts", "0"])
         .output()
         .expect("run unshare (util-linux)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -328,17 +333,7 @@ fn pid_1_reaps_orphans_and_passes_exit_codes() {
 #[test]
 fn pid_1_handles_sigterm() {
     let app = App::with_procfile("web: echo \"child=$$\"; exec sleep 1000\n");
-    let mut cmd = std::process::Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        PM,
-        "start",
-        "--no-timestamp",
-    ])
-    .current_dir(app.path());
-    let mut pm = Running::spawn(cmd);
+    let mut pm = Running::spawn(in_pid_namespace(&app, &[]));
     pm.wait_for_line("child=", SECS(10));
     // pm's pid outside the namespace: the child of `unshare`.
     let inner = std::fs::read_to_string(format!("/proc/{}/task/{}/children", pm.pid(), pm.pid()))
