@@ -35,6 +35,10 @@ pub enum Command {
     Stop(TargetArgs),
     /// Change the formation of the running `pm start`: `pm scale web=4 worker=0`.
     Scale(ScaleArgs),
+    /// Write files that run the same process model on systemd, Docker Compose or Kubernetes.
+    Export(ExportArgs),
+    /// Compare this model with production's; exit 1 when they drift apart.
+    Audit(AuditArgs),
 }
 
 /// Where the application is: shared by every subcommand.
@@ -173,4 +177,63 @@ pub struct ScaleArgs {
     /// New counts, as NAME=COUNT (types not named keep theirs).
     #[arg(value_name = "NAME=COUNT", required = true)]
     pub formation: Vec<String>,
+}
+
+/// The engines `pm export` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Systemd,
+    Compose,
+    Kubernetes,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The engine to write files for.
+    #[arg(value_name = "FORMAT")]
+    pub format: ExportFormat,
+
+    /// The directory to write into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    #[command(flatten)]
+    pub formation: FormationArgs,
+
+    /// The application's name [default: the root directory's name].
+    #[arg(long = "app", value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The container image every service runs (compose, kubernetes).
+    #[arg(long = "image", value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// The user the units run as (systemd).
+    #[arg(long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Overwrite existing files, and remove those an earlier export of this app wrote.
+    #[arg(long = "force")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// Production's side: env files (`.env.production`) and/or directories written by `pm export`.
+    #[arg(long = "against", value_name = "FILE_OR_DIR", num_args = 1..)]
+    pub against: Vec<PathBuf>,
+
+    /// The development Procfile to compare with the Procfile [default: Procfile.dev next to it, if any].
+    #[arg(long = "dev-procfile", value_name = "PATH")]
+    pub dev_procfile: Option<PathBuf>,
+
+    /// Print the findings as JSON instead of a table.
+    #[arg(long = "json")]
+    pub json: bool,
 }

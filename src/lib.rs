@@ -6,10 +6,12 @@
 //! `pm check` and `pm run`.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod export;
 pub mod output;
 pub mod plan;
 pub mod process;

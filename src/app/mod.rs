@@ -1,8 +1,10 @@
 //! The glue of each subcommand: load the Plan, hand it to the part of pm that
 //! acts on it, return the exit code.
 
+pub mod audit;
 pub mod check;
 pub mod control;
+pub mod export;
 pub mod load;
 pub mod run;
 pub mod start;
@@ -20,5 +22,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restart(args) => control::restart(args),
         Command::Stop(args) => control::stop(args),
         Command::Scale(args) => control::scale(args),
+        Command::Export(args) => export::export(args),
+        Command::Audit(args) => audit::audit(args),
     }
 }

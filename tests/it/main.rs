@@ -4,8 +4,11 @@
 
 mod harness;
 
+mod audit;
 mod control;
 mod errors;
+mod examples;
+mod export;
 mod output;
 mod run_check;
 mod shutdown;

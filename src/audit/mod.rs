@@ -1,0 +1,1 @@
+//! The dev/prod parity audit: the local model against production's.

@@ -1,0 +1,1 @@
+//! Writers for the engines production runs on: systemd, Docker Compose, Kubernetes.
