@@ -9,6 +9,7 @@ pub mod formation;
 pub mod pm_toml;
 pub mod ports;
 pub mod procfile;
+pub mod secret;
 
 use std::fmt;
 
