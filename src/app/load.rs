@@ -253,6 +253,24 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
             vec![0; names.len()]
         }
     };
+    // A type that runs must find what it depends on running too.
+    for (name, &count) in names.iter().zip(&counts) {
+        let Some(own) = settings.process.get(*name) else {
+            continue;
+        };
+        for dep in &own.depends_on {
+            let dep_count = names.iter().position(|n| n == dep).map_or(0, |i| counts[i]);
+            if count > 0 && dep_count == 0 {
+                errors.push(ConfigError::new(
+                    paths.settings_shown.clone(),
+                    None,
+                    format!(
+                        "\"{name}\" depends on \"{dep}\", which the formation does not start (add {dep}=1)"
+                    ),
+                ));
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(Error::Config(errors));
     }

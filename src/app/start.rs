@@ -9,6 +9,7 @@ use crate::control;
 use crate::error::{Error, Result};
 use crate::output::{self, ColorChoice};
 use crate::process::{self, Guardian};
+use crate::proxy;
 use crate::runtime::{Message, OutputStyle, Runtime};
 
 pub fn start(args: StartArgs) -> Result<i32> {
@@ -48,6 +49,24 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let paths = load::paths(&args.app)?;
     let socket = control::socket_path(args.app.socket.as_ref(), &paths);
     let (listener, _socket_guard) = control::server::bind(&socket)?;
+    // So do the balancers' ports: one in use is an error before any start.
+    let mut proxies = Vec::new();
+    for (type_index, spec) in plan.types.iter().enumerate() {
+        if let Some(p) = &spec.proxy {
+            let address = if p.host.contains(':') {
+                format!("[{}]:{}", p.host, p.port)
+            } else {
+                format!("{}:{}", p.host, p.port)
+            };
+            let bound = proxy::bind(&p.host, p.port).map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot listen on {address} for the proxy of \"{}\": {e}",
+                    spec.name
+                ))
+            })?;
+            proxies.push((type_index, address, bound));
+        }
+    }
 
     // The guardian is forked while pm still has a single thread.
     let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
@@ -71,6 +90,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let result = runtime.block_on(
         Runtime::new(plan, guardian, out, style, messages_tx, messages)
             .with_control(listener)
+            .with_proxies(proxies)
             .run(),
     );
     drop(runtime);

@@ -21,6 +21,13 @@ use crate::supervisor::policy::Restart;
 /// The file name pm looks for next to the Procfile.
 pub const FILE_NAME: &str = "pm.toml";
 
+/// Health check defaults: seconds between probes, seconds per probe, and
+/// the results in a row that change the verdict.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_FAILURES: u32 = 3;
+pub const DEFAULT_SUCCESSES: u32 = 1;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -132,6 +139,19 @@ pub struct Check {
     pub timeout: Duration,
     pub failures: u32,
     pub successes: u32,
+}
+
+impl Check {
+    /// A `tcp` check with every setting at its default.
+    pub fn tcp() -> Check {
+        Check {
+            probe: Probe::Tcp,
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_PROBE_TIMEOUT,
+            failures: DEFAULT_FAILURES,
+            successes: DEFAULT_SUCCESSES,
+        }
+    }
 }
 
 /// 1-based line of a byte offset.
@@ -388,15 +408,25 @@ fn check(ctx: &mut Ctx<'_>, c: &Spanned<RawCheck>, what: &str) -> Option<Check> 
             None
         }
     };
-    let interval = positive(ctx, &raw.interval, "interval", 1.0)?;
-    let timeout = positive(ctx, &raw.timeout, "timeout", 1.0)?;
+    let interval = positive(
+        ctx,
+        &raw.interval,
+        "interval",
+        DEFAULT_INTERVAL.as_secs_f64(),
+    )?;
+    let timeout = positive(
+        ctx,
+        &raw.timeout,
+        "timeout",
+        DEFAULT_PROBE_TIMEOUT.as_secs_f64(),
+    )?;
     let failures = match &raw.failures {
         Some(f) => ctx.count(f, &format!("{what}.failures"), 1)?,
-        None => 3,
+        None => DEFAULT_FAILURES,
     };
     let successes = match &raw.successes {
         Some(s) => ctx.count(s, &format!("{what}.successes"), 1)?,
-        None => 1,
+        None => DEFAULT_SUCCESSES,
     };
     Some(Check {
         probe: probes.remove(0),

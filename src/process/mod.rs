@@ -19,7 +19,7 @@ mod macos;
 use macos as platform;
 
 pub use guardian::Guardian;
-pub use spawn::{SpawnSpec, Spawned, spawn};
+pub use spawn::{SpawnSpec, Spawned, spawn, spawn_quiet};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};

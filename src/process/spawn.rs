@@ -88,6 +88,27 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     })
 }
 
+/// Starts `command` through `/bin/sh -c` with no input or output, in its own
+/// process group (a health check's `exec` probe). Same rules as [`spawn`].
+pub fn spawn_quiet(command: &str, cwd: &Path, env: &[(String, String)]) -> io::Result<i32> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c").arg(command).current_dir(cwd);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd.process_group(0);
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || child_setup(parent));
+    }
+    let child = cmd.spawn()?;
+    Ok(child.id() as i32)
+}
+
 /// Runs in the child after fork: ties its life to pm's.
 fn child_setup(parent: libc::pid_t) -> io::Result<()> {
     platform::set_parent_death_signal()?;

@@ -13,12 +13,14 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::config::formation::MAX_COUNT;
+use crate::config::pm_toml::Check;
 use crate::config::ports;
 use crate::control::protocol::{Command, InstanceInfo, Reply};
-use crate::supervisor::State;
+use crate::health::{self, Kind, Verdict};
+use crate::supervisor::{Event, Phase, State};
 
 use crate::error::{Error, Result};
 use crate::output::{Clock, Framer, OutputTx};
@@ -36,7 +38,22 @@ pub enum Message {
     BrokenPipe,
     /// A request from the control socket, with where to send the reply.
     Control(Command, oneshot::Sender<Reply>),
+    /// A health check of the run `pid` reached a verdict.
+    Health {
+        pid: i32,
+        verdict: Verdict,
+    },
+    /// An `exec` probe of the run `instance_pid` asks for its command to be
+    /// started; the reply carries the probe's pid and, later, its status.
+    Exec {
+        instance_pid: i32,
+        command: String,
+        reply: oneshot::Sender<ExecStarted>,
+    },
 }
+
+/// The answer to [`Message::Exec`].
+pub type ExecStarted = std::io::Result<(i32, oneshot::Receiver<ExitStatus>)>;
 
 /// How output is shown: computed once from the flags and the terminal.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +69,16 @@ struct Run {
     exit: Option<ExitStatus>,
     output_open: bool,
     drain: UnboundedSender<()>,
+    /// Its health check tasks, aborted when the run ends.
+    checks: Vec<tokio::task::AbortHandle>,
+}
+
+/// A process type's load balancer.
+struct Balancer {
+    type_index: usize,
+    address: String,
+    listener: Option<std::net::TcpListener>,
+    rotation: watch::Sender<Vec<u16>>,
 }
 
 pub struct Runtime {
@@ -74,6 +101,9 @@ pub struct Runtime {
     signaled: HashSet<(i32, Signal)>,
     /// The control socket, served once the runtime runs.
     control: Option<std::os::unix::net::UnixListener>,
+    balancers: Vec<Balancer>,
+    /// Running `exec` probes: where their exit status goes.
+    probes: HashMap<i32, oneshot::Sender<ExitStatus>>,
 }
 
 impl Runtime {
@@ -102,7 +132,27 @@ impl Runtime {
             straggler_signal: None,
             signaled: HashSet::new(),
             control: None,
+            balancers: Vec::new(),
+            probes: HashMap::new(),
         }
+    }
+
+    /// Balances each proxied type over its listener (bound by the caller,
+    /// so that a port in use fails before anything starts).
+    pub fn with_proxies(
+        mut self,
+        listeners: Vec<(usize, String, std::net::TcpListener)>,
+    ) -> Runtime {
+        for (type_index, address, listener) in listeners {
+            let (rotation, _) = watch::channel(Vec::new());
+            self.balancers.push(Balancer {
+                type_index,
+                address,
+                listener: Some(listener),
+                rotation,
+            });
+        }
+        self
     }
 
     /// Serves `pm ps`, `pm restart`, `pm stop` and `pm scale` on this socket.
@@ -127,6 +177,22 @@ impl Runtime {
                 self.messages_tx.clone(),
             ));
         }
+        for b in &mut self.balancers {
+            if let Some(listener) = b.listener.take() {
+                tokio::spawn(crate::proxy::serve(listener, b.rotation.subscribe()));
+            }
+        }
+        let listening: Vec<Event> = self
+            .balancers
+            .iter()
+            .map(|b| Event::ProxyListening {
+                name: self.plan.types[b.type_index].name.clone(),
+                address: b.address.clone(),
+            })
+            .collect();
+        for event in listening {
+            self.say(&event.to_string());
+        }
         let actions = self.sup.start(Instant::now());
         self.apply(actions);
         let code = loop {
@@ -136,7 +202,7 @@ impl Runtime {
             if let Some(code) = self.sup.finished(|| self.descendants_left(), now) {
                 break code;
             }
-            let deadline = self.sup.next_deadline();
+            let deadline = self.sup.next_deadline(now);
             tokio::select! {
                 biased;
                 signal = signals.recv() => match signal {
@@ -173,6 +239,69 @@ impl Runtime {
                 let answer = self.control(command);
                 let _ = reply.send(answer);
             }
+            Message::Health { pid, verdict } => {
+                let Some(id) = self.live_run(pid) else {
+                    return;
+                };
+                let now = Instant::now();
+                let actions = match verdict {
+                    Verdict::Ready => self.sup.ready_changed(id, true, String::new(), now),
+                    Verdict::Unready(reason) => self.sup.ready_changed(id, false, reason, now),
+                    Verdict::LiveFailed(reason) => self.sup.live_failed(id, reason, now),
+                };
+                self.apply(actions);
+            }
+            Message::Exec {
+                instance_pid,
+                command,
+                reply,
+            } => {
+                let _ = reply.send(self.start_probe(instance_pid, &command));
+            }
+        }
+    }
+
+    /// The instance id of a run that has not exited yet.
+    fn live_run(&self, pid: i32) -> Option<usize> {
+        self.runs
+            .get(&pid)
+            .filter(|run| run.exit.is_none())
+            .map(|run| run.id)
+    }
+
+    /// Starts an `exec` probe for the run `instance_pid`, with its env.
+    fn start_probe(&mut self, instance_pid: i32, command: &str) -> ExecStarted {
+        let stopping = !matches!(self.sup.phase(), Phase::Release | Phase::Running);
+        let Some(id) = self.live_run(instance_pid).filter(|_| !stopping) else {
+            return Err(std::io::Error::other("the process is stopping"));
+        };
+        let env = self.plan.instance_env(&self.plan.instances[id]);
+        let pid = process::spawn_quiet(command, &self.plan.root, &env)?;
+        self.groups.insert(pid);
+        self.guardian.watch(pid);
+        let (tx, rx) = oneshot::channel();
+        self.probes.insert(pid, tx);
+        Ok((pid, rx))
+    }
+
+    /// Publishes each balanced type's instances in rotation.
+    fn update_rotations(&self) {
+        for b in &self.balancers {
+            let mut ports: Vec<(u32, u16)> = (0..self.sup.instances().len())
+                .filter(|&id| {
+                    self.plan.instances[id].type_index == b.type_index && self.sup.in_rotation(id)
+                })
+                .map(|id| (self.plan.instances[id].number, self.plan.instances[id].port))
+                .collect();
+            ports.sort_unstable();
+            let ports: Vec<u16> = ports.into_iter().map(|(_, port)| port).collect();
+            b.rotation.send_if_modified(|current| {
+                let changed = *current != ports;
+                if changed {
+                    *current = ports;
+                }
+                changed
+            });
         }
     }
 
@@ -223,11 +352,13 @@ impl Runtime {
                         Some(now.saturating_duration_since(since).as_secs_f64()),
                         if kill_at.is_some() {
                             "stopping"
+                        } else if self.sup.health(id) == Some("ready") {
+                            "ready"
                         } else {
                             "running"
                         },
                     ),
-                    State::Pending => (None, None, "starting"),
+                    State::Waiting | State::Pending => (None, None, "starting"),
                     State::Backoff { .. } => (None, None, "backing-off"),
                     State::Exited(_) => (None, None, "exited"),
                     State::Failed(_) => (None, None, "failed"),
@@ -242,7 +373,7 @@ impl Runtime {
                     restarts: inst.restarts,
                     uptime_s: uptime.map(|u| (u * 10.0).round() / 10.0),
                     port: spec.port,
-                    health: None,
+                    health: self.sup.health(id).map(str::to_string),
                 }
             })
             .collect()
@@ -360,7 +491,7 @@ impl Runtime {
                             name: name.clone(),
                             port,
                         });
-                        let actions = self.sup.add_instance(name, type_index, port);
+                        let actions = self.sup.add_instance(name, type_index, port, now);
                         self.apply(actions);
                     }
                 }
@@ -400,6 +531,10 @@ impl Runtime {
 
     fn reap(&mut self) {
         for (pid, status) in process::reap() {
+            if let Some(probe) = self.probes.remove(&pid) {
+                let _ = probe.send(status);
+                continue;
+            }
             match self.runs.get_mut(&pid) {
                 Some(run) => {
                     run.exit = Some(status);
@@ -425,6 +560,9 @@ impl Runtime {
         let Some(run) = self.runs.remove(&pid) else {
             return;
         };
+        for check in &run.checks {
+            check.abort();
+        }
         let actions = self.sup.exited(run.id, status, Instant::now());
         self.apply(actions);
     }
@@ -481,6 +619,7 @@ impl Runtime {
                 Action::Say(event) => self.say(&event.to_string()),
             }
         }
+        self.update_rotations();
     }
 
     /// Signals what pm started that is not a running instance: the groups of
@@ -544,6 +683,24 @@ impl Runtime {
                     self.messages_tx.clone(),
                 ));
                 self.open_relays += 1;
+                let mut checks = Vec::new();
+                let ready = spec.ready.clone().or_else(|| {
+                    // A balanced type without a readiness check joins the
+                    // rotation once its port accepts connections.
+                    spec.proxy.as_ref().map(|_| Check::tcp())
+                });
+                for (kind, check) in [(Kind::Ready, ready), (Kind::Live, spec.live.clone())] {
+                    if let Some(check) = check {
+                        let watch = health::Watch {
+                            pid,
+                            port: instance.port,
+                            kind,
+                            check,
+                        };
+                        let task = tokio::spawn(health::watch(watch, self.messages_tx.clone()));
+                        checks.push(task.abort_handle());
+                    }
+                }
                 self.runs.insert(
                     pid,
                     Run {
@@ -551,6 +708,7 @@ impl Runtime {
                         exit: None,
                         output_open: true,
                         drain: drain_tx,
+                        checks,
                     },
                 );
                 self.sup.spawned(id, pid, now)

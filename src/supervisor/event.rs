@@ -56,6 +56,40 @@ pub enum Event {
         after: Duration,
     },
     KillingAll,
+    /// A type's instances wait for the types they depend on.
+    Waiting {
+        name: String,
+        on: Vec<String>,
+    },
+    /// The readiness check passed (`successes` times in a row).
+    Ready {
+        name: String,
+    },
+    /// The readiness check failed (`failures` times in a row) after passing.
+    Unready {
+        name: String,
+        reason: String,
+    },
+    /// The liveness check failed `failures` times in a row: restarting.
+    Unhealthy {
+        name: String,
+        reason: String,
+    },
+    /// `pm restart` of a balanced type: one instance at a time.
+    Rolling {
+        name: String,
+        instances: Vec<String>,
+    },
+    /// A rolling restart could not go on.
+    RollingStopped {
+        name: String,
+        because: String,
+    },
+    /// The load balancer of a type accepts connections.
+    ProxyListening {
+        name: String,
+        address: String,
+    },
 }
 
 /// `exited with code 1` or `killed by SIGTERM`.
@@ -134,6 +168,25 @@ impl fmt::Display for Event {
                 Secs(*after)
             ),
             Event::KillingAll => write!(f, "sending SIGKILL to all processes"),
+            Event::Waiting { name, on } => {
+                write!(f, "{name} waits for {} to be ready", on.join(", "))
+            }
+            Event::Ready { name } => write!(f, "{name} is ready"),
+            Event::Unready { name, reason } => write!(f, "{name} is not ready: {reason}"),
+            Event::Unhealthy { name, reason } => {
+                write!(f, "{name} failed its liveness check ({reason}), restarting")
+            }
+            Event::Rolling { name, instances } => write!(
+                f,
+                "rolling restart of {name}: {}, one at a time",
+                instances.join(", ")
+            ),
+            Event::RollingStopped { name, because } => {
+                write!(f, "rolling restart of {name} stopped: {because}")
+            }
+            Event::ProxyListening { name, address } => {
+                write!(f, "balancing {name} on {address}")
+            }
         }
     }
 }

@@ -7,8 +7,10 @@
 //! table, without processes and without sleeping.
 
 pub mod event;
+pub mod health;
 pub mod policy;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -22,6 +24,10 @@ use crate::process::ExitStatus;
 /// How long Killing waits for processes to vanish after SIGKILL before pm
 /// exits anyway (a process stuck in the kernel cannot be waited for forever).
 pub const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Without a readiness check, an instance that has run this long without
+/// exiting counts as ready for the types that depend on it.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 /// What the runtime must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +48,9 @@ pub enum Action {
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Not started yet (waiting for the release phase).
+    /// Waiting for the types it depends on, or for the release phase.
+    Waiting,
+    /// About to be spawned.
     Pending,
     Running {
         pid: i32,
@@ -91,14 +99,37 @@ pub struct Instance {
     pub intent: Option<Intent>,
     /// Scaled away: no longer part of the formation.
     pub retired: bool,
+    /// The readiness check of the current run passes (false without a check).
+    pub ready: bool,
+    /// The current run has been ready at least once (liveness counts from then).
+    pub was_ready: bool,
 }
 
 #[derive(Debug, Clone)]
 struct TypeRules {
+    name: String,
     restart: RestartSettings,
     stop_signal: Signal,
     stop_timeout: Duration,
     is_release: bool,
+    /// Types (by index) that must be ready before this one starts.
+    deps: Vec<usize>,
+    /// Types (by index) that depend on this one: they stop first.
+    dependents: Vec<usize>,
+    /// Readiness comes from a check (else from running for `SETTLE`).
+    checked: bool,
+    /// Balanced by the proxy: `pm restart` goes one instance at a time.
+    rolling: bool,
+    /// The release type or one of the types it depends on (transitively):
+    /// these may run during the release phase.
+    before_release: bool,
+}
+
+/// A rolling restart of one type in progress.
+#[derive(Debug, Clone, Default)]
+struct Roll {
+    queue: VecDeque<usize>,
+    current: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,20 +154,43 @@ pub struct Supervisor {
     types: Vec<TypeRules>,
     phase: Phase,
     actions: Vec<Action>,
+    /// Per type.
+    rolls: Vec<Roll>,
 }
 
 impl Supervisor {
     pub fn new(plan: &Plan) -> Supervisor {
-        let types = plan
+        let index = |name: &String| plan.types.iter().position(|t| &t.name == name);
+        let mut types: Vec<TypeRules> = plan
             .types
             .iter()
             .map(|t| TypeRules {
+                name: t.name.clone(),
                 restart: t.restart,
                 stop_signal: t.stop_signal,
                 stop_timeout: t.stop_timeout,
                 is_release: t.name == RELEASE,
+                deps: t.depends_on.iter().filter_map(index).collect(),
+                dependents: Vec::new(),
+                checked: t.ready.is_some() || t.proxy.is_some(),
+                rolling: t.proxy.is_some(),
+                before_release: false,
             })
             .collect();
+        for i in 0..types.len() {
+            for d in types[i].deps.clone() {
+                types[d].dependents.push(i);
+            }
+        }
+        // Mark the release type and everything it needs (cycles were
+        // refused when pm.toml was read; `seen` guards anyway).
+        let mut stack: Vec<usize> = (0..types.len()).filter(|&i| types[i].is_release).collect();
+        while let Some(i) = stack.pop() {
+            if !types[i].before_release {
+                types[i].before_release = true;
+                stack.extend(types[i].deps.iter().copied());
+            }
+        }
         let instances = plan
             .instances
             .iter()
@@ -149,13 +203,17 @@ impl Supervisor {
                 in_a_row: 0,
                 intent: None,
                 retired: false,
+                ready: false,
+                was_ready: false,
             })
             .collect();
+        let rolls = vec![Roll::default(); types.len()];
         Supervisor {
             instances,
             types,
             phase: Phase::Running,
             actions: Vec::new(),
+            rolls,
         }
     }
 
@@ -179,25 +237,81 @@ impl Supervisor {
         self.types[self.instances[id].type_index].is_release
     }
 
-    /// Starts the release instance if there is one, else every instance.
+    /// Starts what may start: the release phase first (with what release
+    /// depends on), each type once the types it depends on are ready.
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
-        let release: Vec<usize> = (0..self.instances.len())
-            .filter(|&id| self.is_release(id))
-            .collect();
-        if release.is_empty() {
-            self.start_all_pending();
-            self.finish_if_all_done(now);
-        } else {
+        if (0..self.instances.len()).any(|id| self.is_release(id)) {
             self.phase = Phase::Release;
-            self.actions.extend(release.into_iter().map(Action::Spawn));
         }
+        for inst in &mut self.instances {
+            inst.state = State::Waiting;
+        }
+        // Say who waits for whom, once per type, before anything starts.
+        for t in 0..self.types.len() {
+            let waits = self.instances.iter().any(|i| i.type_index == t);
+            let on: Vec<String> = self.types[t]
+                .deps
+                .iter()
+                .filter(|&&d| self.instances.iter().any(|i| i.type_index == d))
+                .map(|&d| self.types[d].name.clone())
+                .collect();
+            if waits && !on.is_empty() {
+                let name = self.types[t].name.clone();
+                self.say(Event::Waiting { name, on });
+            }
+        }
+        self.start_waiting(now);
+        self.finish_if_all_done(now);
         self.take()
     }
 
-    fn start_all_pending(&mut self) {
-        self.phase = Phase::Running;
+    /// Whether an instance counts as ready for the types that depend on it.
+    fn is_ready(&self, id: usize, now: Instant) -> bool {
+        let inst = &self.instances[id];
+        match inst.state {
+            State::Running {
+                since,
+                kill_at: None,
+                ..
+            } => {
+                if self.types[inst.type_index].checked {
+                    inst.ready
+                } else {
+                    now.saturating_duration_since(since) >= SETTLE
+                }
+            }
+            State::Exited(status) => status.success(),
+            _ => false,
+        }
+    }
+
+    /// Every instance of type `t` in the formation is ready (or completed).
+    fn type_ready(&self, t: usize, now: Instant) -> bool {
+        (0..self.instances.len())
+            .filter(|&id| self.instances[id].type_index == t && !self.instances[id].retired)
+            .all(|id| self.is_ready(id, now))
+    }
+
+    fn may_start(&self, t: usize, now: Instant) -> bool {
+        let phase_allows = match self.phase {
+            Phase::Release => self.types[t].before_release,
+            Phase::Running => true,
+            Phase::Stopping { .. } | Phase::Killing { .. } => false,
+        };
+        phase_allows && self.types[t].deps.iter().all(|&d| self.type_ready(d, now))
+    }
+
+    /// Spawns every waiting instance whose dependencies are now ready.
+    fn start_waiting(&mut self, now: Instant) {
+        // Decide first, then act: an instance spawned now is not ready yet,
+        // so it cannot let anything else start in the same pass.
+        let ready_types: Vec<bool> = (0..self.types.len())
+            .map(|t| self.may_start(t, now))
+            .collect();
         for id in 0..self.instances.len() {
-            if self.instances[id].state == State::Pending {
+            let inst = &self.instances[id];
+            if inst.state == State::Waiting && ready_types[inst.type_index] {
+                self.instances[id].state = State::Pending;
                 self.actions.push(Action::Spawn(id));
             }
         }
@@ -210,6 +324,8 @@ impl Supervisor {
             since: now,
             kill_at: None,
         };
+        self.instances[id].ready = false;
+        self.instances[id].was_ready = false;
         let inst = &self.instances[id];
         let (name, port) = (inst.name.clone(), inst.port);
         self.say(Event::Started { name, pid, port });
@@ -244,6 +360,8 @@ impl Supervisor {
             Phase::Stopping { .. } | Phase::Killing { .. } => {
                 self.instances[id].state = State::Exited(status);
                 self.say(Event::Exited { name, status });
+                // Its dependencies may stop now that it has.
+                self.stop_next_wave(now);
             }
             Phase::Release | Phase::Running if self.instances[id].intent.is_some() => {
                 let inst = &mut self.instances[id];
@@ -271,7 +389,7 @@ impl Supervisor {
                 if status.success() {
                     self.instances[id].state = State::Exited(status);
                     self.say(Event::ReleaseDone { name });
-                    self.start_all_pending();
+                    self.phase = Phase::Running;
                     self.finish_if_all_done(now);
                 } else {
                     self.instances[id].state = State::Failed(status);
@@ -317,7 +435,14 @@ impl Supervisor {
                 }
             }
         }
+        self.after_change(now);
         self.take()
+    }
+
+    /// What any change may unblock: waiting instances and rolling restarts.
+    fn after_change(&mut self, now: Instant) {
+        self.start_waiting(now);
+        self.advance_rolls(now);
     }
 
     /// When every instance has ended for good, pm stops (exit 0).
@@ -355,29 +480,59 @@ impl Supervisor {
         if !matches!(self.phase, Phase::Release | Phase::Running) {
             return;
         }
-        let mut until = now;
+        let until = now;
         let mut signal = Signal::SIGTERM;
         for id in 0..self.instances.len() {
             match self.instances[id].state {
                 State::Running { .. } => {
-                    let rules = &self.types[self.instances[id].type_index];
-                    until = until.max(now + rules.stop_timeout);
-                    signal = rules.stop_signal;
+                    signal = self.types[self.instances[id].type_index].stop_signal;
                 }
                 State::Pending | State::Backoff { .. } => self.instances[id].state = State::Stopped,
                 _ => {}
             }
         }
+        for id in 0..self.instances.len() {
+            if self.instances[id].state == State::Waiting {
+                self.instances[id].state = State::Stopped;
+            }
+        }
+        for roll in &mut self.rolls {
+            *roll = Roll::default();
+        }
         self.phase = Phase::Stopping { code, until };
         if self.instances.iter().any(|i| i.state.is_running()) {
             self.say(Event::StoppingAll { signal });
         }
+        self.stop_next_wave(now);
+        self.actions.push(Action::SignalStragglers(Signal::SIGTERM));
+    }
+
+    /// While stopping: signals every running instance that no running
+    /// instance depends on, so services stop in the reverse order of their
+    /// start (a database outlives the workers that use it).
+    fn stop_next_wave(&mut self, now: Instant) {
+        let Phase::Stopping { code, mut until } = self.phase else {
+            return;
+        };
+        let type_running: Vec<bool> = (0..self.types.len())
+            .map(|t| {
+                self.instances
+                    .iter()
+                    .any(|i| i.type_index == t && i.state.is_running())
+            })
+            .collect();
         for id in 0..self.instances.len() {
-            if self.instances[id].state.is_running() {
+            let t = self.instances[id].type_index;
+            let unsignalled = matches!(
+                self.instances[id].state,
+                State::Running { kill_at: None, .. }
+            );
+            if unsignalled && !self.types[t].dependents.iter().any(|&d| type_running[d]) {
+                until = until.max(now + self.types[t].stop_timeout);
                 self.stop_instance(id, now);
             }
         }
-        self.actions.push(Action::SignalStragglers(Signal::SIGTERM));
+        self.phase = Phase::Stopping { code, until };
     }
 
     fn stop_instance(&mut self, id: usize, now: Instant) {
@@ -401,9 +556,10 @@ impl Supervisor {
     }
 
     /// The next time `tick` has something to do.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        let someone_waits = self.instances.iter().any(|i| i.state == State::Waiting);
         match self.phase {
             Phase::Release | Phase::Running => {
                 for inst in &self.instances {
@@ -412,6 +568,19 @@ impl Supervisor {
                         State::Running {
                             kill_at: Some(at), ..
                         } => consider(at),
+                        // An unchecked dependency becomes ready by running
+                        // for a moment: wake up then.
+                        State::Running {
+                            since,
+                            kill_at: None,
+                            ..
+                        } if someone_waits
+                            && !self.types[inst.type_index].checked
+                            && !self.types[inst.type_index].dependents.is_empty()
+                            && since + SETTLE > now =>
+                        {
+                            consider(since + SETTLE)
+                        }
                         _ => {}
                     }
                 }
@@ -445,14 +614,34 @@ impl Supervisor {
                     }
                 }
                 self.kill_overdue(now);
+                self.after_change(now);
             }
             Phase::Stopping { code, until } => {
-                if until <= now {
+                let unsignalled: Vec<usize> = (0..self.instances.len())
+                    .filter(|&id| {
+                        matches!(
+                            self.instances[id].state,
+                            State::Running { kill_at: None, .. }
+                        )
+                    })
+                    .collect();
+                if until <= now && unsignalled.is_empty() {
                     // The whole grace is over: everything goes at once.
                     self.kill_all(code, now);
                     return self.take();
                 }
                 self.kill_overdue(now);
+                if until <= now {
+                    // Dependents outlived their grace (SIGKILL just went to
+                    // them): what they depended on gets its own grace now.
+                    let mut until = until;
+                    for id in unsignalled {
+                        let t = self.instances[id].type_index;
+                        until = until.max(now + self.types[t].stop_timeout);
+                        self.stop_instance(id, now);
+                    }
+                    self.phase = Phase::Stopping { code, until };
+                }
             }
             Phase::Killing { .. } => {}
         }
@@ -479,13 +668,30 @@ impl Supervisor {
     /// once; one that is not running starts now.
     pub fn restart(&mut self, ids: &[usize], now: Instant) -> Vec<Action> {
         if matches!(self.phase, Phase::Running) {
+            let mut rolling: Vec<String> = Vec::new();
             for &id in ids {
+                let t = self.instances[id].type_index;
+                let live = matches!(
+                    self.instances[id].state,
+                    State::Running { kill_at: None, .. }
+                );
+                if self.types[t].rolling && live {
+                    // Balanced: restarted one at a time (see advance_rolls).
+                    let roll = &mut self.rolls[t];
+                    if roll.current != Some(id) && !roll.queue.contains(&id) {
+                        roll.queue.push_back(id);
+                        rolling.push(self.instances[id].name.clone());
+                    }
+                    continue;
+                }
                 match self.instances[id].state {
                     State::Running { kill_at: None, .. } => {
                         self.instances[id].intent = Some(Intent::Restart);
                         self.stop_instance(id, now);
                     }
                     State::Running { .. } => self.instances[id].intent = Some(Intent::Restart),
+                    // Still waiting for its dependencies: it starts with them.
+                    State::Waiting => {}
                     _ => {
                         let inst = &mut self.instances[id];
                         inst.in_a_row = 0;
@@ -496,8 +702,142 @@ impl Supervisor {
                     }
                 }
             }
+            for t in 0..self.types.len() {
+                let names: Vec<String> = rolling
+                    .iter()
+                    .filter(|n| {
+                        self.instances
+                            .iter()
+                            .any(|i| i.type_index == t && &i.name == *n)
+                    })
+                    .cloned()
+                    .collect();
+                if !names.is_empty() {
+                    let name = self.types[t].name.clone();
+                    self.say(Event::Rolling {
+                        name,
+                        instances: names,
+                    });
+                }
+            }
+            self.advance_rolls(now);
         }
         self.take()
+    }
+
+    /// Moves each rolling restart on: the next instance is stopped only once
+    /// the one before it runs again and is ready, so at least the others
+    /// serve all along.
+    fn advance_rolls(&mut self, now: Instant) {
+        if !matches!(self.phase, Phase::Running) {
+            return;
+        }
+        for t in 0..self.rolls.len() {
+            loop {
+                if let Some(id) = self.rolls[t].current {
+                    let inst = &self.instances[id];
+                    let back =
+                        inst.state.is_running() && self.is_ready(id, now) && inst.intent.is_none();
+                    let pending = matches!(
+                        inst.state,
+                        State::Running { .. } | State::Pending | State::Backoff { .. }
+                    );
+                    if back {
+                        self.rolls[t].current = None;
+                    } else if pending {
+                        break;
+                    } else {
+                        // Stopped, exited or failed: going on would take
+                        // down the others too.
+                        let because = format!("{} did not come back", inst.name);
+                        let name = self.types[t].name.clone();
+                        self.rolls[t] = Roll::default();
+                        self.say(Event::RollingStopped { name, because });
+                        break;
+                    }
+                }
+                let Some(id) = self.rolls[t].queue.pop_front() else {
+                    break;
+                };
+                if matches!(
+                    self.instances[id].state,
+                    State::Running { kill_at: None, .. }
+                ) && !self.instances[id].retired
+                {
+                    self.rolls[t].current = Some(id);
+                    self.instances[id].intent = Some(Intent::Restart);
+                    self.stop_instance(id, now);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The readiness check of instance `id` changed its verdict.
+    pub fn ready_changed(
+        &mut self,
+        id: usize,
+        ready: bool,
+        reason: String,
+        now: Instant,
+    ) -> Vec<Action> {
+        if !matches!(
+            self.instances[id].state,
+            State::Running { kill_at: None, .. }
+        ) {
+            return self.take();
+        }
+        let inst = &mut self.instances[id];
+        if inst.ready != ready {
+            inst.ready = ready;
+            inst.was_ready |= ready;
+            let name = inst.name.clone();
+            self.say(if ready {
+                Event::Ready { name }
+            } else {
+                Event::Unready { name, reason }
+            });
+        }
+        self.after_change(now);
+        self.take()
+    }
+
+    /// The liveness check of instance `id` failed `failures` times in a row:
+    /// it is restarted (after its readiness check first passed, if it has one).
+    pub fn live_failed(&mut self, id: usize, reason: String, now: Instant) -> Vec<Action> {
+        let inst = &self.instances[id];
+        let started = !self.types[inst.type_index].checked || inst.was_ready;
+        if matches!(self.phase, Phase::Running)
+            && started
+            && inst.intent.is_none()
+            && matches!(inst.state, State::Running { kill_at: None, .. })
+        {
+            let name = inst.name.clone();
+            self.say(Event::Unhealthy { name, reason });
+            self.instances[id].restarts += 1;
+            self.instances[id].intent = Some(Intent::Restart);
+            self.stop_instance(id, now);
+        }
+        self.take()
+    }
+
+    /// Whether the proxy may send new connections to instance `id`.
+    pub fn in_rotation(&self, id: usize) -> bool {
+        let inst = &self.instances[id];
+        matches!(self.phase, Phase::Release | Phase::Running)
+            && !inst.retired
+            && inst.intent.is_none()
+            && matches!(inst.state, State::Running { kill_at: None, .. })
+            && (inst.ready || !self.types[inst.type_index].checked)
+    }
+
+    /// For `pm ps`: "ready", "unready", or None for a type without a check.
+    pub fn health(&self, id: usize) -> Option<&'static str> {
+        let inst = &self.instances[id];
+        if !self.types[inst.type_index].checked || !inst.state.is_running() {
+            return None;
+        }
+        Some(if inst.ready { "ready" } else { "unready" })
     }
 
     /// `pm stop` (or, with `retire`, `pm scale` down): stop and leave stopped.
@@ -520,25 +860,32 @@ impl Supervisor {
                 }
             }
             self.finish_if_all_done(now);
+            self.after_change(now);
         }
         self.take()
     }
 
     /// `pm scale` up: a new instance joins the formation and starts.
-    pub fn add_instance(&mut self, name: String, type_index: usize, port: u16) -> Vec<Action> {
+    pub fn add_instance(
+        &mut self,
+        name: String,
+        type_index: usize,
+        port: u16,
+        now: Instant,
+    ) -> Vec<Action> {
         self.instances.push(Instance {
             name,
             type_index,
             port,
-            state: State::Pending,
+            state: State::Waiting,
             restarts: 0,
             in_a_row: 0,
             intent: None,
             retired: false,
+            ready: false,
+            was_ready: false,
         });
-        if matches!(self.phase, Phase::Running) {
-            self.actions.push(Action::Spawn(self.instances.len() - 1));
-        }
+        self.start_waiting(now);
         self.take()
     }
 
@@ -630,7 +977,7 @@ mod tests {
         let a = sup.exited(0, ExitStatus::Code(1), t0 + s(1));
         assert_eq!(said(&a), ["web.1 exited with code 1, restarting in 0.5s"]);
         assert_eq!(
-            sup.next_deadline(),
+            sup.next_deadline(t0),
             Some(t0 + s(1) + Duration::from_millis(500))
         );
         // Nothing happens before the deadline.
@@ -701,7 +1048,7 @@ mod tests {
         );
         assert!(a.contains(&Action::Signal(0, Signal::SIGTERM)));
         assert!(a.contains(&Action::Signal(1, Signal::SIGTERM)));
-        assert_eq!(sup.next_deadline(), Some(t0 + s(5)));
+        assert_eq!(sup.next_deadline(t0), Some(t0 + s(5)));
         sup.exited(0, ExitStatus::Signal(Signal::SIGTERM), t0 + s(1));
         // An exit while stopping is never restarted.
         assert_eq!(
@@ -830,9 +1177,266 @@ mod tests {
         sup.stop(&[0], true, t0);
         sup.exited(0, ExitStatus::Signal(Signal::SIGTERM), t0);
         assert_eq!(sup.phase(), Phase::Running);
-        assert_eq!(spawns(&sup.add_instance("web.2".into(), 0, 5001)), vec![1]);
+        assert_eq!(
+            spawns(&sup.add_instance("web.2".into(), 0, 5001, t0)),
+            vec![1]
+        );
         // Restarting a retired instance brings it back into the formation.
         assert_eq!(spawns(&sup.restart(&[0], t0)), vec![0]);
         assert!(!sup.instances()[0].retired);
+    }
+
+    /// A plan whose types have these dependencies and proxies.
+    fn plan_deps(types: &[(&str, u32)], deps: &[(&str, &[&str])], proxied: &[&str]) -> Plan {
+        use crate::config::pm_toml::{ProcessSettings, Proxy, Settings};
+        let mut settings = Settings::default();
+        for (name, on) in deps {
+            settings
+                .process
+                .entry(name.to_string())
+                .or_default()
+                .depends_on = on.iter().map(|d| d.to_string()).collect();
+        }
+        for name in proxied {
+            let entry: &mut ProcessSettings = settings.process.entry(name.to_string()).or_default();
+            entry.proxy = Some(Proxy {
+                host: "127.0.0.1".into(),
+                port: 8080,
+            });
+        }
+        Plan::build(PlanInputs {
+            root: PathBuf::from("/"),
+            procfile: "Procfile".into(),
+            types: types
+                .iter()
+                .map(|(n, _)| (n.to_string(), format!("run {n}")))
+                .collect(),
+            counts: types.iter().map(|(_, c)| *c).collect(),
+            env: Vec::new(),
+            base_port: 5000,
+            port_step: 100,
+            timeout: Duration::from_secs(5),
+            pty: false,
+            max_restarts: None,
+            settings,
+        })
+        .unwrap()
+    }
+
+    fn signals(actions: &[Action]) -> Vec<(usize, Signal)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Signal(id, sig) => Some((*id, *sig)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dependents_wait_for_readiness_or_a_settled_start() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        // db (no check) <- worker; web waits for worker too.
+        let plan = plan_deps(
+            &[("web", 1), ("db", 1), ("worker", 2)],
+            &[("worker", &["db"]), ("web", &["worker", "db"])],
+            &[],
+        );
+        let mut sup = Supervisor::new(&plan);
+        let a = sup.start(t0);
+        assert_eq!(spawns(&a), vec![1], "only db starts");
+        assert_eq!(
+            said(&a),
+            [
+                "web waits for worker, db to be ready",
+                "worker waits for db to be ready"
+            ]
+        );
+        sup.spawned(1, 100, t0);
+        // Without a check, db is ready after running for SETTLE.
+        assert_eq!(sup.next_deadline(t0), Some(t0 + SETTLE));
+        assert!(spawns(&sup.tick(t0 + ms(499))).is_empty());
+        assert_eq!(spawns(&sup.tick(t0 + SETTLE)), vec![2, 3]);
+        sup.spawned(2, 101, t0 + SETTLE);
+        sup.spawned(3, 102, t0 + SETTLE);
+        assert!(
+            spawns(&sup.tick(t0 + ms(900))).is_empty(),
+            "worker settling"
+        );
+        // One worker exits 0 (done, which counts) and the other settles.
+        sup.exited(2, ExitStatus::Code(0), t0 + ms(950));
+        assert_eq!(spawns(&sup.tick(t0 + ms(1000))), vec![0]);
+    }
+
+    #[test]
+    fn a_checked_dependency_must_pass_its_check() {
+        let t0 = Instant::now();
+        let mut plan = plan_deps(&[("db", 1), ("web", 1)], &[("web", &["db"])], &[]);
+        plan.types[0].ready = Some(crate::config::pm_toml::Check::tcp());
+        let mut sup = Supervisor::new(&plan);
+        assert_eq!(spawns(&sup.start(t0)), vec![0]);
+        sup.spawned(0, 100, t0);
+        assert!(spawns(&sup.tick(t0 + Duration::from_secs(10))).is_empty());
+        assert_eq!(sup.health(0), Some("unready"));
+        let a = sup.ready_changed(0, true, String::new(), t0 + Duration::from_secs(11));
+        assert_eq!(said(&a)[0], "db.1 is ready");
+        assert_eq!(spawns(&a), vec![1]);
+        assert_eq!(sup.health(0), Some("ready"));
+        assert_eq!(sup.health(1), None, "web has no check");
+    }
+
+    #[test]
+    fn release_waits_for_its_dependencies_and_the_rest_for_release() {
+        let t0 = Instant::now();
+        let plan = plan_deps(
+            &[("release", 1), ("db", 1), ("web", 1)],
+            &[("release", &["db"])],
+            &[],
+        );
+        let mut sup = Supervisor::new(&plan);
+        assert_eq!(spawns(&sup.start(t0)), vec![1], "db first");
+        sup.spawned(1, 100, t0);
+        assert_eq!(spawns(&sup.tick(t0 + SETTLE)), vec![0], "then release");
+        sup.spawned(0, 101, t0 + SETTLE);
+        assert!(spawns(&sup.tick(t0 + Duration::from_secs(2))).is_empty());
+        let a = sup.exited(0, ExitStatus::Code(0), t0 + Duration::from_secs(2));
+        assert_eq!(spawns(&a), vec![2], "then the others");
+    }
+
+    #[test]
+    fn shutdown_stops_dependents_first() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let plan = plan_deps(&[("db", 1), ("web", 2)], &[("web", &["db"])], &[]);
+        let mut sup = Supervisor::new(&plan);
+        sup.start(t0);
+        sup.spawned(0, 100, t0);
+        for id in spawns(&sup.tick(t0 + SETTLE)) {
+            sup.spawned(id, 100 + id as i32, t0 + SETTLE);
+        }
+        let a = sup.shutdown(Signal::SIGTERM, t0 + s(1));
+        assert_eq!(
+            signals(&a),
+            [(1, Signal::SIGTERM), (2, Signal::SIGTERM)],
+            "web first"
+        );
+        let a = sup.exited(1, ExitStatus::Code(0), t0 + s(2));
+        assert!(signals(&a).is_empty(), "db waits for every web");
+        let a = sup.exited(2, ExitStatus::Code(0), t0 + s(2));
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+        // db gets its whole grace from now.
+        assert_eq!(sup.next_deadline(t0 + s(2)), Some(t0 + s(7)));
+        sup.exited(0, ExitStatus::Code(0), t0 + s(3));
+        assert_eq!(sup.finished(|| false, t0 + s(3)), Some(0));
+    }
+
+    #[test]
+    fn a_dependent_that_ignores_its_stop_delays_the_dependency_by_its_grace_only() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let plan = plan_deps(&[("db", 1), ("web", 1)], &[("web", &["db"])], &[]);
+        let mut sup = Supervisor::new(&plan);
+        sup.start(t0);
+        sup.spawned(0, 100, t0);
+        sup.tick(t0 + SETTLE);
+        sup.spawned(1, 101, t0 + SETTLE);
+        sup.shutdown(Signal::SIGTERM, t0 + s(1));
+        let a = sup.tick(t0 + s(6));
+        assert_eq!(
+            signals(&a),
+            [(1, Signal::SIGKILL), (0, Signal::SIGTERM)],
+            "web killed after its grace, db asked to stop"
+        );
+        assert_eq!(sup.next_deadline(t0 + s(6)), Some(t0 + s(11)));
+    }
+
+    #[test]
+    fn rolling_restart_goes_one_ready_instance_at_a_time() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let plan = plan_deps(&[("web", 3)], &[], &["web"]);
+        let mut sup = Supervisor::new(&plan);
+        for id in spawns(&sup.start(t0)) {
+            sup.spawned(id, 100 + id as i32, t0);
+            sup.ready_changed(id, true, String::new(), t0);
+        }
+        assert!((0..3).all(|id| sup.in_rotation(id)));
+        let a = sup.restart(&[0, 1, 2], t0 + s(1));
+        assert_eq!(
+            said(&a),
+            ["rolling restart of web: web.1, web.2, web.3, one at a time"]
+        );
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+        assert!(!sup.in_rotation(0), "out of rotation before it stops");
+        assert!(sup.in_rotation(1) && sup.in_rotation(2));
+        let a = sup.exited(0, ExitStatus::Signal(Signal::SIGTERM), t0 + s(2));
+        assert_eq!(spawns(&a), vec![0]);
+        sup.spawned(0, 200, t0 + s(2));
+        assert!(!sup.in_rotation(0), "not ready yet");
+        assert!(signals(&sup.tick(t0 + s(3))).is_empty(), "web.2 waits");
+        let a = sup.ready_changed(0, true, String::new(), t0 + s(4));
+        assert_eq!(signals(&a), [(1, Signal::SIGTERM)]);
+        sup.exited(1, ExitStatus::Code(0), t0 + s(5));
+        sup.spawned(1, 201, t0 + s(5));
+        let a = sup.ready_changed(1, true, String::new(), t0 + s(6));
+        assert_eq!(signals(&a), [(2, Signal::SIGTERM)]);
+        sup.exited(2, ExitStatus::Code(0), t0 + s(7));
+        sup.spawned(2, 202, t0 + s(7));
+        let a = sup.ready_changed(2, true, String::new(), t0 + s(8));
+        assert!(signals(&a).is_empty());
+        assert!((0..3).all(|id| sup.in_rotation(id)));
+        assert_eq!(
+            sup.instances()[0].restarts,
+            0,
+            "a requested restart is not a crash"
+        );
+    }
+
+    #[test]
+    fn rolling_restart_stops_when_an_instance_does_not_come_back() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut plan = plan_deps(&[("web", 2)], &[], &["web"]);
+        plan.types[0].restart.policy = policy::Restart::Never;
+        let mut sup = Supervisor::new(&plan);
+        for id in spawns(&sup.start(t0)) {
+            sup.spawned(id, 100 + id as i32, t0);
+            sup.ready_changed(id, true, String::new(), t0);
+        }
+        sup.restart(&[0, 1], t0);
+        sup.exited(0, ExitStatus::Code(0), t0 + s(1));
+        sup.spawned(0, 200, t0 + s(1));
+        let a = sup.exited(0, ExitStatus::Code(0), t0 + s(2));
+        assert!(
+            said(&a)
+                .contains(&"rolling restart of web stopped: web.1 did not come back".to_string())
+        );
+        assert!(signals(&a).is_empty(), "web.2 keeps serving");
+        assert!(sup.in_rotation(1));
+    }
+
+    #[test]
+    fn liveness_failure_restarts_once_ready_and_unready_leaves_rotation() {
+        let t0 = Instant::now();
+        let plan = plan_deps(&[("web", 1)], &[], &["web"]);
+        let mut sup = Supervisor::new(&plan);
+        sup.start(t0);
+        sup.spawned(0, 100, t0);
+        // Before its first ready, a liveness failure is not acted on.
+        assert!(sup.live_failed(0, "x".into(), t0).is_empty());
+        sup.ready_changed(0, true, String::new(), t0);
+        let a = sup.ready_changed(0, false, "HTTP 503".into(), t0);
+        assert_eq!(said(&a), ["web.1 is not ready: HTTP 503"]);
+        assert!(!sup.in_rotation(0));
+        assert_eq!(sup.health(0), Some("unready"));
+        let a = sup.live_failed(0, "no answer within 1s".into(), t0);
+        assert_eq!(
+            said(&a),
+            ["web.1 failed its liveness check (no answer within 1s), restarting"]
+        );
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+        assert_eq!(spawns(&sup.exited(0, ExitStatus::Code(0), t0)), vec![0]);
+        assert_eq!(sup.instances()[0].restarts, 1);
     }
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod audit;
+mod balance;
 mod control;
 mod errors;
 mod examples;

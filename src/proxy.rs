@@ -1,0 +1,156 @@
+//! The load balancer of a process type (`proxy = 8080` in pm.toml): accepts
+//! TCP connections and spreads them over the type's instances that are in
+//! rotation, the way production's router spreads requests over web processes.
+//!
+//! The runtime owns the rotation and publishes it on a watch channel after
+//! every change; this module only reads it. A connection goes to the next
+//! instance in round-robin order; one that refuses is skipped and the next
+//! tried, and while no instance can take it the client waits (up to
+//! [`CONNECT_WAIT`]) rather than being refused. Open connections belong to
+//! their own tasks, so an instance leaving the rotation never cuts them.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How long a client may wait for an instance to take its connection.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// One connect attempt to an instance.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Between two rounds over a rotation whose every instance refused.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
+
+/// The ports of the instances in rotation, in instance order.
+pub type Rotation = watch::Receiver<Vec<u16>>;
+
+/// Binds the balancer's address (`host:port`) before anything starts, so a
+/// port in use is an error at once.
+pub fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind((host, port))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Accepts connections until the runtime drops the task.
+pub async fn serve(listener: std::net::TcpListener, rotation: Rotation) {
+    let Ok(listener) = TcpListener::from_std(listener) else {
+        return;
+    };
+    let next = Arc::new(AtomicUsize::new(0));
+    loop {
+        match listener.accept().await {
+            Ok((client, _)) => {
+                tokio::spawn(forward(client, rotation.clone(), next.clone()));
+            }
+            // Out of file descriptors and the like: back off a little
+            // instead of spinning; accepted connections are unaffected.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+async fn forward(mut client: TcpStream, mut rotation: Rotation, next: Arc<AtomicUsize>) {
+    let _ = client.set_nodelay(true);
+    let Some(mut backend) = connect(&mut rotation, &next).await else {
+        return;
+    };
+    let _ = backend.set_nodelay(true);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+}
+
+/// A connection to the next instance that accepts one, or None when none
+/// did within [`CONNECT_WAIT`].
+async fn connect(rotation: &mut Rotation, next: &AtomicUsize) -> Option<TcpStream> {
+    let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+    loop {
+        let ports = rotation.borrow_and_update().clone();
+        if !ports.is_empty() {
+            let start = next.fetch_add(1, Ordering::Relaxed);
+            for k in 0..ports.len() {
+                let port = ports[(start + k) % ports.len()];
+                let attempt = TcpStream::connect(("127.0.0.1", port));
+                if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+                    return Some(stream);
+                }
+            }
+        }
+        // Nobody took it: wait for the rotation to change (an instance
+        // becoming ready), or retry shortly (one may just be binding).
+        let pause = if ports.is_empty() {
+            CONNECT_WAIT
+        } else {
+            RETRY_PAUSE
+        };
+        let wake = (tokio::time::Instant::now() + pause).min(deadline);
+        tokio::select! {
+            changed = rotation.changed() => if changed.is_err() { return None },
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A backend that answers each connection with its own name.
+    async fn backend(name: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                s.write_all(name.as_bytes()).await.unwrap();
+            }
+        });
+        (port, task)
+    }
+
+    async fn ask(port: u16) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        text
+    }
+
+    /// A port nobody listens on.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn round_robin_skips_refusals_and_waits_for_an_instance() {
+        let (a, _ta) = backend("a").await;
+        let (b, _tb) = backend("b").await;
+        let dead = closed_port();
+        let (tx, rx) = watch::channel(vec![a, dead, b]);
+        let listener = bind("127.0.0.1", 0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(serve(listener, rx));
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(ask(port).await);
+        }
+        // The refusing instance is skipped: every connection is answered.
+        assert_eq!(seen.iter().filter(|s| *s == "a").count(), 2, "{seen:?}");
+        assert_eq!(seen.iter().filter(|s| *s == "b").count(), 2, "{seen:?}");
+        // An empty rotation holds the client until an instance is back.
+        tx.send(vec![]).unwrap();
+        let waiting = tokio::spawn(ask(port));
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        tx.send(vec![b]).unwrap();
+        assert_eq!(waiting.await.unwrap(), "b");
+    }
+}
