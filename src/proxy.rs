@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -57,11 +58,91 @@ pub async fn serve(listener: std::net::TcpListener, rotation: Rotation) {
 
 async fn forward(mut client: TcpStream, mut rotation: Rotation, next: Arc<AtomicUsize>) {
     let _ = client.set_nodelay(true);
-    let Some(mut backend) = connect(&mut rotation, &next).await else {
-        return;
-    };
-    let _ = backend.set_nodelay(true);
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+    // What the client sent before the instance answered, to replay it to
+    // another instance if this one closes without a byte of answer.
+    let mut sent: Vec<u8> = Vec::new();
+    let mut client_done = false;
+    for _ in 0..MAX_TRIES {
+        let Some(mut backend) = connect(&mut rotation, &next).await else {
+            return;
+        };
+        let _ = backend.set_nodelay(true);
+        if backend.write_all(&sent).await.is_err() {
+            continue;
+        }
+        if client_done {
+            let _ = backend.shutdown().await;
+        }
+        match first_answer(&mut client, &mut backend, &mut sent, &mut client_done).await {
+            First::Answered => {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                return;
+            }
+            First::Retry => continue,
+            First::Give => return,
+        }
+    }
+}
+
+/// How many instances one connection may try when they close unanswered.
+const MAX_TRIES: usize = 3;
+
+/// Client bytes kept for a replay; past this, a connection is not retried.
+const REPLAY_LIMIT: usize = 64 * 1024;
+
+enum First {
+    /// The instance sent its first bytes (already passed on to the client).
+    Answered,
+    /// The instance closed without answering and the request can be replayed.
+    Retry,
+    /// Nothing more to do: the client left, or the request is too big to replay.
+    Give,
+}
+
+/// Relays client bytes to the instance until the instance's first answer.
+async fn first_answer(
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
+    sent: &mut Vec<u8>,
+    client_done: &mut bool,
+) -> First {
+    let mut up = [0u8; 8192];
+    let mut down = [0u8; 8192];
+    loop {
+        tokio::select! {
+            read = client.read(&mut up), if !*client_done => match read {
+                Ok(0) => {
+                    *client_done = true;
+                    let _ = backend.shutdown().await;
+                }
+                Ok(n) => {
+                    if sent.len() + n > REPLAY_LIMIT {
+                        // Too big to keep: no replay, plain relaying from here.
+                        if backend.write_all(&up[..n]).await.is_ok() {
+                            let _ = tokio::io::copy_bidirectional(client, backend).await;
+                        }
+                        return First::Give;
+                    }
+                    sent.extend_from_slice(&up[..n]);
+                    if backend.write_all(&up[..n]).await.is_err() {
+                        return First::Retry;
+                    }
+                }
+                Err(_) => return First::Give,
+            },
+            read = backend.read(&mut down) => match read {
+                Ok(n) if n > 0 => {
+                    if client.write_all(&down[..n]).await.is_err() {
+                        return First::Give;
+                    }
+                    return First::Answered;
+                }
+                // Closed or reset before answering: the instance died or
+                // refused the request; another may take it.
+                Ok(_) | Err(_) => return First::Retry,
+            },
+        }
+    }
 }
 
 /// A connection to the next instance that accepts one, or None when none
@@ -101,7 +182,6 @@ async fn connect(rotation: &mut Rotation, next: &AtomicUsize) -> Option<TcpStrea
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A backend that answers each connection with its own name.
     async fn backend(name: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
@@ -127,6 +207,42 @@ mod tests {
     fn closed_port() -> u16 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_request_closed_unanswered_is_replayed_to_the_next_instance() {
+        // An instance that dies with the request: reads it, answers nothing.
+        let dying = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dying_port = dying.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = dying.accept().await.unwrap();
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf).await;
+            }
+        });
+        // An instance that echoes what it got.
+        let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let echo_port = echo.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = echo.accept().await.unwrap();
+                let mut buf = [0u8; 64];
+                let n = s.read(&mut buf).await.unwrap();
+                s.write_all(&buf[..n]).await.unwrap();
+            }
+        });
+        let (_tx, rx) = watch::channel(vec![dying_port, echo_port]);
+        let listener = bind("127.0.0.1", 0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(serve(listener, rx));
+        for _ in 0..4 {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            s.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -39,7 +39,11 @@ thread_local! {
 }
 
 enum Read {
-    Data,
+    /// Bytes came; `newline` says whether they ended a line (so a partial
+    /// line left pending now is a new one).
+    Data {
+        newline: bool,
+    },
     WouldBlock,
     End,
 }
@@ -51,15 +55,18 @@ fn read_once(fd: &OwnedFd, framer: &mut Framer, clock: &mut Clock, out: &mut Vec
         // SAFETY: reads at most buf.len() bytes into a live, owned buffer.
         let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n > 0 {
-            framer.push(&buf[..n as usize], clock, out);
-            return Read::Data;
+            let data = &buf[..n as usize];
+            framer.push(data, clock, out);
+            return Read::Data {
+                newline: memchr::memchr(b'\n', data).is_some(),
+            };
         }
         if n == 0 {
             return Read::End;
         }
         match io::Error::last_os_error().kind() {
             io::ErrorKind::WouldBlock => Read::WouldBlock,
-            io::ErrorKind::Interrupted => Read::Data,
+            io::ErrorKind::Interrupted => Read::Data { newline: false },
             // EIO is how a pty says that its last writer is gone.
             _ => Read::End,
         }
@@ -91,6 +98,7 @@ pub async fn relay(
         let mut buf = out.buffer();
         let mut ended = false;
         let mut drained = false;
+        let mut new_line = false;
         tokio::select! {
             biased;
             request = drain.recv(), if drain_open => {
@@ -100,7 +108,7 @@ pub async fn relay(
                         // pipe, so read until the pipe is empty, then flush.
                         loop {
                             match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
-                                Read::Data => continue,
+                                Read::Data { .. } => continue,
                                 Read::WouldBlock => break,
                                 Read::End => { ended = true; break }
                             }
@@ -114,7 +122,7 @@ pub async fn relay(
             ready = afd.readable() => {
                 match ready {
                     Ok(mut guard) => match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
-                        Read::Data => {}
+                        Read::Data { newline } => new_line = newline,
                         Read::WouldBlock => guard.clear_ready(),
                         Read::End => ended = true,
                     },
@@ -127,7 +135,7 @@ pub async fn relay(
                 // the rest of the line sat in the pipe, unseen by the reactor:
                 // look before declaring the line partial.
                 match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
-                    Read::Data => {}
+                    Read::Data { newline } => new_line = newline,
                     Read::WouldBlock => framer.flush_partial(&mut clock, &mut buf),
                     Read::End => ended = true,
                 }
@@ -136,9 +144,12 @@ pub async fn relay(
         if ended {
             framer.flush_partial(&mut clock, &mut buf);
         }
+        // The wait counts from when the pending partial line began: a line
+        // completed by this read leaves a new partial with a new wait.
         partial_since = match (framer.has_partial(), partial_since) {
             (false, _) => None,
             (true, None) => Some(Instant::now()),
+            (true, Some(_)) if new_line => Some(Instant::now()),
             (true, since) => since,
         };
         if !buf.is_empty() {

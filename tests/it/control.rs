@@ -264,6 +264,10 @@ fn scaling_repeatedly_while_writing_loses_nothing_and_leaves_no_orphan() {
     for _ in 0..3 {
         app.run(&["scale", "web=4"]).assert_ok();
         assert!(eventually(SECS(10), || ps_json(&app).len() == 4));
+        // Every new run has printed its pid before it is scaled away.
+        for _ in 0..3 {
+            pm.wait_for_line("| pid=", SECS(10));
+        }
         app.run(&["scale", "web=1"]).assert_ok();
         assert!(eventually(SECS(10), || ps_json(&app).len() == 1));
     }
