@@ -99,7 +99,11 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             after.push(release_unit.clone());
             let _ = writeln!(unit, "Requires={release_unit}");
         }
-        for dep in dependencies(plan, spec)? {
+        // The release unit is already required above: skip it here.
+        for dep in dependencies(plan, spec)?
+            .into_iter()
+            .filter(|d| d.name != RELEASE)
+        {
             // Ordering only: systemd has no readiness checks to wait for.
             after.extend(
                 plan.instances

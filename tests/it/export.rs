@@ -947,6 +947,28 @@ fn a_type_left_out_of_the_formation_is_exported_stopped() {
 }
 
 #[test]
+fn an_explicit_dependency_on_release() {
+    let app = App::with_procfile("release: migrate\nweb: serve\n");
+    app.file("pm.toml", "[process.web]\ndepends_on = [\"release\"]\n");
+    export(&app, &["systemd", "sd", "--app", "a"]).assert_ok();
+    let unit = fs::read_to_string(app.path().join("sd/a-web@.service")).unwrap();
+    assert!(
+        unit.contains("\nRequires=a-release.service\nAfter=a-release.service\n"),
+        "{unit}"
+    );
+    verify_systemd(&app.path().join("sd"), "a");
+    export(&app, &["compose", "c", "--app", "a", "--image", "i"]).assert_ok();
+    let c: Value =
+        serde_saphyr::from_str(&fs::read_to_string(app.path().join("c/compose.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        c["services"]["web"]["depends_on"],
+        serde_json::json!({"release": {"condition": "service_completed_successfully"}})
+    );
+    validate_yaml("compose", &app.path().join("c"));
+}
+
+#[test]
 fn formation_comes_from_pm_toml_by_default() {
     let app = App::with_procfile("web: serve\nworker: work\n");
     app.file(
