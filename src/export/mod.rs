@@ -135,7 +135,7 @@ pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bo
         message: crate::app::load::io_message(&e),
     })?;
     for (name, bytes) in files {
-        fs::write(dir.join(name), bytes).map_err(|e| Error::File {
+        replace(dir, name, bytes).map_err(|e| Error::File {
             path: shown(name),
             message: crate::app::load::io_message(&e),
         })?;
@@ -173,11 +173,21 @@ pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bo
     let mut text = serde_json::to_string_pretty(&manifest)
         .map_err(|e| Error::Internal(format!("manifest: {e}")))?;
     text.push('\n');
-    fs::write(dir.join(MANIFEST), text).map_err(|e| Error::File {
+    replace(dir, MANIFEST, text.as_bytes()).map_err(|e| Error::File {
         path: shown(MANIFEST),
         message: crate::app::load::io_message(&e),
     })?;
     Ok(())
+}
+
+/// Writes a file whole or not at all, replacing (never following) a symlink
+/// that was there.
+fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temporary = dir.join(format!(".{name}.pm-export-tmp"));
+    fs::write(&temporary, bytes)?;
+    fs::rename(&temporary, dir.join(name)).inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
 }
 
 fn read_manifest(dir: &Path) -> Option<Manifest> {

@@ -908,6 +908,24 @@ fn force_overwrites_and_removes_stale_files() {
 }
 
 #[test]
+fn force_replaces_a_symlink_instead_of_writing_through_it() {
+    let app = shop();
+    let elsewhere = app.file("elsewhere.txt", "keep me\n");
+    fs::create_dir(app.path().join("out")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, app.path().join("out/compose.yaml")).unwrap();
+    export(&app, &["compose", "out", "--image", "x:1", "--force"]).assert_ok();
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "keep me\n");
+    let meta = fs::symlink_metadata(app.path().join("out/compose.yaml")).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(
+        files(&app.path().join("out"))
+            .into_keys()
+            .collect::<Vec<_>>(),
+        [".pm-export.json", "compose.yaml"]
+    );
+}
+
+#[test]
 fn a_type_left_out_of_the_formation_is_exported_stopped() {
     let app = shop();
     let args = ["-m", "web=1,worker=0,release=0"];
