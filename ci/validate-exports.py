@@ -65,7 +65,15 @@ def main(argv):
         if run.returncode != 0 or run.stdout.strip() or run.stderr.strip():
             print(run.stdout + run.stderr, file=sys.stderr)
             return 1
-    json.dump(docs, sys.stdout, ensure_ascii=False, sort_keys=True, default=str)
+    # A value PyYAML did not read as a plain JSON type (a date, a set...) is
+    # marked, so a caller comparing strings sees the difference.
+    json.dump(
+        docs,
+        sys.stdout,
+        ensure_ascii=False,
+        sort_keys=True,
+        default=lambda o: f"<{type(o).__name__}: {o}>",
+    )
     print()
     return 0
 

@@ -553,6 +553,14 @@ NUM="0x10"
 COLON=":"
 UNI="é ✓ 🚀"
 DB_PASSWORD='p$ss%word'
+DATE=2001-12-14
+SEXA=1:20
+Y=y
+NOPE=NO
+INF=.inf
+MERGE="<<"
+EMPTY=
+SPACED=" x "
 "#;
 
 fn nasty() -> App {
@@ -579,6 +587,14 @@ fn nasty_env(app: &App) -> BTreeMap<String, String> {
         "COLON",
         "UNI",
         "DB_PASSWORD",
+        "DATE",
+        "SEXA",
+        "Y",
+        "NOPE",
+        "INF",
+        "MERGE",
+        "EMPTY",
+        "SPACED",
     ] {
         let out = app.run(&["run", "printenv", name]).assert_ok().to_string();
         let value = out.strip_suffix('\n').unwrap().to_string();
