@@ -1,9 +1,94 @@
 //! `pm export FORMAT DIR`: the glue between the Plan and the writers in `crate::export`.
 
-use crate::cli::ExportArgs;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use crate::app::load::{self, LoadOptions};
+use crate::cli::{ExportArgs, ExportFormat};
 use crate::error::{Error, Result};
+use crate::export::{self, Format, Options};
 
 pub fn export(args: ExportArgs) -> Result<i32> {
-    let _ = args;
-    Err(Error::Invalid("pm export is not available yet".to_string()))
+    let format = match args.format {
+        ExportFormat::Systemd => Format::Systemd,
+        ExportFormat::Compose => Format::Compose,
+        ExportFormat::Kubernetes => Format::Kubernetes,
+    };
+    if format != Format::Systemd && args.image.is_none() {
+        return Err(Error::Invalid(format!(
+            "pm export {}: --image IMAGE is required (the container image every service runs)",
+            format.name()
+        )));
+    }
+    if format == Format::Systemd && args.image.is_some() {
+        return Err(Error::Invalid(
+            "pm export systemd: --image is for compose and kubernetes".into(),
+        ));
+    }
+    if format != Format::Systemd && args.user.is_some() {
+        return Err(Error::Invalid(format!(
+            "pm export {}: --user is for systemd (the image decides the user)",
+            format.name()
+        )));
+    }
+    // The same formation as `pm check` and `pm start`.
+    let options = LoadOptions {
+        formation: args.formation.clone(),
+        timeout: None,
+        pty: false,
+        no_release: false,
+        max_restarts: None,
+        procfile_optional: false,
+    };
+    let (plan, _) = load::load(&args.app, &options)?;
+    let app = match &args.name {
+        Some(name) => name.clone(),
+        None => plan
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let options = Options {
+        format,
+        app,
+        image: args.image.clone(),
+        user: args.user.clone(),
+        dir: absolute(&args.dir)?,
+    };
+    let name = export::app_name(&options)?;
+    let files = export::write(&plan, &options)?;
+    export::save(&args.dir, &name, format, &files, args.force)?;
+    Ok(0)
+}
+
+/// The absolute form of a directory that may not exist yet: its nearest
+/// existing ancestor canonicalized, the rest joined without `.` or `..`.
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    let cwd = std::env::current_dir().map_err(|e| Error::os("current directory", e))?;
+    let full = cwd.join(dir);
+    let mut existing = full.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = fs::canonicalize(existing) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Ok(out);
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(Component::Normal(name))) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            (Some(parent), Some(Component::CurDir)) => existing = parent,
+            _ => {
+                return Err(Error::File {
+                    path: dir.display().to_string(),
+                    message: "cannot be resolved to an absolute path".into(),
+                });
+            }
+        }
+    }
 }

@@ -1,1 +1,406 @@
-//! Writers for the engines production runs on: systemd, Docker Compose, Kubernetes.
+//! Writers for the engines production runs on: systemd, Docker Compose,
+//! Kubernetes. `write` renders a Plan into files in memory (pure, and
+//! deterministic: same Plan and options, same bytes); `save` puts them on
+//! disk with the rules of the shared layout (nothing overwritten without
+//! `--force`, the manifest `.pm-export.json` written last, stale files of an
+//! earlier export of the same app removed with `--force`). Neither ever runs
+//! a process or reads the application's files.
+
+pub mod compose;
+pub mod escape;
+pub mod kubernetes;
+pub mod systemd;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ports;
+use crate::error::{Error, Result};
+use crate::plan::{Plan, ProcessSpec};
+
+/// The manifest every export directory gets, written last.
+pub const MANIFEST: &str = ".pm-export.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Systemd,
+    Compose,
+    Kubernetes,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Systemd => "systemd",
+            Format::Compose => "compose",
+            Format::Kubernetes => "kubernetes",
+        }
+    }
+}
+
+/// What an export needs besides the Plan.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    /// The application's name as given (`--app` or the root directory's
+    /// name); each engine cleans it for its own rules.
+    pub app: String,
+    pub image: Option<String>,
+    pub user: Option<String>,
+    /// The export directory, absolute (systemd units name files in it).
+    pub dir: PathBuf,
+}
+
+/// One rendered file: its name relative to the export directory, and its bytes.
+pub type Rendered = (String, Vec<u8>);
+
+/// Renders the export in memory, files sorted by name. Pure.
+pub fn write(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
+    let mut files = match options.format {
+        Format::Systemd => systemd::render(plan, options)?,
+        Format::Compose => compose::render(plan, options)?,
+        Format::Kubernetes => kubernetes::render(plan, options)?,
+    };
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = files.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::Internal(format!("export writes {} twice", w[0].0)));
+    }
+    Ok(files)
+}
+
+/// The app name for an engine, as that engine's files name it.
+pub fn app_name(options: &Options) -> Result<String> {
+    match options.format {
+        Format::Systemd => systemd::app_name(&options.app),
+        Format::Compose => compose::app_name(&options.app),
+        Format::Kubernetes => kubernetes::app_name(&options.app),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    app: String,
+    format: String,
+    files: Vec<String>,
+}
+
+/// Writes the rendered files into `dir` (created if missing), then the
+/// manifest. Without `force`, an existing file that would be overwritten is
+/// an error naming it and nothing is written. With `force`, files that an
+/// earlier export of the same app listed and this one does not are removed.
+pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bool) -> Result<()> {
+    let shown = |name: &str| dir.join(name).display().to_string();
+    match fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(Error::File {
+                path: dir.display().to_string(),
+                message: "not a directory".into(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::File {
+                path: dir.display().to_string(),
+                message: crate::app::load::io_message(&e),
+            });
+        }
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    for name in names.iter().copied().chain([MANIFEST]) {
+        let path = dir.join(name);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(Error::File {
+                    path: shown(name),
+                    message: "is a directory".into(),
+                });
+            }
+            Ok(_) if !force => {
+                return Err(Error::File {
+                    path: shown(name),
+                    message: "already exists (use --force to overwrite)".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let earlier = read_manifest(dir);
+    fs::create_dir_all(dir).map_err(|e| Error::File {
+        path: dir.display().to_string(),
+        message: crate::app::load::io_message(&e),
+    })?;
+    for (name, bytes) in files {
+        replace(dir, name, bytes).map_err(|e| Error::File {
+            path: shown(name),
+            message: crate::app::load::io_message(&e),
+        })?;
+    }
+    if force
+        && let Some(earlier) = earlier
+        && earlier.app == app
+    {
+        for stale in earlier
+            .files
+            .iter()
+            .filter(|f| !names.contains(&f.as_str()))
+        {
+            // Only plain names in DIR: a manifest never makes pm delete elsewhere.
+            if !is_plain_name(stale) {
+                continue;
+            }
+            match fs::remove_file(dir.join(stale)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::File {
+                        path: shown(stale),
+                        message: crate::app::load::io_message(&e),
+                    });
+                }
+            }
+        }
+    }
+    let manifest = Manifest {
+        app: app.to_string(),
+        format: format.name().to_string(),
+        files: names.iter().map(|n| n.to_string()).collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| Error::Internal(format!("manifest: {e}")))?;
+    text.push('\n');
+    replace(dir, MANIFEST, text.as_bytes()).map_err(|e| Error::File {
+        path: shown(MANIFEST),
+        message: crate::app::load::io_message(&e),
+    })?;
+    Ok(())
+}
+
+/// Writes a file whole or not at all, replacing (never following) a symlink
+/// that was there.
+fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temporary = dir.join(format!(".{name}.pm-export-tmp"));
+    fs::write(&temporary, bytes)?;
+    fs::rename(&temporary, dir.join(name)).inspect_err(|_| {
+        let _ = fs::remove_file(&temporary);
+    })
+}
+
+fn read_manifest(dir: &Path) -> Option<Manifest> {
+    let text = fs::read_to_string(dir.join(MANIFEST)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name != MANIFEST
+        && !name.contains(['/', '\0'])
+}
+
+/// The environment every instance shares: the env files merged (later
+/// entries win, kept at the place of their first appearance), without PORT,
+/// which is per instance.
+pub fn shared_env(plan: &Plan) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (name, value) in &plan.env {
+        if name == "PORT" {
+            continue;
+        }
+        match merged.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = value.clone(),
+            None => merged.push((name.clone(), value.clone())),
+        }
+    }
+    merged
+}
+
+/// The port of a type's first instance: what `pm start` gives `TYPE.1`, and
+/// what every replica gets in compose and kubernetes.
+pub fn base_port(plan: &Plan, spec: &ProcessSpec) -> Result<u16> {
+    let name = format!("{}.1", spec.name);
+    ports::port_for(plan.base_port, plan.port_step, spec.position, 1, &name)
+        .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// The dependencies of a type, refused when one would never run.
+pub fn dependencies<'a>(plan: &'a Plan, spec: &ProcessSpec) -> Result<Vec<&'a ProcessSpec>> {
+    let mut deps = Vec::new();
+    for name in &spec.depends_on {
+        let Some(dep) = plan.type_named(name) else {
+            return Err(Error::Invalid(format!(
+                "process type \"{}\" depends on unknown type \"{name}\"",
+                spec.name
+            )));
+        };
+        if dep.count == 0 && spec.count > 0 {
+            return Err(Error::Invalid(format!(
+                "process type \"{}\" depends on \"{name}\", whose formation count is 0",
+                spec.name
+            )));
+        }
+        deps.push(dep);
+    }
+    Ok(deps)
+}
+
+/// A duration as systemd and compose write it: `5s`, `1500ms`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// Whole seconds, rounded up, at least `min`: Kubernetes counts in seconds.
+pub fn seconds(d: Duration, min: u64) -> u64 {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    s.max(min)
+}
+
+/// YAML with serde-saphyr: flow-free block style, strings never in block
+/// scalars (double quotes keep every byte), YAML 1.1 spellings quoted.
+pub fn yaml<T: Serialize>(value: &T) -> Result<String> {
+    let options = serde_saphyr::ser_options! {
+        prefer_block_scalars: false,
+    };
+    let mut text = serde_saphyr::to_string_with_options(value, options)
+        .map_err(|e| Error::Internal(format!("YAML: {e}")))?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// The app name with every character outside `keep` made `-`, runs of `-`
+/// made one, and `-` trimmed from both ends; an error when nothing is left.
+pub fn clean(name: &str, keep: impl Fn(char) -> bool, engine: &str) -> Result<String> {
+    let mut out = String::new();
+    for c in name.chars() {
+        let c = if keep(c) { c } else { '-' };
+        if c == '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(c);
+    }
+    let out = out.trim_matches(|c| c == '-' || c == '.').to_string();
+    if out.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--app {name:?}: no character valid in a {engine} name remains"
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(Duration::from_secs(5)), "5s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration(Duration::ZERO), "0s");
+        assert_eq!(seconds(Duration::from_millis(1500), 1), 2);
+        assert_eq!(seconds(Duration::ZERO, 1), 1);
+        assert_eq!(seconds(Duration::ZERO, 0), 0);
+    }
+
+    #[test]
+    fn cleaning() {
+        let k = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        assert_eq!(clean("my app!", k, "x").ok().as_deref(), Some("my-app"));
+        assert_eq!(clean("--a__b--", k, "x").ok().as_deref(), Some("a-b"));
+        assert!(clean("!!!", k, "x").is_err());
+    }
+
+    #[test]
+    fn plain_names() {
+        assert!(is_plain_name("app.target"));
+        assert!(!is_plain_name("../etc/passwd"));
+        assert!(!is_plain_name(".."));
+        assert!(!is_plain_name(MANIFEST));
+    }
+
+    /// serde-saphyr must quote what a YAML 1.1 reader would take for
+    /// something other than a string, and read back every string exactly.
+    #[test]
+    fn yaml_strings_round_trip() {
+        let tricky = [
+            "yes",
+            "no",
+            "on",
+            "off",
+            "y",
+            "n",
+            "true",
+            "False",
+            "1.0",
+            "0x10",
+            "012",
+            "1e3",
+            "~",
+            "null",
+            "Null",
+            ":",
+            "- x",
+            "#x",
+            "a: b",
+            "a #b",
+            "'",
+            "\"",
+            "",
+            " ",
+            "\n",
+            "a\nb\n",
+            "\t",
+            "@x",
+            "`x",
+            "!x",
+            "&x",
+            "*x",
+            "%x",
+            "{x}",
+            "[x]",
+            "|",
+            ">",
+            "?",
+            "1:20",
+            "2001-12-14",
+            ".inf",
+            ".NaN",
+            "<<",
+            "=",
+            "é ✓ 🚀",
+            "\\",
+            "x\\n",
+            "\x1b",
+            "$PORT",
+            "100%",
+        ];
+        let value: Vec<(String, Vec<String>)> = tricky
+            .iter()
+            .map(|s| (s.to_string(), vec![s.to_string()]))
+            .collect();
+        let map: std::collections::BTreeMap<String, Vec<String>> = value.into_iter().collect();
+        let text = yaml(&map).unwrap();
+        let back: std::collections::BTreeMap<String, Vec<String>> =
+            serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, map, "{text}");
+        for line in text.lines() {
+            // Every plain scalar that YAML 1.1 could read as another type is quoted.
+            for word in [
+                "yes", "no", "on", "off", "y", "n", "~", "null", "1.0", "0x10",
+            ] {
+                assert_ne!(line.trim(), format!("- {word}"), "{text}");
+            }
+        }
+    }
+}

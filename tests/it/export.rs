@@ -1,1 +1,1072 @@
-//! Integration tests: export.
+//! Integration tests: `pm export` for systemd, compose and kubernetes.
+//!
+//! Every export is also checked by the engines' own validators when they are
+//! installed (`systemd-analyze verify`, the Compose JSON schema,
+//! `kubernetes-validate`), and read back with PyYAML, a YAML 1.1 reader.
+//! A missing validator skips its check with a note, unless
+//! `PM_REQUIRE_VALIDATORS` asks for it (`1` for all, or a comma-separated
+//! list of `systemd`, `compose`, `kubernetes`): then it fails.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{App, Finished};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/validate-exports.py");
+const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/compose-spec.json");
+
+fn required(validator: &str) -> bool {
+    match std::env::var("PM_REQUIRE_VALIDATORS") {
+        Ok(v) if v == "1" => true,
+        Ok(v) => v.split(',').any(|s| s.trim() == validator),
+        Err(_) => false,
+    }
+}
+
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// True when the validator for `format` can run; false (with a note) when it
+/// cannot and is not required; a failure when it is required.
+fn have_validator(format: &str) -> bool {
+    let ok = match format {
+        "systemd" => runs("systemd-analyze", &["--version"]),
+        "compose" => runs("python3", &["-c", "import yaml, jsonschema"]),
+        "kubernetes" => {
+            runs("python3", &["-c", "import yaml"]) && runs("kubernetes-validate", &["--version"])
+        }
+        _ => unreachable!(),
+    };
+    if !ok {
+        assert!(
+            !required(format),
+            "the {format} validator is not installed and PM_REQUIRE_VALIDATORS requires it"
+        );
+        eprintln!("note: {format} validator not installed, skipping its check");
+    }
+    ok
+}
+
+/// `systemd-analyze verify` on the target and every unit: no warning at all.
+fn verify_systemd(dir: &Path, app: &str) {
+    if !have_validator("systemd") {
+        return;
+    }
+    let mut units = vec![dir.join(format!("{app}.target"))];
+    units.extend(
+        files(dir)
+            .into_keys()
+            .filter(|n| n.ends_with(".service"))
+            .map(|n| dir.join(n)),
+    );
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.is_empty(), "{text}");
+}
+
+/// The schema check, then every YAML document as PyYAML reads it:
+/// `{file: [documents]}`. None when the validator is not installed.
+fn validate_yaml(format: &str, dir: &Path) -> Option<Value> {
+    if !have_validator(format) {
+        return None;
+    }
+    let mut cmd = Command::new("python3");
+    cmd.arg(SCRIPT).arg(format).arg(dir);
+    if format == "compose" {
+        cmd.arg(SCHEMA);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{format} validation failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn files(dir: &Path) -> BTreeMap<String, String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read_to_string(e.path()).unwrap())
+        })
+        .collect()
+}
+
+fn export(app: &App, args: &[&str]) -> Finished {
+    let mut all = vec!["export"];
+    all.extend_from_slice(args);
+    app.run(&all)
+}
+
+fn root(app: &App) -> PathBuf {
+    fs::canonicalize(app.path()).unwrap()
+}
+
+/// A small app with every feature the exports carry.
+fn shop() -> App {
+    let app = App::with_procfile(
+        "release: bin/migrate\nweb: bundle exec puma -p $PORT\nworker: bin/worker --queue default\n",
+    );
+    app.file(
+        "pm.toml",
+        r#"[process.web]
+restart = "always"
+stop_signal = "INT"
+stop_timeout = 10
+proxy = 8080
+[process.web.ready]
+http = "/up"
+interval = 2
+timeout = 1.5
+[process.web.live]
+tcp = true
+[process.worker]
+depends_on = ["web"]
+stop_timeout = 30
+"#,
+    );
+    app.file(
+        ".env",
+        "RAILS_ENV=production\nDATABASE_URL=postgres://app:pw@db/app\nAPI_TOKEN=abc\nPORT=5000\n",
+    );
+    app
+}
+
+#[test]
+fn systemd_units_for_a_small_app() {
+    let app = shop();
+    export(
+        &app,
+        &[
+            "systemd", "out", "--app", "shop", "--user", "deploy", "web=2", "worker", "release",
+        ],
+    )
+    .assert_ok();
+    let root = root(&app);
+    let dir = root.join("out");
+    let r = root.display();
+    let d = dir.display();
+    let got = files(&dir);
+    let expected: BTreeMap<String, String> = [
+        (
+            ".pm-export.json",
+            r#"{
+  "app": "shop",
+  "format": "systemd",
+  "files": [
+    "shop-release.service",
+    "shop-web@.service",
+    "shop-worker@.service",
+    "shop.env",
+    "shop.target"
+  ]
+}
+"#
+            .to_string(),
+        ),
+        (
+            "shop-release.service",
+            format!(
+                "[Unit]
+Description=shop release
+PartOf=shop.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+WorkingDirectory={r}
+EnvironmentFile={d}/shop.env
+Environment=PORT=5000
+ExecStart=/bin/sh -c 'bin/migrate'
+KillSignal=SIGTERM
+TimeoutStopSec=5s
+User=deploy
+"
+            ),
+        ),
+        (
+            "shop-web@.service",
+            format!(
+                "[Unit]
+Description=shop web on port %i
+PartOf=shop.target
+Requires=shop-release.service
+After=shop-release.service
+
+[Service]
+Type=simple
+WorkingDirectory={r}
+EnvironmentFile={d}/shop.env
+Environment=PORT=%i
+ExecStart=/bin/sh -c 'bundle exec puma -p $$PORT'
+Restart=always
+KillSignal=SIGINT
+TimeoutStopSec=10s
+User=deploy
+"
+            ),
+        ),
+        (
+            "shop-worker@.service",
+            format!(
+                "[Unit]
+Description=shop worker on port %i
+PartOf=shop.target
+Requires=shop-release.service
+After=shop-release.service shop-web@5100.service shop-web@5101.service
+
+[Service]
+Type=simple
+WorkingDirectory={r}
+EnvironmentFile={d}/shop.env
+Environment=PORT=%i
+ExecStart=/bin/sh -c 'bin/worker --queue default'
+Restart=on-failure
+KillSignal=SIGTERM
+TimeoutStopSec=30s
+User=deploy
+"
+            ),
+        ),
+        (
+            "shop.env",
+            "RAILS_ENV=\"production\"\nDATABASE_URL=\"postgres://app:pw@db/app\"\nAPI_TOKEN=\"abc\"\n"
+                .to_string(),
+        ),
+        (
+            "shop.target",
+            "[Unit]
+Description=shop
+Wants=shop-release.service
+Wants=shop-web@5100.service
+Wants=shop-web@5101.service
+Wants=shop-worker@5200.service
+
+[Install]
+WantedBy=multi-user.target
+"
+            .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, expected);
+    verify_systemd(&dir, "shop");
+}
+
+const SHOP_COMPOSE: &str = r#"name: shop
+services:
+  release:
+    command:
+    - /bin/sh
+    - -c
+    - bin/migrate
+    deploy:
+      replicas: 1
+    environment:
+      API_TOKEN: abc
+      DATABASE_URL: postgres://app:pw@db/app
+      PORT: "5000"
+      RAILS_ENV: production
+    image: shop:1
+    restart: "no"
+    stop_grace_period: 5s
+    stop_signal: SIGTERM
+  web:
+    command:
+    - /bin/sh
+    - -c
+    - bundle exec puma -p $$PORT
+    depends_on:
+      release:
+        condition: service_completed_successfully
+    deploy:
+      replicas: 2
+    environment:
+      API_TOKEN: abc
+      DATABASE_URL: postgres://app:pw@db/app
+      PORT: "5100"
+      RAILS_ENV: production
+    healthcheck:
+      interval: 2s
+      retries: 3
+      test:
+      - CMD-SHELL
+      - curl -fsS -o /dev/null http://127.0.0.1:"$$PORT"'/up' || wget -q -O /dev/null http://127.0.0.1:"$$PORT"'/up' || exit 1
+      timeout: 1500ms
+    image: shop:1
+    ports:
+    - host_ip: "127.0.0.1"
+      published: "8080"
+      target: 5100
+    restart: always
+    stop_grace_period: 10s
+    stop_signal: SIGINT
+  worker:
+    command:
+    - /bin/sh
+    - -c
+    - bin/worker --queue default
+    depends_on:
+      release:
+        condition: service_completed_successfully
+      web:
+        condition: service_healthy
+    deploy:
+      replicas: 1
+    environment:
+      API_TOKEN: abc
+      DATABASE_URL: postgres://app:pw@db/app
+      PORT: "5200"
+      RAILS_ENV: production
+    image: shop:1
+    restart: on-failure
+    stop_grace_period: 30s
+    stop_signal: SIGTERM
+"#;
+
+#[test]
+fn compose_file_for_a_small_app() {
+    let app = shop();
+    export(
+        &app,
+        &[
+            "compose", "out", "--app", "shop", "--image", "shop:1", "web=2", "worker", "release",
+        ],
+    )
+    .assert_ok();
+    let dir = app.path().join("out");
+    let got = files(&dir);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [".pm-export.json", "compose.yaml"]
+    );
+    assert_eq!(got["compose.yaml"], SHOP_COMPOSE);
+    let manifest: Value = serde_json::from_str(&got[".pm-export.json"]).unwrap();
+    assert_eq!(
+        manifest,
+        serde_json::json!({"app": "shop", "format": "compose", "files": ["compose.yaml"]})
+    );
+    if let Some(read) = validate_yaml("compose", &dir) {
+        let ours: Value = serde_saphyr::from_str(SHOP_COMPOSE).unwrap();
+        assert_eq!(read["compose.yaml"][0], ours);
+    }
+}
+
+const SHOP_WEB_DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  annotations:
+    pm/process-type: web
+  labels:
+    app.kubernetes.io/component: web
+    app.kubernetes.io/name: shop
+  name: shop-web
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app.kubernetes.io/component: web
+      app.kubernetes.io/name: shop
+  template:
+    metadata:
+      annotations:
+        pm/process-type: web
+      labels:
+        app.kubernetes.io/component: web
+        app.kubernetes.io/name: shop
+    spec:
+      containers:
+      - command:
+        - /bin/sh
+        - -c
+        - bundle exec puma -p $PORT
+        env:
+        - name: PORT
+          value: "5100"
+        envFrom:
+        - configMapRef:
+            name: shop-env
+        - secretRef:
+            name: shop-secret
+        image: shop:1
+        livenessProbe:
+          failureThreshold: 3
+          periodSeconds: 1
+          successThreshold: 1
+          tcpSocket:
+            port: 5100
+          timeoutSeconds: 1
+        name: web
+        ports:
+        - containerPort: 5100
+        readinessProbe:
+          failureThreshold: 3
+          httpGet:
+            path: /up
+            port: 5100
+          periodSeconds: 2
+          successThreshold: 1
+          timeoutSeconds: 2
+      terminationGracePeriodSeconds: 10
+"#;
+
+#[test]
+fn kubernetes_objects_for_a_small_app() {
+    let app = shop();
+    export(
+        &app,
+        &[
+            "kubernetes",
+            "out",
+            "--app",
+            "shop",
+            "--image",
+            "shop:1",
+            "web=2",
+            "worker",
+            "release",
+        ],
+    )
+    .assert_ok();
+    let dir = app.path().join("out");
+    let got = files(&dir);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [
+            ".pm-export.json",
+            "shop-env-configmap.yaml",
+            "shop-release-job.yaml",
+            "shop-secret-secret.yaml",
+            "shop-web-deployment.yaml",
+            "shop-web-service.yaml",
+            "shop-worker-deployment.yaml",
+        ]
+    );
+    assert_eq!(got["shop-web-deployment.yaml"], SHOP_WEB_DEPLOYMENT);
+    assert_eq!(
+        got["shop-env-configmap.yaml"],
+        "apiVersion: v1
+data:
+  RAILS_ENV: production
+kind: ConfigMap
+metadata:
+  labels:
+    app.kubernetes.io/name: shop
+  name: shop-env
+"
+    );
+    assert_eq!(
+        got["shop-secret-secret.yaml"],
+        "apiVersion: v1
+kind: Secret
+metadata:
+  labels:
+    app.kubernetes.io/name: shop
+  name: shop-secret
+stringData:
+  API_TOKEN: abc
+  DATABASE_URL: postgres://app:pw@db/app
+type: Opaque
+"
+    );
+    assert_eq!(
+        got["shop-web-service.yaml"],
+        "apiVersion: v1
+kind: Service
+metadata:
+  annotations:
+    pm/process-type: web
+  labels:
+    app.kubernetes.io/component: web
+    app.kubernetes.io/name: shop
+  name: shop-web
+spec:
+  ports:
+  - port: 8080
+    protocol: TCP
+    targetPort: 5100
+  selector:
+    app.kubernetes.io/component: web
+    app.kubernetes.io/name: shop
+"
+    );
+    let job: Value = serde_saphyr::from_str(&got["shop-release-job.yaml"]).unwrap();
+    assert_eq!(job["kind"], "Job");
+    assert_eq!(job["spec"]["suspend"], false);
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    let worker: Value = serde_saphyr::from_str(&got["shop-worker-deployment.yaml"]).unwrap();
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        30
+    );
+    validate_yaml("kubernetes", &dir);
+}
+
+// --- Nasty inputs: every value must come back byte for byte. ---
+
+/// Commands a Procfile can hold (one line each) that break naive quoting.
+const NASTY_COMMANDS: &[(&str, &str)] = &[
+    ("quotes", r#"echo 'single' "double" `date` it\'s"#),
+    ("dollars", "echo $PORT ${HOME} $$ $(whoami) $ $(X"),
+    ("percent", "printf '100%% %s %i %n\\n' done"),
+    ("backslash", r#"echo \\ \n \t \x41 \' \""#),
+    ("unicode", "echo héllo wörld ✓ 日本 🚀"),
+    ("yes", "yes"),
+    ("tilde", "~"),
+    ("colon", ": x"),
+    ("hash", "#hash not comment"),
+    ("null", "null"),
+    ("one", "1.0"),
+    ("hex", "0x10"),
+    ("semi", "a; b && c || d | e > /dev/null"),
+];
+
+/// Env values with line breaks, quotes and YAML-1.1 look-alikes.
+const NASTY_ENV: &str = r#"MULTI="line one
+line two"
+QUOTED='it''s "x" \ $HOME'
+BOOL=yes
+OFF=off
+TILDE="~"
+NUM="0x10"
+COLON=":"
+UNI="é ✓ 🚀"
+DB_PASSWORD='p$ss%word'
+DATE=2001-12-14
+SEXA=1:20
+Y=y
+NOPE=NO
+INF=.inf
+MERGE="<<"
+EMPTY=
+SPACED=" x "
+"#;
+
+fn nasty() -> App {
+    let mut procfile = String::new();
+    for (name, command) in NASTY_COMMANDS {
+        procfile.push_str(&format!("{name}: {command}\n"));
+    }
+    let app = App::with_procfile(&procfile);
+    app.file(".env", NASTY_ENV);
+    app
+}
+
+/// The env pm itself reads from the nasty .env (via `pm run`), so the
+/// expectations do not depend on this test's reading of dotenv.
+fn nasty_env(app: &App) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for name in [
+        "MULTI",
+        "QUOTED",
+        "BOOL",
+        "OFF",
+        "TILDE",
+        "NUM",
+        "COLON",
+        "UNI",
+        "DB_PASSWORD",
+        "DATE",
+        "SEXA",
+        "Y",
+        "NOPE",
+        "INF",
+        "MERGE",
+        "EMPTY",
+        "SPACED",
+    ] {
+        let out = app.run(&["run", "printenv", name]).assert_ok().to_string();
+        let value = out.strip_suffix('\n').unwrap().to_string();
+        env.insert(name.to_string(), value);
+    }
+    assert_eq!(env["MULTI"], "line one\nline two");
+    env
+}
+
+/// systemd's reading of an ExecStart= value: specifiers, then words with
+/// quotes and C escapes, then `$$` → `$`.
+fn systemd_exec(line: &str) -> Vec<String> {
+    let line = line.replace("%%", "\u{0}");
+    assert!(!line.contains('%'), "unescaped specifier in {line}");
+    let line = line.replace('\u{0}', "%");
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut word = String::new();
+        let mut quote = None;
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (None, ' ') => break,
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (_, '\\') => match chars.next().unwrap() {
+                    'n' => word.push('\n'),
+                    't' => word.push('\t'),
+                    'r' => word.push('\r'),
+                    'x' => {
+                        let hex: String = [chars.next().unwrap(), chars.next().unwrap()]
+                            .into_iter()
+                            .collect();
+                        word.push(u8::from_str_radix(&hex, 16).unwrap() as char);
+                    }
+                    e @ ('\\' | '\'' | '"') => word.push(e),
+                    e => panic!("unknown escape \\{e} in {line}"),
+                },
+                (_, c) => word.push(c),
+            }
+        }
+        assert!(quote.is_none(), "unbalanced quoting in {line}");
+        let word = word.replace("$$", "\u{0}");
+        assert!(!word.contains('$'), "variable reference in {line}");
+        words.push(word.replace('\u{0}', "$"));
+    }
+    words
+}
+
+/// systemd's reading of an EnvironmentFile of `NAME="value"` entries.
+fn systemd_env_file(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (name, after) = rest.split_once("=\"").unwrap();
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            let (i, c) = chars.next().unwrap();
+            match c {
+                '"' => break i + 1,
+                '\\' => {
+                    let (_, e) = chars.next().unwrap();
+                    assert!(matches!(e, '"' | '\\' | '`' | '$'), "\\{e}");
+                    value.push(e);
+                }
+                c => value.push(c),
+            }
+        };
+        out.insert(name.to_string(), value);
+        rest = after[end..].strip_prefix('\n').unwrap();
+    }
+    out
+}
+
+#[test]
+fn nasty_commands_round_trip_through_systemd() {
+    let app = nasty();
+    let env = nasty_env(&app);
+    export(&app, &["systemd", "out", "--app", "nasty"]).assert_ok();
+    let dir = app.path().join("out");
+    let got = files(&dir);
+    for (name, command) in NASTY_COMMANDS {
+        let unit = &got[&format!("nasty-{name}@.service")];
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap();
+        assert_eq!(systemd_exec(exec), ["/bin/sh", "-c", command], "{exec}");
+    }
+    assert_eq!(systemd_env_file(&got["nasty.env"]), env);
+    verify_systemd(&dir, "nasty");
+}
+
+#[test]
+fn nasty_commands_round_trip_through_compose() {
+    let app = nasty();
+    let env = nasty_env(&app);
+    export(
+        &app,
+        &["compose", "out", "--app", "nasty", "--image", "img:1"],
+    )
+    .assert_ok();
+    let dir = app.path().join("out");
+    let text = fs::read_to_string(dir.join("compose.yaml")).unwrap();
+    let ours: Value = serde_saphyr::from_str(&text).unwrap();
+    // Compose reads `$$` as `$`.
+    let unescape = |v: &Value| v.as_str().unwrap().replace("$$", "$");
+    let check = |doc: &Value| {
+        for (position, (name, command)) in NASTY_COMMANDS.iter().enumerate() {
+            let service = &doc["services"][*name];
+            assert_eq!(service["command"][0], "/bin/sh");
+            assert_eq!(unescape(&service["command"][2]), *command, "{name}");
+            for (k, v) in &env {
+                assert_eq!(unescape(&service["environment"][k]), *v, "{name} {k}");
+            }
+            let port = 5000 + 100 * position;
+            assert_eq!(service["environment"]["PORT"], port.to_string());
+        }
+    };
+    check(&ours);
+    if let Some(read) = validate_yaml("compose", &dir) {
+        check(&read["compose.yaml"][0]);
+    }
+}
+
+/// Kubernetes' expansion of `$(VAR)` and `$$` in a container command.
+fn kubernetes_expand(input: &str) -> String {
+    let mut out = String::new();
+    let mut chars = input.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' || chars.peek().is_none() {
+            out.push(c);
+            continue;
+        }
+        match chars.next().unwrap() {
+            '$' => out.push('$'),
+            '(' => {
+                let rest: String = chars.clone().collect();
+                // Every reference is expanded (to a marker that fails the test).
+                match rest.find(')') {
+                    Some(_) => {
+                        for c in chars.by_ref() {
+                            if c == ')' {
+                                break;
+                            }
+                        }
+                        out.push_str("<EXPANDED>");
+                    }
+                    None => out.push_str("$("),
+                }
+            }
+            other => {
+                out.push('$');
+                out.push(other);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn nasty_commands_round_trip_through_kubernetes() {
+    let app = nasty();
+    let env = nasty_env(&app);
+    export(
+        &app,
+        &[
+            "kubernetes",
+            "out",
+            "--app",
+            "Nasty_App",
+            "--image",
+            "img:1",
+        ],
+    )
+    .assert_ok();
+    let dir = app.path().join("out");
+    let got = files(&dir);
+    let read_ours = |name: &str| -> Value { serde_saphyr::from_str(&got[name]).unwrap() };
+    let check = |read: &dyn Fn(&str) -> Value| {
+        for (name, command) in NASTY_COMMANDS {
+            let doc = read(&format!("nasty-app-{name}-deployment.yaml"));
+            assert_eq!(doc["metadata"]["annotations"]["pm/process-type"], *name);
+            let container = &doc["spec"]["template"]["spec"]["containers"][0];
+            let sent = container["command"][2].as_str().unwrap();
+            assert_eq!(kubernetes_expand(sent), *command, "{name}");
+        }
+        let config = read("nasty-app-env-configmap.yaml");
+        let secret = read("nasty-app-secret-secret.yaml");
+        for (k, v) in &env {
+            let (map, other) = if k == "DB_PASSWORD" {
+                (&secret["stringData"], &config["data"])
+            } else {
+                (&config["data"], &secret["stringData"])
+            };
+            assert_eq!(map[k], *v, "{k}");
+            assert!(other.get(k).is_none(), "{k}");
+        }
+    };
+    check(&read_ours);
+    if let Some(read) = validate_yaml("kubernetes", &dir) {
+        check(&|name: &str| read[name][0].clone());
+    }
+}
+
+// --- Determinism, --force, formation, names, errors. ---
+
+#[test]
+fn exports_are_deterministic() {
+    let app = shop();
+    for (format, extra) in [
+        ("systemd", vec![]),
+        ("compose", vec!["--image", "x:1"]),
+        ("kubernetes", vec!["--image", "x:1"]),
+    ] {
+        let mut args = vec![format, "out"];
+        args.extend(&extra);
+        export(&app, &args).assert_ok();
+        let first = files(&app.path().join("out"));
+        args.push("--force");
+        export(&app, &args).assert_ok();
+        assert_eq!(files(&app.path().join("out")), first, "{format}");
+        fs::remove_dir_all(app.path().join("out")).unwrap();
+    }
+}
+
+#[test]
+fn existing_files_are_kept_without_force() {
+    let app = shop();
+    export(&app, &["compose", "out", "--image", "x:1"]).assert_ok();
+    let before = files(&app.path().join("out"));
+    export(&app, &["compose", "out", "--image", "y:2"]).assert_error(
+        1,
+        "pm: out/compose.yaml: already exists (use --force to overwrite)\n",
+    );
+    assert_eq!(files(&app.path().join("out")), before);
+    // Nothing at all is written when one file is in the way.
+    app.file("sd/app.target", "mine\n");
+    let r = export(&app, &["systemd", "sd", "--app", "app"]);
+    r.assert_error(
+        1,
+        "pm: sd/app.target: already exists (use --force to overwrite)\n",
+    );
+    assert_eq!(
+        files(&app.path().join("sd"))
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["app.target"]
+    );
+}
+
+#[test]
+fn force_overwrites_and_removes_stale_files() {
+    let app = shop();
+    export(
+        &app,
+        &["kubernetes", "out", "--app", "shop", "--image", "x:1"],
+    )
+    .assert_ok();
+    app.file("out/notes.txt", "not pm's\n");
+    // The worker type disappears: its Deployment is stale.
+    app.file(
+        "Procfile",
+        "release: bin/migrate\nweb: bundle exec puma -p $PORT\n",
+    );
+    app.file("pm.toml", "");
+    export(
+        &app,
+        &["kubernetes", "out", "--app", "shop", "--image", "x:2"],
+    )
+    .assert_error(
+        1,
+        "pm: out/shop-env-configmap.yaml: already exists (use --force to overwrite)\n",
+    );
+    export(
+        &app,
+        &[
+            "kubernetes",
+            "out",
+            "--app",
+            "shop",
+            "--image",
+            "x:2",
+            "--force",
+        ],
+    )
+    .assert_ok();
+    let got = files(&app.path().join("out"));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        [
+            ".pm-export.json",
+            "notes.txt",
+            "shop-env-configmap.yaml",
+            "shop-release-job.yaml",
+            "shop-secret-secret.yaml",
+            "shop-web-deployment.yaml",
+            "shop-web-service.yaml",
+        ]
+    );
+    assert!(got["shop-web-deployment.yaml"].contains("image: x:2\n"));
+    // Another app's export in the same directory: its files are not ours to remove.
+    export(
+        &app,
+        &[
+            "kubernetes",
+            "out",
+            "--app",
+            "other",
+            "--image",
+            "x:2",
+            "--force",
+        ],
+    )
+    .assert_ok();
+    let got = files(&app.path().join("out"));
+    assert!(got.contains_key("shop-web-deployment.yaml"));
+    assert!(got.contains_key("other-web-deployment.yaml"));
+    assert!(got[".pm-export.json"].contains("\"app\": \"other\""));
+}
+
+#[test]
+fn force_replaces_a_symlink_instead_of_writing_through_it() {
+    let app = shop();
+    let elsewhere = app.file("elsewhere.txt", "keep me\n");
+    fs::create_dir(app.path().join("out")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, app.path().join("out/compose.yaml")).unwrap();
+    export(&app, &["compose", "out", "--image", "x:1", "--force"]).assert_ok();
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "keep me\n");
+    let meta = fs::symlink_metadata(app.path().join("out/compose.yaml")).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(
+        files(&app.path().join("out"))
+            .into_keys()
+            .collect::<Vec<_>>(),
+        [".pm-export.json", "compose.yaml"]
+    );
+}
+
+#[test]
+fn a_type_left_out_of_the_formation_is_exported_stopped() {
+    let app = shop();
+    let args = ["-m", "web=1,worker=0,release=0"];
+    let mut a = vec!["systemd", "sd", "--app", "shop"];
+    a.extend(args);
+    export(&app, &a).assert_ok();
+    let sd = files(&app.path().join("sd"));
+    assert!(sd.contains_key("shop-worker@.service"));
+    assert!(sd.contains_key("shop-release.service"));
+    assert_eq!(
+        sd["shop.target"],
+        "[Unit]\nDescription=shop\nWants=shop-web@5100.service\n\n[Install]\nWantedBy=multi-user.target\n"
+    );
+    assert!(!sd["shop-web@.service"].contains("shop-release.service"));
+    verify_systemd(&app.path().join("sd"), "shop");
+
+    let mut a = vec!["compose", "c", "--app", "shop", "--image", "x:1"];
+    a.extend(args);
+    export(&app, &a).assert_ok();
+    let c: Value =
+        serde_saphyr::from_str(&fs::read_to_string(app.path().join("c/compose.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(c["services"]["worker"]["deploy"]["replicas"], 0);
+    assert_eq!(c["services"]["release"]["deploy"]["replicas"], 0);
+    assert!(c["services"]["web"].get("depends_on").is_none());
+    validate_yaml("compose", &app.path().join("c"));
+
+    let mut a = vec!["kubernetes", "k", "--app", "shop", "--image", "x:1"];
+    a.extend(args);
+    export(&app, &a).assert_ok();
+    let k = files(&app.path().join("k"));
+    let worker: Value = serde_saphyr::from_str(&k["shop-worker-deployment.yaml"]).unwrap();
+    assert_eq!(worker["spec"]["replicas"], 0);
+    let job: Value = serde_saphyr::from_str(&k["shop-release-job.yaml"]).unwrap();
+    assert_eq!(job["spec"]["suspend"], true);
+    validate_yaml("kubernetes", &app.path().join("k"));
+}
+
+#[test]
+fn an_explicit_dependency_on_release() {
+    let app = App::with_procfile("release: migrate\nweb: serve\n");
+    app.file("pm.toml", "[process.web]\ndepends_on = [\"release\"]\n");
+    export(&app, &["systemd", "sd", "--app", "a"]).assert_ok();
+    let unit = fs::read_to_string(app.path().join("sd/a-web@.service")).unwrap();
+    assert!(
+        unit.contains("\nRequires=a-release.service\nAfter=a-release.service\n"),
+        "{unit}"
+    );
+    verify_systemd(&app.path().join("sd"), "a");
+    export(&app, &["compose", "c", "--app", "a", "--image", "i"]).assert_ok();
+    let c: Value =
+        serde_saphyr::from_str(&fs::read_to_string(app.path().join("c/compose.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        c["services"]["web"]["depends_on"],
+        serde_json::json!({"release": {"condition": "service_completed_successfully"}})
+    );
+    validate_yaml("compose", &app.path().join("c"));
+}
+
+#[test]
+fn formation_comes_from_pm_toml_by_default() {
+    let app = App::with_procfile("web: serve\nworker: work\n");
+    app.file(
+        "pm.toml",
+        "[defaults]\nformation = \"web=3,worker=0\"\nport = 6000\n",
+    );
+    export(&app, &["systemd", "out", "--app", "a"]).assert_ok();
+    let target = fs::read_to_string(app.path().join("out/a.target")).unwrap();
+    assert_eq!(
+        target,
+        "[Unit]\nDescription=a\nWants=a-web@6000.service\nWants=a-web@6001.service\nWants=a-web@6002.service\n\n[Install]\nWantedBy=multi-user.target\n"
+    );
+}
+
+#[test]
+fn the_app_name_defaults_to_the_root_directory() {
+    let app = App::new();
+    app.file("My Shop!/Procfile", "web: serve\n");
+    export(&app, &["systemd", "sd", "-f", "My Shop!/Procfile"]).assert_ok();
+    assert!(app.path().join("sd/My-Shop.target").exists());
+    export(
+        &app,
+        &["kubernetes", "k", "-f", "My Shop!/Procfile", "--image", "i"],
+    )
+    .assert_ok();
+    assert!(app.path().join("k/my-shop-web-deployment.yaml").exists());
+    export(
+        &app,
+        &["compose", "c", "-f", "My Shop!/Procfile", "--image", "i"],
+    )
+    .assert_ok();
+    let c = fs::read_to_string(app.path().join("c/compose.yaml")).unwrap();
+    assert!(c.starts_with("name: my-shop\n"), "{c}");
+}
+
+#[test]
+fn errors_are_one_line() {
+    let app = shop();
+    export(&app, &["compose", "out"]).assert_error(
+        1,
+        "pm: pm export compose: --image IMAGE is required (the container image every service runs)\n",
+    );
+    export(&app, &["kubernetes", "out"]).assert_error(
+        1,
+        "pm: pm export kubernetes: --image IMAGE is required (the container image every service runs)\n",
+    );
+    app.file("afile", "x\n");
+    export(&app, &["systemd", "afile"]).assert_error(1, "pm: afile: not a directory\n");
+    export(&app, &["systemd", "out", "--app", "@@@"]).assert_error(
+        1,
+        "pm: --app \"@@@\": no character valid in a systemd unit name remains\n",
+    );
+    export(&app, &["systemd", "out", "nope=1"]).assert_error(
+        1,
+        "pm: unknown process type \"nope\" in formation (known: release, web, worker)\n",
+    );
+    export(&app, &["systemd", "out", "--user", "a\nb"]).assert_error(
+        1,
+        "pm: --user \"a\\nb\" cannot be written in a systemd unit (line break, control character or blank at either end)\n",
+    );
+    let clash = App::with_procfile("web_1: a\nweb-1: b\n");
+    export(&clash, &["kubernetes", "out", "--app", "x", "--image", "i"]).assert_error(
+        1,
+        "pm: process types \"web_1\" and \"web-1\" both become \"x-web-1\" in Kubernetes\n",
+    );
+    assert!(!app.path().join("out").exists());
+}

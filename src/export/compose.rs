@@ -1,0 +1,153 @@
+//! Docker Compose: one `compose.yaml`, a service per process type keyed by
+//! its Procfile name, every replica with the type's base port as PORT. Every
+//! string goes through compose's interpolation escape (`$` → `$$`) and is
+//! serialized by serde-saphyr.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::escape::{compose as esc, sh_word};
+use super::{Options, Rendered, base_port, dependencies, duration, shared_env, yaml};
+use crate::config::pm_toml::{Check, Probe};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, RELEASE};
+use crate::supervisor::policy::Restart;
+
+pub const FILE: &str = "compose.yaml";
+
+/// Project names: lowercase letters, digits, `-` and `_`, starting with a
+/// letter or digit.
+pub fn app_name(name: &str) -> Result<String> {
+    let lower = name.to_ascii_lowercase();
+    let cleaned = super::clean(
+        &lower,
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_',
+        "Compose project",
+    )?;
+    let cleaned = cleaned.trim_start_matches(['_', '-']).to_string();
+    if cleaned.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--app {name:?}: no character valid in a Compose project name remains"
+        )));
+    }
+    Ok(cleaned)
+}
+
+/// The shell command a check runs inside the container (before compose escaping).
+pub fn check_command(probe: &Probe) -> String {
+    match probe {
+        Probe::Tcp => "nc -z 127.0.0.1 \"$PORT\" || exit 1".to_string(),
+        Probe::Http(path) => {
+            let url = format!("http://127.0.0.1:\"$PORT\"{}", sh_word(path));
+            format!("curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1")
+        }
+        Probe::Exec(command) => command.clone(),
+    }
+}
+
+fn healthcheck(check: &Check) -> Value {
+    json!({
+        "test": ["CMD-SHELL", esc(&check_command(&check.probe))],
+        "interval": duration(check.interval),
+        "timeout": duration(check.timeout),
+        "retries": check.failures,
+    })
+}
+
+pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
+    let app = app_name(&options.app)?;
+    let image = options.image.clone().unwrap_or_default();
+    let env = shared_env(plan);
+    let release = plan
+        .types
+        .iter()
+        .find(|t| t.name == RELEASE)
+        .filter(|t| t.count > 0);
+    let mut services = BTreeMap::new();
+    for spec in &plan.types {
+        let is_release = spec.name == RELEASE;
+        let port = base_port(plan, spec)?;
+        let mut environment: BTreeMap<String, Value> = env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(esc(v))))
+            .collect();
+        environment.insert("PORT".into(), Value::String(port.to_string()));
+        let mut service = json!({
+            "image": esc(&image),
+            "command": ["/bin/sh", "-c", esc(&spec.command)],
+            "environment": environment,
+            "deploy": {"replicas": spec.count},
+            "restart": match spec.restart.policy {
+                _ if is_release => "no",
+                Restart::OnFailure => "on-failure",
+                Restart::Always => "always",
+                Restart::Never => "no",
+            },
+            "stop_signal": spec.stop_signal.as_str(),
+            "stop_grace_period": duration(spec.stop_timeout),
+        });
+        let mut depends = BTreeMap::new();
+        if !is_release && let Some(release) = release {
+            depends.insert(
+                release.name.clone(),
+                json!({"condition": "service_completed_successfully"}),
+            );
+        }
+        for dep in dependencies(plan, spec)? {
+            let condition = if dep.name == RELEASE {
+                "service_completed_successfully"
+            } else if dep.ready.is_some() {
+                "service_healthy"
+            } else {
+                "service_started"
+            };
+            depends.insert(dep.name.clone(), json!({"condition": condition}));
+        }
+        if let Value::Object(map) = &mut service {
+            if let Some(check) = &spec.ready {
+                map.insert("healthcheck".into(), healthcheck(check));
+            }
+            if !depends.is_empty() {
+                map.insert("depends_on".into(), json!(depends));
+            }
+            if let Some(proxy) = &spec.proxy {
+                map.insert(
+                    "ports".into(),
+                    json!([{
+                        "target": port,
+                        "published": proxy.port.to_string(),
+                        "host_ip": proxy.host,
+                    }]),
+                );
+            }
+        }
+        services.insert(spec.name.clone(), service);
+    }
+    let file = json!({ "name": app, "services": services });
+    Ok(vec![(FILE.to_string(), yaml(&file)?.into_bytes())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names() {
+        assert_eq!(app_name("My App").ok().as_deref(), Some("my-app"));
+        assert_eq!(app_name("_x_").ok().as_deref(), Some("x_"));
+        assert!(app_name("___").is_err());
+    }
+
+    #[test]
+    fn check_commands() {
+        assert_eq!(
+            check_command(&Probe::Http("/it's".into())),
+            "curl -fsS -o /dev/null http://127.0.0.1:\"$PORT\"'/it'\\''s' || wget -q -O /dev/null http://127.0.0.1:\"$PORT\"'/it'\\''s' || exit 1"
+        );
+        assert_eq!(
+            esc(&check_command(&Probe::Tcp)),
+            "nc -z 127.0.0.1 \"$$PORT\" || exit 1"
+        );
+    }
+}

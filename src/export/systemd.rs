@@ -1,0 +1,164 @@
+//! systemd: `APP.target`, a template unit `APP-TYPE@.service` per type whose
+//! instances are named by their port (`PORT=%i`), `APP-release.service` as a
+//! oneshot the others come after, and `APP.env` as their EnvironmentFile.
+
+use std::fmt::Write as _;
+
+use super::escape::{is_shell_name, systemd_env_value, systemd_setting, systemd_word};
+use super::{Options, Rendered, base_port, dependencies, duration, shared_env};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, ProcessSpec, RELEASE};
+use crate::supervisor::policy::Restart;
+
+/// Unit names allow ASCII letters, digits, `:`, `_`, `.` and `-` (and `@`
+/// for templates, which the app name must not contain).
+pub fn app_name(name: &str) -> Result<String> {
+    super::clean(
+        name,
+        |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'),
+        "systemd unit",
+    )
+}
+
+fn setting(what: &str, text: &str) -> Result<String> {
+    systemd_setting(text).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what} {text:?} cannot be written in a systemd unit (line break, control character or blank at either end)"
+        ))
+    })
+}
+
+fn restart(policy: Restart) -> &'static str {
+    match policy {
+        Restart::OnFailure => "on-failure",
+        Restart::Always => "always",
+        Restart::Never => "no",
+    }
+}
+
+pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
+    let app = app_name(&options.app)?;
+    let env_path = options.dir.join(format!("{app}.env"));
+    let env_file = setting("the export directory", &env_path.display().to_string())?;
+    let root = setting("the root directory", &plan.root.display().to_string())?;
+    let user = match &options.user {
+        Some(u) => Some(setting("--user", u)?),
+        None => None,
+    };
+    let release = plan
+        .types
+        .iter()
+        .find(|t| t.name == RELEASE)
+        .filter(|t| t.count > 0);
+    let release_unit = format!("{app}-{RELEASE}.service");
+
+    let mut files = Vec::new();
+
+    let mut env = String::new();
+    for (name, value) in shared_env(plan) {
+        if !is_shell_name(&name) {
+            return Err(Error::Invalid(format!(
+                "environment variable {name:?} is not a name systemd accepts"
+            )));
+        }
+        let _ = writeln!(env, "{name}={}", systemd_env_value(&value));
+    }
+    files.push((format!("{app}.env"), env.into_bytes()));
+
+    let mut target = String::new();
+    let _ = writeln!(target, "[Unit]");
+    let _ = writeln!(target, "Description={app}");
+    if release.is_some() {
+        let _ = writeln!(target, "Wants={release_unit}");
+    }
+    for instance in &plan.instances {
+        let spec = &plan.types[instance.type_index];
+        if spec.name != RELEASE {
+            let _ = writeln!(
+                target,
+                "Wants={app}-{}@{}.service",
+                spec.name, instance.port
+            );
+        }
+    }
+    let _ = writeln!(target, "\n[Install]\nWantedBy=multi-user.target");
+    files.push((format!("{app}.target"), target.into_bytes()));
+
+    for spec in &plan.types {
+        let mut unit = String::new();
+        let is_release = spec.name == RELEASE;
+        let _ = writeln!(unit, "[Unit]");
+        if is_release {
+            let _ = writeln!(unit, "Description={app} {}", spec.name);
+        } else {
+            let _ = writeln!(unit, "Description={app} {} on port %i", spec.name);
+        }
+        let _ = writeln!(unit, "PartOf={app}.target");
+        let mut after = Vec::new();
+        if !is_release && release.is_some() {
+            after.push(release_unit.clone());
+            let _ = writeln!(unit, "Requires={release_unit}");
+        }
+        // The release unit is already required above: skip it here.
+        for dep in dependencies(plan, spec)?
+            .into_iter()
+            .filter(|d| d.name != RELEASE)
+        {
+            // Ordering only: systemd has no readiness checks to wait for.
+            after.extend(
+                plan.instances
+                    .iter()
+                    .filter(|i| plan.types[i.type_index].name == dep.name)
+                    .map(|i| format!("{app}-{}@{}.service", dep.name, i.port)),
+            );
+        }
+        if !after.is_empty() {
+            let _ = writeln!(unit, "After={}", after.join(" "));
+        }
+        let _ = writeln!(unit, "\n[Service]");
+        if is_release {
+            let _ = writeln!(unit, "Type=oneshot\nRemainAfterExit=yes");
+        } else {
+            let _ = writeln!(unit, "Type=simple");
+        }
+        let _ = writeln!(unit, "WorkingDirectory={root}");
+        let _ = writeln!(unit, "EnvironmentFile={env_file}");
+        if is_release {
+            let _ = writeln!(unit, "Environment=PORT={}", base_port(plan, spec)?);
+        } else {
+            let _ = writeln!(unit, "Environment=PORT=%i");
+        }
+        let _ = writeln!(unit, "ExecStart=/bin/sh -c {}", systemd_word(&spec.command));
+        if !is_release {
+            let _ = writeln!(unit, "Restart={}", restart(spec.restart.policy));
+        }
+        let _ = writeln!(unit, "KillSignal={}", spec.stop_signal.as_str());
+        let _ = writeln!(unit, "TimeoutStopSec={}", duration(spec.stop_timeout));
+        if let Some(user) = &user {
+            let _ = writeln!(unit, "User={user}");
+        }
+        files.push((unit_file(&app, spec), unit.into_bytes()));
+    }
+    Ok(files)
+}
+
+fn unit_file(app: &str, spec: &ProcessSpec) -> String {
+    if spec.name == RELEASE {
+        format!("{app}-{RELEASE}.service")
+    } else {
+        format!("{app}-{}@.service", spec.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names() {
+        assert_eq!(app_name("my app").ok().as_deref(), Some("my-app"));
+        assert_eq!(app_name("a@b").ok().as_deref(), Some("a-b"));
+        assert_eq!(app_name("App_1.x").ok().as_deref(), Some("App_1.x"));
+        assert!(app_name("@@").is_err());
+    }
+}
