@@ -207,7 +207,9 @@ pub fn shown_value(name: &str, value: &str) -> (Option<String>, bool) {
     if let Some(scheme) = kinds::url_scheme(value) {
         return (Some(format!("{scheme}://{}", url_host(value))), is_secret);
     }
-    if is_secret {
+    // A URL inside a longer value (`--db=postgres://u:pw@h`) may carry a
+    // password that the secret rule, which looks at whole values, misses.
+    if is_secret || value.contains("://") {
         (None, true)
     } else {
         (Some(value.to_string()), false)
@@ -780,6 +782,14 @@ mod tests {
             (Some("postgres://db.internal".into()), true)
         );
         assert_eq!(shown_value("API_TOKEN", "abc"), (None, true));
+        assert_eq!(
+            shown_value("OPTS", "--db=postgres://u:pw@h/x"),
+            (None, true)
+        );
+        assert_eq!(
+            shown_value("X", "postgres://u:pa/ss@h/x"),
+            (Some("postgres://u".into()), false)
+        );
         assert_eq!(
             shown_value("RAILS_ENV", "production"),
             (Some("production".into()), false)

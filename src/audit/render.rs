@@ -108,22 +108,17 @@ pub fn table(findings: &[Finding], strict: bool) -> String {
     let warnings = findings.len() - drift;
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     out.push('\n');
-    out.push_str(&match (drift, warnings) {
-        (0, w) if !strict => format!(
-            "in parity, with {} (not drift; --strict makes them fail)\n",
-            plural(w, "warning")
-        ),
-        (d, 0) => format!("drift: {}\n", plural(d, "finding")),
-        (d, w) => format!(
-            "drift: {}, {}{}\n",
-            plural(d, "finding"),
-            plural(w, "warning"),
-            if strict {
-                " (counted as drift: --strict)"
-            } else {
-                ""
-            }
-        ),
+    let counts = match (drift, warnings) {
+        (d, 0) => plural(d, "finding"),
+        (0, w) => plural(w, "warning"),
+        (d, w) => format!("{}, {}", plural(d, "finding"), plural(w, "warning")),
+    };
+    out.push_str(&if drift == 0 && !strict {
+        format!("in parity, with {counts} (not drift; --strict makes them fail)\n")
+    } else if warnings > 0 && strict {
+        format!("drift: {counts} (warnings count as drift: --strict)\n")
+    } else {
+        format!("drift: {counts}\n")
     });
     out
 }

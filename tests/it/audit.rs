@@ -517,6 +517,14 @@ in parity, with 1 warning (not drift; --strict makes them fail)
 "
     );
     assert_no_secret(&out);
+    let out = audit(&app, &["--against", "prod", "--strict"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stdout
+            .ends_with("\ndrift: 1 warning (warnings count as drift: --strict)\n"),
+        "{}",
+        out.stdout
+    );
     let out = audit(&app, &["--against", "prod", "--strict", "--json"]);
     assert_eq!(out.code(), Some(1));
     let report = json(&out);
