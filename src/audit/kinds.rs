@@ -301,9 +301,10 @@ fn is_registry(part: &str) -> bool {
 }
 
 fn is_tag(tag: &str) -> bool {
-    // A run of four or more digits after a known name is a port
-    // (`redis:6379`, `postgres:5432`), not a tag.
-    let port_like = tag.len() >= 4 && tag.chars().all(|c| c.is_ascii_digit());
+    // Three or more digits after a known name are a port (`redis:6379`,
+    // `postgres:5432`, `nginx:443`), and so is `80`; image versions that are
+    // plain numbers have one or two digits (`postgres:16`, `redis:7`).
+    let port_like = (tag.len() >= 3 || tag == "80") && tag.chars().all(|c| c.is_ascii_digit());
     !port_like
         && tag.len() <= 128
         && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
@@ -467,6 +468,9 @@ mod tests {
             ("redis:6379", None),
             ("postgres:5432", None),
             ("localhost:5432", None),
+            ("nginx:443", None),
+            ("nginx:80", None),
+            ("node:20", Some("node:20")),
             // Unknown single names, plain words and paths.
             ("myhost:8", None),
             ("postgres", None),
@@ -488,5 +492,14 @@ mod tests {
             .map(Image::reference)
             .collect();
         assert_eq!(found, ["postgres:16", "redis:7"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panic(name in ".{0,12}", value in ".{0,40}") {
+            let _ = kind_of(&name, &value);
+            let _ = images_in(&value);
+            let _ = url_scheme(&value);
+        }
     }
 }

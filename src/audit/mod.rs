@@ -933,4 +933,22 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].severity, Severity::Warning);
     }
+
+    proptest::proptest! {
+        /// Whatever the value, a shown value never holds a URL's password.
+        #[test]
+        fn shown_urls_keep_no_password(
+            user in "[a-z]{0,6}",
+            password in "[A-Za-z0-9/#?@:%]{1,12}",
+            host in "[a-z.]{1,10}",
+            rest in "[a-z0-9/?=&:@]{0,12}",
+        ) {
+            let marker = format!("PW{password}");
+            let value = format!("postgres://{user}:{marker}@{host}/{rest}");
+            let (shown, _) = shown_value("DATABASE_URL", &value);
+            if let Some(shown) = shown {
+                proptest::prop_assert!(!shown.contains(&marker), "{} -> {}", value, shown);
+            }
+        }
+    }
 }

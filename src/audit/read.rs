@@ -174,11 +174,17 @@ pub fn parse_export(dir: &str, files: &[ExportFile]) -> Result<Side> {
         })?,
     };
     let files: Vec<&ExportFile> = files.iter().filter(|f| f.name != MANIFEST).collect();
-    match format {
+    let mut side = match format {
         Format::Systemd => systemd(dir, app.as_deref(), &files),
         Format::Compose => compose(dir, &files),
         Format::Kubernetes => kubernetes(dir, app.as_deref(), &files),
+    }?;
+    // A variable missing from an export that carries no env at all is
+    // missing from the directory.
+    if side.env_files.is_empty() {
+        side.env_files.push(dir.to_string());
     }
+    Ok(side)
 }
 
 const COMPOSE_FILES: [&str; 4] = [
@@ -313,11 +319,7 @@ fn systemd(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Side> 
             one_shot,
         });
     }
-    side.process_files = if processes.is_empty() {
-        vec![dir.to_string()]
-    } else {
-        processes.iter().map(|p| p.file.clone()).collect()
-    };
+    side.process_files = vec![dir.to_string()];
     side.processes = Some(processes);
     Ok(side)
 }
@@ -819,12 +821,7 @@ fn kubernetes(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Sid
     // Env set on a container comes after the ConfigMap and Secret, as
     // Kubernetes lets it win over `envFrom`.
     side.env.extend(container_env);
-    let mut process_files: Vec<String> = processes.iter().map(|p| p.file.clone()).collect();
-    process_files.dedup();
-    if process_files.is_empty() {
-        process_files.push(dir.to_string());
-    }
-    side.process_files = process_files;
+    side.process_files = vec![dir.to_string()];
     side.processes = Some(processes);
     Ok(side)
 }
@@ -1264,5 +1261,18 @@ spec:
         assert_eq!(base64_decode("").unwrap(), b"");
         assert!(base64_decode("a=b").is_none());
         assert!(base64_decode("*").is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn readers_never_panic(text in "(?s).{0,80}") {
+            let _ = parse_systemd_env(&text, "APP.env");
+            let _ = exec_words(&text);
+            let _ = unit_entries(&text);
+            let _ = base64_decode(&text);
+            for name in ["compose.yaml", "a.yaml", "a.service", MANIFEST] {
+                let _ = parse_export("prod", &[file(name, &text)]);
+            }
+        }
     }
 }
