@@ -548,6 +548,11 @@ fn systemd_export_drift() {
             ("health", "warning", "web"),
         ])
     );
+    // A type the export lacks names the export directory.
+    assert_eq!(
+        json(&out)["findings"][1]["files"],
+        serde_json::json!(["Procfile", "prod"])
+    );
 }
 
 fn compose_export(app: &App, dir: &str, web_replicas: u32, healthcheck: bool) {
@@ -752,4 +757,41 @@ fn broken_pipe_is_quiet() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[test]
+fn fixing_the_drift_brings_parity() {
+    let app = App::with_procfile("web: puma\nworker: sidekiq\n");
+    app.file(
+        ".env",
+        "DATABASE_URL=sqlite:///db/development.sqlite3\nQUEUE_ADAPTER=inline\n",
+    );
+    app.file(
+        ".env.production",
+        &format!(
+            "DATABASE_URL=postgres://app:{PASSWORD}@db/app\nQUEUE_ADAPTER=sidekiq\nREDIS_URL=redis://cache/0\n"
+        ),
+    );
+    let out = audit(&app, &["--json"]);
+    assert_eq!(out.code(), Some(1));
+    assert_no_secret(&out);
+    let report = json(&out);
+    assert_eq!(
+        summary(&report),
+        triples(&[
+            ("variable", "drift", "REDIS_URL"),
+            ("service", "drift", "DATABASE_URL"),
+            ("service", "drift", "QUEUE_ADAPTER"),
+        ])
+    );
+    assert_eq!(
+        report["findings"][0]["production"],
+        serde_json::json!({"value": "redis://cache", "kind": "redis"})
+    );
+    // The fix: the same kinds of services locally, on local hosts.
+    app.file(
+        ".env",
+        "DATABASE_URL=postgres://localhost/app_dev\nQUEUE_ADAPTER=sidekiq\nREDIS_URL=redis://localhost:6379/0\n",
+    );
+    assert_eq!(audit(&app, &[]).assert_ok(), "in parity: no drift found\n");
 }
