@@ -506,14 +506,15 @@ pub fn parse_systemd_env(text: &str, file: &str) -> Result<Vec<(String, String)>
                     break;
                 }
                 ' ' | '\t' if at_start => {}
-                '\'' if at_start || value.len() == keep => {
+                '\'' if at_start => {
                     loop {
                         match chars.next() {
                             None => {
                                 return Err(Error::File {
                                     path: format!("{file}:{start}"),
                                     message: format!(
-                                        "unterminated quote in the value of \"{key}\""
+                                        "unterminated quote in the value of \"{}\"",
+                                        one_line(&key)
                                     ),
                                 });
                             }
@@ -526,17 +527,20 @@ pub fn parse_systemd_env(text: &str, file: &str) -> Result<Vec<(String, String)>
                             }
                         }
                     }
+                    // systemd is back before a value: blanks are skipped
+                    // and a quote may open again (`'a''b'` is `ab`).
                     keep = value.len();
-                    at_start = false;
+                    at_start = true;
                 }
-                '"' if at_start || value.len() == keep => {
+                '"' if at_start => {
                     loop {
                         match chars.next() {
                             None => {
                                 return Err(Error::File {
                                     path: format!("{file}:{start}"),
                                     message: format!(
-                                        "unterminated quote in the value of \"{key}\""
+                                        "unterminated quote in the value of \"{}\"",
+                                        one_line(&key)
                                     ),
                                 });
                             }
@@ -559,7 +563,7 @@ pub fn parse_systemd_env(text: &str, file: &str) -> Result<Vec<(String, String)>
                         }
                     }
                     keep = value.len();
-                    at_start = false;
+                    at_start = true;
                 }
                 '\\' => {
                     match chars.next() {
@@ -968,10 +972,11 @@ mod tests {
 
     #[test]
     fn systemd_environment_file() {
-        let text = "# c\n; c\nA=\"x \\\"q\\\" \\$HOME \\\\ \\n\"\n  B = plain value  \nC='it''s'\nD=\"multi\nline\"\nE=a\\\nb\nF=\nG=\"#not comment\"\n";
+        let text = "# c\n; c\nH=\"a\" 'b' c\nA=\"x \\\"q\\\" \\$HOME \\\\ \\n\"\n  B = plain value  \nC='it''s'\nD=\"multi\nline\"\nE=a\\\nb\nF=\nG=\"#not comment\"\n";
         assert_eq!(
             parse_systemd_env(text, "APP.env").unwrap(),
             pairs(&[
+                ("H", "abc"),
                 ("A", "x \"q\" $HOME \\ \\n"),
                 ("B", "plain value"),
                 ("C", "its"),
@@ -1261,6 +1266,44 @@ spec:
         assert_eq!(base64_decode("").unwrap(), b"");
         assert!(base64_decode("a=b").is_none());
         assert!(base64_decode("*").is_none());
+    }
+
+    /// YAML as serde-saphyr writes it (what `pm export` uses) reads back to
+    /// the exact commands and values, whatever they hold.
+    #[test]
+    fn yaml_written_by_serde_saphyr_reads_back() {
+        let tricky = [
+            "echo 'single' \"double\" $$HOME 100% #not-a-comment: x",
+            "line one\nline two\ttab",
+            "- starts with a dash",
+            "yes",
+            "",
+            "  padded  ",
+        ];
+        for value in tricky {
+            let compose = serde_json::json!({
+                "name": "shop",
+                "services": {
+                    "web": {
+                        "command": ["/bin/sh", "-c", value.replace('$', "$$")],
+                        "environment": {"V": value.replace('$', "$$")},
+                    }
+                }
+            });
+            let text = serde_saphyr::to_string(&compose).unwrap();
+            let side = parse_export("prod", &[file("compose.yaml", &text)]).unwrap();
+            assert_eq!(side.processes.unwrap()[0].command, value, "{text}");
+            assert_eq!(side.env[0].value, value, "{text}");
+
+            let config = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "shop-env"},
+                "data": {"V": value},
+            });
+            let text = serde_saphyr::to_string(&config).unwrap();
+            let side = parse_export("prod", &[file("shop-env.yaml", &text)]).unwrap();
+            assert_eq!(side.env[0].value, value, "{text}");
+        }
     }
 
     proptest::proptest! {
