@@ -236,4 +236,8 @@ pub struct AuditArgs {
     /// Print the findings as JSON instead of a table.
     #[arg(long = "json")]
     pub json: bool,
+
+    /// Count warnings (settings the production format cannot carry) as drift.
+    #[arg(long = "strict")]
+    pub strict: bool,
 }
