@@ -22,30 +22,34 @@ missing() {
     echo "warning: the $1 validator is not installed; not checking $1 exports" >&2
 }
 
-app=(-f examples/hello/Procfile --app hello)
-"$pm" export systemd "$out/systemd" "${app[@]}" --user hello
-"$pm" export compose "$out/compose" "${app[@]}" --image hello:1
-"$pm" export kubernetes "$out/kubernetes" "${app[@]}" --image hello:1
+# Every bundled example, with its own formation and settings.
+for example in hello shop; do
+    app=(-f "examples/$example/Procfile" --app "$example")
+    dir="$out/$example"
+    "$pm" export systemd "$dir/systemd" "${app[@]}" --user "$example"
+    "$pm" export compose "$dir/compose" "${app[@]}" --image "$example:1"
+    "$pm" export kubernetes "$dir/kubernetes" "${app[@]}" --image "$example:1"
 
-if command -v systemd-analyze >/dev/null; then
-    report=$(systemd-analyze verify "$out/systemd/hello.target" "$out"/systemd/*.service 2>&1)
-    if [ -n "$report" ]; then
-        echo "$report" >&2
-        exit 1
+    if command -v systemd-analyze >/dev/null; then
+        report=$(systemd-analyze verify "$dir/systemd/$example.target" "$dir"/systemd/*.service 2>&1)
+        if [ -n "$report" ]; then
+            echo "$report" >&2
+            exit 1
+        fi
+        echo "$example: systemd: ok"
+    else
+        missing systemd
     fi
-    echo "systemd: ok"
-else
-    missing systemd
-fi
-if python3 -c 'import yaml, jsonschema' 2>/dev/null; then
-    python3 ci/validate-exports.py compose "$out/compose" tests/data/compose-spec.json >/dev/null
-    echo "compose: ok"
-else
-    missing compose
-fi
-if command -v kubernetes-validate >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
-    python3 ci/validate-exports.py kubernetes "$out/kubernetes" >/dev/null
-    echo "kubernetes: ok"
-else
-    missing kubernetes
-fi
+    if python3 -c 'import yaml, jsonschema' 2>/dev/null; then
+        python3 ci/validate-exports.py compose "$dir/compose" tests/data/compose-spec.json >/dev/null
+        echo "$example: compose: ok"
+    else
+        missing compose
+    fi
+    if command -v kubernetes-validate >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
+        python3 ci/validate-exports.py kubernetes "$dir/kubernetes" >/dev/null
+        echo "$example: kubernetes: ok"
+    else
+        missing kubernetes
+    fi
+done

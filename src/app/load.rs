@@ -246,13 +246,15 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
         return Err(Error::Config(errors));
     };
     let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
-    let counts = match formation(options, settings.defaults.formation.as_deref(), &names) {
-        Ok(counts) => counts,
-        Err(message) => {
-            errors.push(ConfigError::new("", None, message));
-            vec![0; names.len()]
-        }
-    };
+    let (mut counts, explicit) =
+        match formation(options, settings.defaults.formation.as_deref(), &names) {
+            Ok(counts) => counts,
+            Err(message) => {
+                errors.push(ConfigError::new("", None, message));
+                (vec![0; names.len()], vec![true; names.len()])
+            }
+        };
+    pull_in_dependencies(&names, &mut counts, &explicit, &settings);
     // A type that runs must find what it depends on running too.
     for (name, &count) in names.iter().zip(&counts) {
         let Some(own) = settings.process.get(*name) else {
@@ -265,7 +267,7 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
                     paths.settings_shown.clone(),
                     None,
                     format!(
-                        "\"{name}\" depends on \"{dep}\", which the formation does not start (add {dep}=1)"
+                        "\"{name}\" depends on \"{dep}\", which the formation sets to 0 (start it too: {dep}=1)"
                     ),
                 ));
             }
@@ -293,17 +295,46 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
     Ok((plan, env_read))
 }
 
+/// A type the formation leaves out (not named, no `all=N`) that a running
+/// type depends on starts too, once, as `docker compose up web` starts what
+/// web needs: `pm start web=2` runs web's database without naming it. A
+/// dependency the formation sets to 0 by name stays an error.
+fn pull_in_dependencies(
+    names: &[&str],
+    counts: &mut [u32],
+    explicit: &[bool],
+    settings: &Settings,
+) {
+    let mut stack: Vec<usize> = (0..names.len()).filter(|&i| counts[i] > 0).collect();
+    while let Some(i) = stack.pop() {
+        let Some(own) = settings.process.get(names[i]) else {
+            continue;
+        };
+        for dep in &own.depends_on {
+            if let Some(d) = names.iter().position(|n| n == dep)
+                && counts[d] == 0
+                && !explicit[d]
+            {
+                counts[d] = 1;
+                stack.push(d);
+            }
+        }
+    }
+}
+
 /// The shutdown grace when neither -t nor pm.toml sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Counts per type from `-m` and the positional arguments (later wins), or
 /// else pm.toml's default formation. `release` runs once whenever the
 /// Procfile has it, unless `release=0` or `--no-release` says otherwise.
+/// Also says, per type, whether the formation gave its count explicitly
+/// (by name or through `all=N`), rather than leaving it out.
 fn formation(
     options: &LoadOptions,
     default: Option<&str>,
     names: &[&str],
-) -> std::result::Result<Vec<u32>, String> {
+) -> std::result::Result<(Vec<u32>, Vec<bool>), String> {
     let mut formation = match &options.formation.formation {
         Some(spec) => Formation::parse_spec(spec).map_err(|e| e.to_string())?,
         None => Formation::default(),
@@ -319,6 +350,14 @@ fn formation(
         formation = Formation::parse_spec(spec).map_err(|e| format!("pm.toml: formation: {e}"))?;
     }
     let mut counts = formation.resolve(names).map_err(|e| e.to_string())?;
+    let explicit: Vec<bool> = names
+        .iter()
+        .map(|name| {
+            formation.is_empty()
+                || formation.all.is_some()
+                || formation.entries.iter().any(|(n, _)| n == name)
+        })
+        .collect();
     let release_named = formation.entries.iter().any(|(n, _)| n == RELEASE);
     for (name, count) in names.iter().zip(counts.iter_mut()) {
         if *name == RELEASE {
@@ -331,7 +370,7 @@ fn formation(
             };
         }
     }
-    Ok(counts)
+    Ok((counts, explicit))
 }
 
 /// `-t` seconds as a Duration.

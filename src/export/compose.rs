@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::escape::{compose as esc, sh_word};
-use super::{Options, Rendered, base_port, dependencies, duration, shared_env, yaml};
+use super::{
+    Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release, yaml,
+};
 use crate::config::pm_toml::{Check, Probe};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, RELEASE};
@@ -88,7 +90,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             "stop_grace_period": duration(spec.stop_timeout),
         });
         let mut depends = BTreeMap::new();
-        if !is_release && let Some(release) = release {
+        if let Some(release) = release.filter(|_| waits_for_release(plan, spec)) {
             depends.insert(
                 release.name.clone(),
                 json!({"condition": "service_completed_successfully"}),

@@ -228,6 +228,32 @@ pub fn base_port(plan: &Plan, spec: &ProcessSpec) -> Result<u16> {
         .map_err(|e| Error::Invalid(e.to_string()))
 }
 
+/// Whether `spec` starts only after the release phase: every type but the
+/// release and what the release itself depends on (those start first, as in
+/// `pm start`; waiting for the release would make a cycle).
+pub fn waits_for_release(plan: &Plan, spec: &ProcessSpec) -> bool {
+    let Some(release) = plan
+        .types
+        .iter()
+        .find(|t| t.name == crate::plan::RELEASE && t.count > 0)
+    else {
+        return false;
+    };
+    let mut before: Vec<&str> = vec![release.name.as_str()];
+    let mut i = 0;
+    while i < before.len() {
+        if let Some(t) = plan.type_named(before[i]) {
+            for dep in &t.depends_on {
+                if !before.contains(&dep.as_str()) {
+                    before.push(dep);
+                }
+            }
+        }
+        i += 1;
+    }
+    !before.contains(&spec.name.as_str())
+}
+
 /// The dependencies of a type, refused when one would never run.
 pub fn dependencies<'a>(plan: &'a Plan, spec: &ProcessSpec) -> Result<Vec<&'a ProcessSpec>> {
     let mut deps = Vec::new();

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::escape::{is_shell_name, systemd_env_value, systemd_setting, systemd_word};
-use super::{Options, Rendered, base_port, dependencies, duration, shared_env};
+use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, ProcessSpec, RELEASE};
 use crate::supervisor::policy::Restart;
@@ -95,7 +95,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         }
         let _ = writeln!(unit, "PartOf={app}.target");
         let mut after = Vec::new();
-        if !is_release && release.is_some() {
+        if waits_for_release(plan, spec) {
             after.push(release_unit.clone());
             let _ = writeln!(unit, "Requires={release_unit}");
         }

@@ -314,19 +314,27 @@ fn liveness_failures_restart_the_instance() {
 }
 
 #[test]
-fn a_dependency_left_out_of_the_formation_is_an_error() {
-    let app = App::with_procfile("db: exec sleep 100\nweb: exec sleep 100\n");
-    app.file("pm.toml", "[process.web]\ndepends_on = [\"db\"]\n");
-    app.run(&["check", "web=1"]).assert_error(
-        1,
-        "pm: pm.toml: \"web\" depends on \"db\", which the formation does not start (add db=1)\n",
+fn a_dependency_scaled_to_0_is_an_error_and_one_left_out_starts_too() {
+    let app =
+        App::with_procfile("db: exec sleep 100\nweb: exec sleep 100\ncache: exec sleep 100\n");
+    app.file(
+        "pm.toml",
+        "[process.web]\ndepends_on = [\"db\"]\n[process.db]\ndepends_on = [\"cache\"]\n",
     );
-    app.run(&["start", "web"]).assert_error(
-        1,
-        "pm: pm.toml: \"web\" depends on \"db\", which the formation does not start (add db=1)\n",
-    );
+    let error = "pm: pm.toml: \"web\" depends on \"db\", which the formation sets to 0 (start it too: db=1)\n";
+    app.run(&["check", "web=1", "db=0"]).assert_error(1, error);
+    app.run(&["start", "web", "db=0"]).assert_error(1, error);
+    app.run(&["check", "-m", "all=0,web=2"])
+        .assert_error(1, error);
+    // Left out, what web needs starts too (transitively), once.
+    let out = app.run(&["check", "web=2"]);
+    let text = out.assert_ok();
+    assert!(text.contains("  db     x1"), "{text}");
+    assert!(text.contains("  cache  x1"), "{text}");
+    assert!(text.contains("  web    x2"), "{text}");
     // Leaving out the dependent is fine.
-    app.run(&["check", "db=1"]).assert_ok();
+    let text = app.run(&["check", "cache=1"]);
+    assert!(text.assert_ok().contains("  db     x0"));
 }
 
 #[test]

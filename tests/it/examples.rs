@@ -173,36 +173,46 @@ fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
             "REDIS_URL=redis://127.0.0.1:{base}/0\nSTORE=standin\nCLOCK_INTERVAL=1\nWORK_SECONDS=0\n"
         ),
     );
+    // The balancer moves to a free port too.
+    let proxy = free_base_port();
+    let settings = fs::read_to_string(app.path().join("pm.toml")).unwrap();
+    assert!(settings.contains("\nproxy = 8080\n"));
+    app.file(
+        "pm.toml",
+        &settings.replace("\nproxy = 8080\n", &format!("\nproxy = {proxy}\n")),
+    );
     let port = base.to_string();
     let files = ".env,test.env";
-    // The release phase needs the store, which only starts once pm honours
-    // depends_on; until then the store starts with the others and the
-    // release runs through `pm run`, with the same env, once it listens.
+    // As the README says: the store is not named, but web and worker depend
+    // on it, so it starts first; release runs once it is ready; then the rest.
     let mut pm = app.start(&[
         "start",
         "--no-color",
-        "--no-release",
         "-p",
         &port,
         "-e",
         files,
-        "all=1",
         "web=2",
         "worker=2",
+        "clock=1",
     ]);
-    pm.wait_for_line("store.1  | using the stand-in app/standin.py on", SECS(10));
-    pm.wait_until_seen(
-        &format!("stand-in store ready on 127.0.0.1:{base}"),
+    pm.wait_for_line("store.1   | using the stand-in app/standin.py on", SECS(10));
+    pm.wait_for_line("system    | store.1 is ready", SECS(10));
+    pm.wait_for_line("system    | release.1 started with pid", SECS(10));
+    pm.wait_for_line(
+        &format!(
+            "release.1 | loaded 36 products into redis://127.0.0.1:{base}/0: \
+             catalog version 1, 36 stock levels set, 0 kept"
+        ),
         SECS(10),
     );
-
-    let release = app.run(&["run", "-p", &port, "-e", files, "release"]);
-    assert_eq!(
-        release.assert_ok(),
-        format!(
-            "loaded 36 products into redis://127.0.0.1:{base}/0: \
-             catalog version 1, 36 stock levels set, 0 kept\n"
-        )
+    pm.wait_for_line(
+        "release.1 completed, starting the other processes",
+        SECS(10),
+    );
+    assert!(
+        pm.lines_with("web.1 started").is_empty(),
+        "web started before the release completed"
     );
     // Idempotent: a second release keeps the stock levels it finds.
     let again = app.run(&["run", "-p", &port, "-e", files, "release"]);
@@ -221,6 +231,21 @@ fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
     pm.wait_until_seen(
         &format!("web.2: Corner Tea Shop (dev) on http://127.0.0.1:{web2}"),
         SECS(10),
+    );
+    pm.wait_until_seen("web.1 is ready", SECS(10));
+    pm.wait_until_seen("web.2 is ready", SECS(10));
+    // Through the balancer: both instances serve.
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (status, head, _) = http(proxy, "GET", "/", "");
+        assert_eq!(status, 200, "{head}");
+        let by = head.split("\r\nX-Served-By: ").nth(1).unwrap();
+        served.insert(by.split("\r\n").next().unwrap().to_string());
+    }
+    assert_eq!(
+        served.into_iter().collect::<Vec<_>>(),
+        ["web.1", "web.2"],
+        "round robin over both web instances"
     );
     let (status, head, body) = http(web1, "GET", "/healthz", "");
     assert_eq!((status, body.as_str()), (200, "ok\n"), "{head}");
@@ -281,7 +306,11 @@ fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
     );
 
     let pids = numbers_after(&pm.seen, "started with pid ");
-    assert_eq!(pids.len(), 6, "store, web x2, worker x2, clock: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        7,
+        "store, release, web x2, worker x2, clock: {pids:?}"
+    );
     pm.signal(Signal::SIGTERM);
     let status = pm.wait_for_exit(SECS(15));
     assert_eq!(status.code(), Some(0), "{:#?}", pm.seen);

@@ -981,6 +981,39 @@ fn a_type_left_out_of_the_formation_is_exported_stopped() {
 }
 
 #[test]
+fn what_the_release_depends_on_does_not_wait_for_it() {
+    // pm start runs db, then release, then web: the exports must not make
+    // db wait for a release that waits for db.
+    let app = App::with_procfile("db: serve-db\nrelease: migrate\nweb: serve\n");
+    app.file(
+        "pm.toml",
+        "[process.release]\ndepends_on = [\"db\"]\n[process.db.ready]\ntcp = true\n",
+    );
+    export(&app, &["systemd", "sd", "--app", "a"]).assert_ok();
+    let db = fs::read_to_string(app.path().join("sd/a-db@.service")).unwrap();
+    assert!(!db.contains("a-release.service"), "{db}");
+    let release = fs::read_to_string(app.path().join("sd/a-release.service")).unwrap();
+    assert!(release.contains("After=a-db@5000.service"), "{release}");
+    let web = fs::read_to_string(app.path().join("sd/a-web@.service")).unwrap();
+    assert!(web.contains("After=a-release.service"), "{web}");
+    verify_systemd(&app.path().join("sd"), "a");
+    export(&app, &["compose", "c", "--app", "a", "--image", "i"]).assert_ok();
+    let c: Value =
+        serde_saphyr::from_str(&fs::read_to_string(app.path().join("c/compose.yaml")).unwrap())
+            .unwrap();
+    assert!(c["services"]["db"].get("depends_on").is_none(), "{c:#}");
+    assert_eq!(
+        c["services"]["release"]["depends_on"],
+        serde_json::json!({"db": {"condition": "service_healthy"}})
+    );
+    assert_eq!(
+        c["services"]["web"]["depends_on"],
+        serde_json::json!({"release": {"condition": "service_completed_successfully"}})
+    );
+    validate_yaml("compose", &app.path().join("c"));
+}
+
+#[test]
 fn an_explicit_dependency_on_release() {
     let app = App::with_procfile("release: migrate\nweb: serve\n");
     app.file("pm.toml", "[process.web]\ndepends_on = [\"release\"]\n");
