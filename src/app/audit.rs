@@ -137,6 +137,10 @@ fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[String]) -> Result<S
                 Stated::Yes((policy, text.to_string()))
             },
             one_shot: t.name == RELEASE,
+            settings_file: paths
+                .settings
+                .exists()
+                .then(|| paths.settings_shown.clone()),
         })
         .collect();
     Ok(Side {
@@ -183,6 +187,7 @@ fn dev_procfile(args: &AuditArgs, procfile_path: &Path) -> Result<Option<Vec<Pro
                 live: Stated::NotCarried,
                 restart: Stated::NotCarried,
                 one_shot: t.name == RELEASE,
+                settings_file: None,
             })
             .collect(),
     ))

@@ -75,6 +75,9 @@ pub struct Process {
     pub restart: Stated<(Restart, String)>,
     /// `release` runs once: formation, checks and restarts do not apply.
     pub one_shot: bool,
+    /// Where its formation, checks and restart policy are set, when that is
+    /// not `file` (locally: pm.toml).
+    pub settings_file: Option<String>,
 }
 
 /// Everything one side says: its env (later entries win) and, when it
@@ -442,7 +445,9 @@ pub fn compare_settings(local: &[Process], production: &[Process]) -> Vec<Findin
         let Some(o) = production.iter().find(|o| o.name == p.name) else {
             continue;
         };
-        let pair = files(&[&p.file], &[&o.file]);
+        let ours = p.settings_file.as_deref().unwrap_or(&p.file);
+        let theirs = o.settings_file.as_deref().unwrap_or(&o.file);
+        let pair = files(&[ours], &[theirs]);
         let finding = |rule, severity, local: Detail, prod: Detail, message: String| Finding {
             rule,
             severity,
@@ -814,6 +819,7 @@ mod tests {
             live: Stated::Absent,
             restart: Stated::Yes((Restart::OnFailure, "on-failure".into())),
             one_shot: false,
+            settings_file: None,
         }
     }
 

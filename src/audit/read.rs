@@ -317,6 +317,7 @@ fn systemd(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Side> 
                 None => Stated::NotCarried,
             },
             one_shot,
+            settings_file: None,
         });
     }
     side.process_files = vec![dir.to_string()];
@@ -724,6 +725,7 @@ fn compose(dir: &str, files: &[&ExportFile]) -> Result<Side> {
                 None => Stated::NotCarried,
             },
             one_shot: name == crate::plan::RELEASE,
+            settings_file: None,
         });
     }
     side.env_files.push(file.shown.clone());
@@ -910,6 +912,7 @@ fn workload(object: &Value, kind: &str, app: Option<&str>, file: &ExportFile) ->
         // for them, so pm's is not carried.
         restart: Stated::NotCarried,
         one_shot,
+        settings_file: None,
     })
 }
 

@@ -334,10 +334,14 @@ impl Runtime {
     }
 
     fn ps(&self, now: Instant) -> Vec<InstanceInfo> {
-        self.sup
-            .instances()
-            .iter()
-            .enumerate()
+        // In Procfile order, then by number, whatever order scaling added them in.
+        let mut ids: Vec<usize> = (0..self.sup.instances().len()).collect();
+        ids.sort_by_key(|&id| {
+            let spec = &self.plan.instances[id];
+            (spec.type_index, spec.number)
+        });
+        ids.into_iter()
+            .map(|id| (id, &self.sup.instances()[id]))
             .filter(|(_, inst)| !inst.retired)
             .map(|(id, inst)| {
                 let spec = &self.plan.instances[id];

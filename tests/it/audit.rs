@@ -511,7 +511,7 @@ fn systemd_export_round_trip() {
         "\
 health checks
   NAME           LOCAL          PRODUCTION   FILES
-  web (warning)  http /healthz  not carried  Procfile vs prod/shop-web@.service
+  web (warning)  http /healthz  not carried  pm.toml vs prod/shop-web@.service
 
 in parity, with 1 warning (not drift; --strict makes them fail)
 "
@@ -614,11 +614,11 @@ fn compose_export_drift() {
         "\
 formation
   NAME  LOCAL          PRODUCTION  FILES
-  web   x2             x4          Procfile vs prod/compose.yaml
+  web   x2             x4          pm.toml vs prod/compose.yaml
 
 health checks
   NAME  LOCAL          PRODUCTION  FILES
-  web   http /healthz  none        Procfile vs prod/compose.yaml
+  web   http /healthz  none        pm.toml vs prod/compose.yaml
 
 drift: 2 findings
 "
@@ -740,7 +740,7 @@ fn kubernetes_export_drift_and_env_files_together() {
     );
     assert_eq!(
         report["findings"][1]["files"],
-        serde_json::json!(["Procfile", "k8s/shop-web-deployment.yaml"])
+        serde_json::json!(["pm.toml", "k8s/shop-web-deployment.yaml"])
     );
 }
 
