@@ -20,6 +20,8 @@
 //!   (default 3, quick 0.5).
 //! - `--reps N` / `PM_BENCH_REPS`: repetitions (default 5, quick 1); the best
 //!   throughput and the median of each latency percentile count.
+//! - `--work-us US` / `PM_BENCH_WORK_US`: CPU the backend spins on each
+//!   request, a stand-in for an application (default 0: answer at once).
 //! - `--quick` / `PM_BENCH_QUICK=1`: short windows, one repetition.
 //! - `--strict` / `PM_BENCH_STRICT=1`: exit 1 when a target is missed.
 //! - `PM_BENCH_PM=PATH`: benchmark another pm binary than this package's.
@@ -31,8 +33,11 @@
 //! keep-alive HTTP/1.1 server on 127.0.0.1:$PORT that answers every `GET`
 //! with the same small 200 response, from a fixed pool of threads, one
 //! connection per thread at a time. pm starts it from a generated Procfile
-//! (`web: exec BENCH --backend`) with a `tcp` readiness check and the proxy
-//! on a free port; the load generator is this process's own threads.
+//! (`web: exec BENCH --backend --work-us US`) with a `tcp` readiness check
+//! and the proxy on a free port; the load generator is this process's own
+//! threads. It is also the reference relay (`--relay LISTEN TARGET`): a
+//! blocking thread-per-direction copy, measured as information next to
+//! pm's proxy, to tell the cost of any relay on the machine from pm's own.
 //!
 //! Hygiene: the bench is a child subreaper, pm gets a parent-death signal
 //! and its own process group, every wait has a deadline, pm is stopped with
@@ -59,7 +64,17 @@ type Result<T> = std::result::Result<T, String>;
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     if args.iter().any(|a| a == "--backend") {
-        std::process::exit(backend());
+        let work = args
+            .iter()
+            .position(|a| a == "--work-us")
+            .and_then(|at| args.get(at + 1)?.parse().ok())
+            .unwrap_or(0);
+        std::process::exit(backend(Duration::from_micros(work)));
+    }
+    if let [flag, listen, target] = args.as_slice()
+        && flag == "--relay"
+    {
+        std::process::exit(relay(listen, target));
     }
     if !args.iter().any(|a| a == "--bench") {
         println!("proxy: not run by `cargo bench`; skipped (pass --bench to run it)");
@@ -90,7 +105,7 @@ const BACKEND_THREADS: usize = 64;
 /// Requests asked for on every connection (the client checks the answer).
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
-fn backend() -> i32 {
+fn backend(work: Duration) -> i32 {
     let Some(port) = env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()) else {
         eprintln!("backend: PORT is not set");
         return 2;
@@ -110,7 +125,7 @@ fn backend() -> i32 {
         pool.push(thread::spawn(move || {
             loop {
                 if let Ok((stream, _)) = listener.accept() {
-                    serve_connection(stream);
+                    serve_connection(stream, work);
                 }
             }
         }));
@@ -121,8 +136,9 @@ fn backend() -> i32 {
     0
 }
 
-/// Answers the requests of one connection until the client closes it.
-fn serve_connection(mut stream: TcpStream) {
+/// Answers the requests of one connection until the client closes it,
+/// spending `work` of CPU on each (a stand-in for an application's work).
+fn serve_connection(mut stream: TcpStream, work: Duration) {
     let _ = stream.set_nodelay(true);
     let mut buf = vec![0u8; 16 * 1024];
     let mut len = 0;
@@ -146,6 +162,12 @@ fn serve_connection(mut stream: TcpStream) {
                 let _ = stream.write_all(BAD_REQUEST);
                 return;
             }
+            if !work.is_zero() {
+                let until = Instant::now() + work;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
             out.extend_from_slice(RESPONSE);
             start += end + 4;
         }
@@ -154,6 +176,111 @@ fn serve_connection(mut stream: TcpStream) {
         }
         buf.copy_within(start..len, 0);
         len -= start;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The reference relay.
+
+/// The simplest relay there is, for comparison only: a thread per
+/// direction of each connection, blocking reads and writes, a half-close
+/// passed on. Same machine, same backend: what is left of the direct
+/// throughput once any second process sits in the path.
+fn relay(listen: &str, target: &str) -> i32 {
+    let (Ok(listen), Ok(target)) = (listen.parse::<u16>(), target.parse::<u16>()) else {
+        eprintln!("relay: ports expected");
+        return 2;
+    };
+    let listener = match TcpListener::bind(("127.0.0.1", listen)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("relay: cannot listen on 127.0.0.1:{listen}: {e}");
+            return 1;
+        }
+    };
+    println!("listening {listen}");
+    let _ = io::stdout().flush();
+    for client in listener.incoming() {
+        let Ok(client) = client else { continue };
+        thread::spawn(move || {
+            let Ok(backend) = TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = backend.set_nodelay(true);
+            let (Ok(client2), Ok(backend2)) = (client.try_clone(), backend.try_clone()) else {
+                return;
+            };
+            let up = thread::spawn(move || pipe(client, backend));
+            pipe(backend2, client2);
+            let _ = up.join();
+        });
+    }
+    0
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// The reference relay in front of `target`, in its own process group.
+struct Relay {
+    child: Child,
+    port: u16,
+}
+
+impl Relay {
+    fn start(config: &Config, target: u16) -> Result<Relay> {
+        let (port, _) = free_ports(1)?;
+        let mut cmd = Command::new(&config.exe);
+        cmd.arg("--relay")
+            .arg(port.to_string())
+            .arg(target.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run the relay: {e}"))?;
+        let mut relay_stdout = BufReader::new(child.stdout.take().ok_or("no stdout pipe")?);
+        let relay = Relay { child, port };
+        // Its only line, written once it is bound.
+        let mut line = String::new();
+        if relay_stdout.read_line(&mut line).is_err() || !line.starts_with("listening") {
+            return Err("the reference relay did not start".into());
+        }
+        Ok(relay)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        signal_group(self.pid(), libc::SIGKILL);
+        let _ = self.child.wait();
     }
 }
 
@@ -190,8 +317,8 @@ struct Sample {
     /// Every successful request's latency in nanoseconds, sorted.
     latencies: Vec<u64>,
     /// CPU used during the window, in % of one core: pm, the backends, the
-    /// load generator (this process).
-    cpu: [f64; 3],
+    /// load generator (this process), the reference relay.
+    cpu: [f64; 4],
 }
 
 impl Sample {
@@ -241,7 +368,7 @@ fn load(port: u16, clients: usize, mode: Mode, window: Duration, watch: &Watch) 
         .collect();
     let elapsed = started.elapsed();
     let cpu_after = watch.cpu();
-    let mut cpu = [0.0; 3];
+    let mut cpu = [0.0; 4];
     for (i, slot) in cpu.iter_mut().enumerate() {
         *slot =
             cpu_after[i].saturating_sub(cpu_before[i]) as f64 / elapsed.as_nanos() as f64 * 100.0;
@@ -387,15 +514,23 @@ fn exchange(stream: &mut TcpStream, buf: &mut [u8]) -> Result<()> {
 struct Watch {
     pm: i32,
     backends: Vec<i32>,
+    /// The reference relay, when one runs (0: none).
+    relay: i32,
 }
 
 impl Watch {
-    /// Nanoseconds on CPU so far: pm, the backends, this process.
-    fn cpu(&self) -> [u64; 3] {
+    /// Nanoseconds on CPU so far: pm, the backends, this process, the
+    /// reference relay.
+    fn cpu(&self) -> [u64; 4] {
         [
             task_cpu_ns(self.pm),
             self.backends.iter().map(|&p| task_cpu_ns(p)).sum(),
             self_cpu_ns(),
+            if self.relay > 0 {
+                task_cpu_ns(self.relay)
+            } else {
+                0
+            },
         ]
     }
 }
@@ -411,6 +546,8 @@ struct Config {
     clients: Vec<usize>,
     window: Duration,
     reps: u32,
+    /// CPU the backend spends on each request.
+    work_us: u64,
 }
 
 impl Config {
@@ -422,6 +559,7 @@ impl Config {
         let mut reps = env_text("PM_BENCH_REPS");
         let mut clients = env_text("PM_BENCH_CLIENTS");
         let mut seconds = env_text("PM_BENCH_SECONDS");
+        let mut work_us = env_text("PM_BENCH_WORK_US");
         let mut iter = args.iter();
         while let Some(arg) = iter.next() {
             let mut value = |flag: &str| -> Result<String> {
@@ -435,6 +573,7 @@ impl Config {
                 "--reps" => reps = Some(value("--reps")?),
                 "--clients" => clients = Some(value("--clients")?),
                 "--seconds" => seconds = Some(value("--seconds")?),
+                "--work-us" => work_us = Some(value("--work-us")?),
                 // `--bench` from cargo, and any harness flag cargo may add.
                 other if other.starts_with('-') => {}
                 other => return Err(format!("unexpected argument {other:?}")),
@@ -455,6 +594,12 @@ impl Config {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| format!("clients: {text:?} is not a list of counts"))?,
             None => vec![1, 8],
+        };
+        let work_us = match work_us {
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| format!("work-us: {text:?} is not a number"))?,
+            None => 0,
         };
         let window = match seconds {
             Some(text) => text
@@ -481,6 +626,7 @@ impl Config {
             clients,
             window,
             reps,
+            work_us,
         })
     }
 }
@@ -565,10 +711,11 @@ impl Summary {
 fn run(config: &Config) -> i32 {
     become_subreaper();
     println!(
-        "pm proxy bench ({} mode, {} s windows, {} rep(s), {} cores): pm = {}",
+        "pm proxy bench ({} mode, {} s windows, {} rep(s), backend work {} us/request, {} cores): pm = {}",
         if config.quick { "quick" } else { "full" },
         config.window.as_secs_f64(),
         config.reps,
+        config.work_us,
         thread::available_parallelism().map_or(0, |n| n.get()),
         config.pm.display()
     );
@@ -603,35 +750,49 @@ fn run(config: &Config) -> i32 {
 
 /// web=1: direct and through the proxy, alternating, for each client count.
 fn single(config: &Config, mode: Mode, direct_rates: &mut Vec<(usize, f64)>) -> Result<Vec<Row>> {
-    let pm = Pm::start(config, 1)?;
+    let mut pm = Pm::start(config, 1)?;
     let direct_port = pm.ports[0];
+    let relay = Relay::start(config, direct_port)?;
+    pm.watch.relay = relay.pid();
     let mut rows = Vec::new();
-    {
-        for &clients in &config.clients {
-            let mut direct = Vec::new();
-            let mut proxied = Vec::new();
-            for rep in 1..=config.reps {
-                for (via, port, into) in [
-                    ("direct", direct_port, &mut direct),
-                    ("proxy ", pm.proxy, &mut proxied),
-                ] {
-                    let sample = load(port, clients, mode, config.window, &pm.watch);
-                    report(mode, clients, &format!("web=1 {via}"), rep, &sample);
-                    into.push(sample);
-                }
+    for &clients in &config.clients {
+        let mut direct = Vec::new();
+        let mut proxied = Vec::new();
+        let mut relayed = Vec::new();
+        for rep in 1..=config.reps {
+            for (via, port, into) in [
+                ("direct", direct_port, &mut direct),
+                ("proxy ", pm.proxy, &mut proxied),
+                ("relay ", relay.port, &mut relayed),
+            ] {
+                let sample = load(port, clients, mode, config.window, &pm.watch);
+                report(mode, clients, &format!("web=1 {via}"), rep, &sample);
+                into.push(sample);
             }
-            let direct = Summary::of(&direct);
-            let proxied = Summary::of(&proxied);
-            if mode == Mode::KeepAlive {
-                direct_rates.push((clients, direct.best_rate));
-            }
-            rows.extend(compare(
-                &format!("{} c={clients}", mode.name()),
-                &proxied,
-                &direct,
-            ));
         }
+        let direct = Summary::of(&direct);
+        let proxied = Summary::of(&proxied);
+        let relayed = Summary::of(&relayed);
+        if mode == Mode::KeepAlive {
+            direct_rates.push((clients, direct.best_rate));
+        }
+        let name = format!("{} c={clients}", mode.name());
+        rows.extend(compare(&name, &proxied, &direct));
+        rows.push(Row::new(
+            format!("{name} std relay req/s"),
+            rate(relayed.best_rate),
+            rate(direct.best_rate),
+            ratio(relayed.best_rate, direct.best_rate),
+        ));
+        rows.push(Row::new(
+            format!("{name} std relay p50/p99"),
+            format!("{} / {}", us(relayed.p50), us(relayed.p99)),
+            format!("{} / {}", us(direct.p50), us(direct.p99)),
+            format!("{:+.0} us p99", (relayed.p99 - direct.p99) / 1000.0),
+        ));
+        rows.push(failure_row(&format!("{name} std relay"), &relayed, None));
     }
+    drop(relay);
     pm.stop()?;
     Ok(rows)
 }
@@ -674,7 +835,7 @@ fn double(config: &Config, direct_rates: &[(usize, f64)]) -> Result<Vec<Row>> {
 
 fn report(mode: Mode, clients: usize, what: &str, rep: u32, s: &Sample) {
     println!(
-        "{} c={clients} {what} #{rep}: {} in {:.2} s = {}, p50 {} p99 {} p99.9 {}, {} failed; cpu % pm {:.0} backend {:.0} clients {:.0}",
+        "{} c={clients} {what} #{rep}: {} in {:.2} s = {}, p50 {} p99 {} p99.9 {}, {} failed; cpu % pm {:.0} backend {:.0} clients {:.0} relay {:.0}",
         mode.name(),
         s.requests,
         s.elapsed.as_secs_f64(),
@@ -686,6 +847,7 @@ fn report(mode: Mode, clients: usize, what: &str, rep: u32, s: &Sample) {
         s.cpu[0],
         s.cpu[1],
         s.cpu[2],
+        s.cpu[3],
     );
     if let Some(failure) = &s.first_failure {
         println!("  first failure: {failure}");
@@ -838,7 +1000,11 @@ impl Pm {
         let (base, proxy) = free_ports(web)?;
         write_file(
             &dir.path().join("Procfile"),
-            &format!("web: exec {} --backend\n", quote(&config.exe)),
+            &format!(
+                "web: exec {} --backend --work-us {}\n",
+                quote(&config.exe),
+                config.work_us
+            ),
         )?;
         write_file(
             &dir.path().join("pm.toml"),
@@ -892,6 +1058,7 @@ impl Pm {
             watch: Watch {
                 pm: pid,
                 backends: Vec::new(),
+                relay: 0,
             },
             tree: Vec::new(),
             lines,
@@ -1158,34 +1325,45 @@ fn task_cpu_ns(pid: i32) -> u64 {
 }
 
 /// A base port with `count` free ports from it, and another free port for
-/// the proxy.
+/// the proxy. They are taken below the kernel's ephemeral range (from
+/// 32768), where no outgoing connection and none of the thousands of
+/// sockets in TIME_WAIT a run leaves behind can hold them.
 fn free_ports(count: u16) -> Result<(u16, u16)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if Instant::now() > deadline {
-            return Err(format!("found no {count} free port(s) in a row in 10 s"));
-        }
-        let Ok(probe) = TcpListener::bind("127.0.0.1:0") else {
-            continue;
-        };
-        let Ok(base) = probe.local_addr().map(|a| a.port()) else {
-            continue;
-        };
-        drop(probe);
-        if base > 60000 {
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    let mut seed = mono_ns() ^ u64::from(std::process::id()) << 20;
+    let mut pick = || {
+        // xorshift: any spread will do.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (LOW + seed % (SPAN - u64::from(count))) as u16
+    };
+    for _ in 0..1000 {
+        let base = pick();
+        let proxy = pick();
+        if (base..base + count).contains(&proxy) {
             continue;
         }
         let held: Vec<_> = (base..base + count)
+            .chain([proxy])
             .map(|p| TcpListener::bind(("127.0.0.1", p)))
             .collect();
-        if held.iter().all(|l| l.is_ok())
-            && let Ok(proxy) = TcpListener::bind("127.0.0.1:0")
-            && let Ok(port) = proxy.local_addr().map(|a| a.port())
-            && !(base..base + count).contains(&port)
-        {
-            return Ok((base, port));
+        if held.iter().all(|l| l.is_ok()) {
+            return Ok((base, proxy));
         }
     }
+    Err(format!("found no {count} free port(s) in a row"))
+}
+
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn tempdir() -> Result<tempfile::TempDir> {
