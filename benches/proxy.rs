@@ -526,8 +526,10 @@ impl Watch {
             task_cpu_ns(self.pm),
             self.backends.iter().map(|&p| task_cpu_ns(p)).sum(),
             self_cpu_ns(),
+            // Its threads come and go with the connections: the process
+            // total, which keeps what exited threads used.
             if self.relay > 0 {
-                task_cpu_ns(self.relay)
+                process_cpu_ns(self.relay)
             } else {
                 0
             },
@@ -1310,6 +1312,23 @@ fn self_cpu_ns() -> u64 {
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
     (micros(usage.ru_utime) + micros(usage.ru_stime)) * 1000
+}
+
+/// Nanoseconds on CPU of a process, exited threads included (utime and
+/// stime, in clock ticks).
+fn process_cpu_ns(pid: i32) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let Some(fields) = stat_fields(pid) else {
+        return 0;
+    };
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field(11) + field(12)) * 1_000_000_000 / ticks
 }
 
 /// Nanoseconds on CPU, summed over the threads (from schedstat).
