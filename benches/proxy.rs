@@ -1,0 +1,1402 @@
+//! Load balancer benchmark: HTTP requests per second and latency through
+//! pm's proxy (`[process.web] proxy = PORT`) next to the same requests sent
+//! straight to the instance, measured in the same invocation against the
+//! same backend process, with the ratio and the product's target.
+//!
+//! Run it:
+//!
+//! ```text
+//! cargo bench --bench proxy                    # full run
+//! cargo bench --bench proxy -- --quick         # smoke run: short windows, one repetition
+//! cargo bench --bench proxy -- --clients 1,4   # other client thread counts
+//! PM_BENCH_QUICK=1 cargo bench --bench proxy
+//! ```
+//!
+//! Options (after `--`), each with an environment equivalent:
+//!
+//! - `--clients N[,N...]` / `PM_BENCH_CLIENTS`: client threads, one
+//!   connection each (default 1,8); every count is a set of rows.
+//! - `--seconds S` / `PM_BENCH_SECONDS`: length of one measured window
+//!   (default 3, quick 0.5).
+//! - `--reps N` / `PM_BENCH_REPS`: repetitions (default 5, quick 1); the best
+//!   throughput and the median of each latency percentile count.
+//! - `--work-us US` / `PM_BENCH_WORK_US`: CPU the backend spins on each
+//!   request, a stand-in for an application (default 0: answer at once).
+//! - `--quick` / `PM_BENCH_QUICK=1`: short windows, one repetition.
+//! - `--strict` / `PM_BENCH_STRICT=1`: exit 1 when a target is missed.
+//! - `PM_BENCH_PM=PATH`: benchmark another pm binary than this package's.
+//!
+//! `cargo bench` passes `--bench`; without it (`cargo test --benches`) the
+//! binary prints a note and exits 0, so test runs never start the benchmark.
+//!
+//! The same executable is the backend (internal mode `--backend`): a
+//! keep-alive HTTP/1.1 server on 127.0.0.1:$PORT that answers every `GET`
+//! with the same small 200 response, from a fixed pool of threads, one
+//! connection per thread at a time. pm starts it from a generated Procfile
+//! (`web: exec BENCH --backend --work-us US`) with a `tcp` readiness check
+//! and the proxy on a free port; the load generator is this process's own
+//! threads. It is also the reference relay (`--relay LISTEN TARGET`): a
+//! blocking thread-per-direction copy, measured as information next to
+//! pm's proxy, to tell the cost of any relay on the machine from pm's own.
+//!
+//! Hygiene: the bench is a child subreaper, pm gets a parent-death signal
+//! and its own process group, every wait has a deadline, pm is stopped with
+//! SIGTERM and every process it started is checked dead afterwards (and
+//! killed, counted as a failure, if not).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+type Result<T> = std::result::Result<T, String>;
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--backend") {
+        let work = args
+            .iter()
+            .position(|a| a == "--work-us")
+            .and_then(|at| args.get(at + 1)?.parse().ok())
+            .unwrap_or(0);
+        std::process::exit(backend(Duration::from_micros(work)));
+    }
+    if let [flag, listen, target] = args.as_slice()
+        && flag == "--relay"
+    {
+        std::process::exit(relay(listen, target));
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("proxy: not run by `cargo bench`; skipped (pass --bench to run it)");
+        return;
+    }
+    let config = match Config::from_args(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("proxy: {message}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(run(&config));
+}
+
+// ---------------------------------------------------------------------------
+// The backend.
+
+/// What the backend answers to every GET: small, with its length, so a
+/// keep-alive client knows where it ends.
+const RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n";
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// Threads serving connections; more than any client count plus the
+/// proxy's readiness probes.
+const BACKEND_THREADS: usize = 64;
+/// Requests asked for on every connection (the client checks the answer).
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+fn backend(work: Duration) -> i32 {
+    let Some(port) = env::var("PORT").ok().and_then(|p| p.parse::<u16>().ok()) else {
+        eprintln!("backend: PORT is not set");
+        return 2;
+    };
+    let listener = match TcpListener::bind(("127.0.0.1", port)) {
+        Ok(listener) => Arc::new(listener),
+        Err(e) => {
+            eprintln!("backend: cannot listen on 127.0.0.1:{port}: {e}");
+            return 1;
+        }
+    };
+    println!("listening {port}");
+    let _ = io::stdout().flush();
+    let mut pool = Vec::new();
+    for _ in 0..BACKEND_THREADS {
+        let listener = listener.clone();
+        pool.push(thread::spawn(move || {
+            loop {
+                if let Ok((stream, _)) = listener.accept() {
+                    serve_connection(stream, work);
+                }
+            }
+        }));
+    }
+    for worker in pool {
+        let _ = worker.join();
+    }
+    0
+}
+
+/// Answers the requests of one connection until the client closes it,
+/// spending `work` of CPU on each (a stand-in for an application's work).
+fn serve_connection(mut stream: TcpStream, work: Duration) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    let mut out = Vec::with_capacity(4096);
+    loop {
+        if len == buf.len() {
+            // A header larger than the buffer: not a request of the bench.
+            let _ = stream.write_all(BAD_REQUEST);
+            return;
+        }
+        let n = match stream.read(&mut buf[len..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        len += n;
+        let mut start = 0;
+        out.clear();
+        while let Some(end) = find(&buf[start..len], b"\r\n\r\n") {
+            if !buf[start..].starts_with(b"GET ") {
+                let _ = stream.write_all(&out);
+                let _ = stream.write_all(BAD_REQUEST);
+                return;
+            }
+            if !work.is_zero() {
+                let until = Instant::now() + work;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            out.extend_from_slice(RESPONSE);
+            start += end + 4;
+        }
+        if !out.is_empty() && stream.write_all(&out).is_err() {
+            return;
+        }
+        buf.copy_within(start..len, 0);
+        len -= start;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The reference relay.
+
+/// The simplest relay there is, for comparison only: a thread per
+/// direction of each connection, blocking reads and writes, a half-close
+/// passed on. Same machine, same backend: what is left of the direct
+/// throughput once any second process sits in the path.
+fn relay(listen: &str, target: &str) -> i32 {
+    let (Ok(listen), Ok(target)) = (listen.parse::<u16>(), target.parse::<u16>()) else {
+        eprintln!("relay: ports expected");
+        return 2;
+    };
+    let listener = match TcpListener::bind(("127.0.0.1", listen)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("relay: cannot listen on 127.0.0.1:{listen}: {e}");
+            return 1;
+        }
+    };
+    println!("listening {listen}");
+    let _ = io::stdout().flush();
+    for client in listener.incoming() {
+        let Ok(client) = client else { continue };
+        thread::spawn(move || {
+            let Ok(backend) = TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = backend.set_nodelay(true);
+            let (Ok(client2), Ok(backend2)) = (client.try_clone(), backend.try_clone()) else {
+                return;
+            };
+            let up = thread::spawn(move || pipe(client, backend));
+            pipe(backend2, client2);
+            let _ = up.join();
+        });
+    }
+    0
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// The reference relay in front of `target`, in its own process group.
+struct Relay {
+    child: Child,
+    port: u16,
+}
+
+impl Relay {
+    fn start(config: &Config, target: u16) -> Result<Relay> {
+        let (port, _) = free_ports(1)?;
+        let mut cmd = Command::new(&config.exe);
+        cmd.arg("--relay")
+            .arg(port.to_string())
+            .arg(target.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run the relay: {e}"))?;
+        let mut relay_stdout = BufReader::new(child.stdout.take().ok_or("no stdout pipe")?);
+        let relay = Relay { child, port };
+        // Its only line, written once it is bound.
+        let mut line = String::new();
+        if relay_stdout.read_line(&mut line).is_err() || !line.starts_with("listening") {
+            return Err("the reference relay did not start".into());
+        }
+        Ok(relay)
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        signal_group(self.pid(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
+}
+
+// ---------------------------------------------------------------------------
+// The load generator.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One connection per client for the whole window.
+    KeepAlive,
+    /// A new connection for every request (what the proxy balances).
+    PerRequest,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::KeepAlive => "keep-alive",
+            Mode::PerRequest => "conn/request",
+        }
+    }
+}
+
+/// One measured window.
+struct Sample {
+    requests: u64,
+    failures: u64,
+    first_failure: Option<String>,
+    elapsed: Duration,
+    /// Every successful request's latency in nanoseconds, sorted.
+    latencies: Vec<u64>,
+    /// CPU used during the window, in % of one core: pm, the backends, the
+    /// load generator (this process), the reference relay.
+    cpu: [f64; 4],
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p * self.latencies.len() as f64).ceil() as usize).max(1);
+        self.latencies[rank.min(self.latencies.len()) - 1] as f64
+    }
+}
+
+/// Per client thread.
+#[derive(Default)]
+struct Tally {
+    requests: u64,
+    failures: u64,
+    first_failure: Option<String>,
+    latencies: Vec<u64>,
+}
+
+/// `clients` threads sending requests to `port` back to back for `window`.
+fn load(port: u16, clients: usize, mode: Mode, window: Duration, watch: &Watch) -> Sample {
+    // Every thread connects first (keep-alive), then all start together.
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let mut threads = Vec::new();
+    for _ in 0..clients {
+        let barrier = barrier.clone();
+        threads.push(thread::spawn(move || client(port, mode, window, &barrier)));
+    }
+    barrier.wait();
+    let cpu_before = watch.cpu();
+    let started = Instant::now();
+    let tallies: Vec<Tally> = threads
+        .into_iter()
+        .map(|t| {
+            t.join().unwrap_or_else(|_| Tally {
+                failures: 1,
+                first_failure: Some("a client thread panicked".into()),
+                ..Tally::default()
+            })
+        })
+        .collect();
+    let elapsed = started.elapsed();
+    let cpu_after = watch.cpu();
+    let mut cpu = [0.0; 4];
+    for (i, slot) in cpu.iter_mut().enumerate() {
+        *slot =
+            cpu_after[i].saturating_sub(cpu_before[i]) as f64 / elapsed.as_nanos() as f64 * 100.0;
+    }
+    let mut sample = Sample {
+        requests: 0,
+        failures: 0,
+        first_failure: None,
+        elapsed,
+        latencies: Vec::new(),
+        cpu,
+    };
+    for tally in tallies {
+        sample.requests += tally.requests;
+        sample.failures += tally.failures;
+        if sample.first_failure.is_none() {
+            sample.first_failure = tally.first_failure;
+        }
+        sample.latencies.extend(tally.latencies);
+    }
+    sample.latencies.sort_unstable();
+    sample
+}
+
+fn client(port: u16, mode: Mode, window: Duration, barrier: &Barrier) -> Tally {
+    let mut tally = Tally {
+        latencies: Vec::with_capacity(1 << 16),
+        ..Tally::default()
+    };
+    let fail = |tally: &mut Tally, what: String| {
+        tally.failures += 1;
+        tally.first_failure.get_or_insert(what);
+    };
+    let mut conn = None;
+    if mode == Mode::KeepAlive {
+        match connect(port) {
+            Ok(stream) => conn = Some(stream),
+            Err(e) => fail(&mut tally, format!("connect: {e}")),
+        }
+    }
+    let mut buf = vec![0u8; 4096];
+    barrier.wait();
+    let end = Instant::now() + window;
+    loop {
+        let t0 = Instant::now();
+        if t0 >= end {
+            break;
+        }
+        let stream = match conn.as_mut() {
+            Some(stream) => stream,
+            None => match connect(port) {
+                Ok(stream) => conn.insert(stream),
+                Err(e) => {
+                    fail(&mut tally, format!("connect: {e}"));
+                    continue;
+                }
+            },
+        };
+        match exchange(stream, &mut buf) {
+            Ok(()) => {
+                tally.latencies.push(t0.elapsed().as_nanos() as u64);
+                tally.requests += 1;
+                if mode == Mode::PerRequest
+                    && let Some(stream) = conn.take()
+                {
+                    // Closed with a reset, so the load generator leaves no
+                    // socket in TIME_WAIT: tens of thousands of them would
+                    // use up the ephemeral ports and slow every later
+                    // connect, direct or not. (pm's own side of a proxied
+                    // connection still closes normally.)
+                    abort(stream);
+                }
+            }
+            Err(e) => {
+                fail(&mut tally, e);
+                conn = None;
+            }
+        }
+    }
+    if let Some(stream) = conn {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
+    tally
+}
+
+/// Closes with RST instead of FIN (SO_LINGER with a zero timeout).
+fn abort(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: sets an option from a local struct of the size given.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    drop(stream);
+}
+
+fn connect(port: u16) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    Ok(stream)
+}
+
+/// One request and its whole response, checked.
+fn exchange(stream: &mut TcpStream, buf: &mut [u8]) -> Result<()> {
+    stream
+        .write_all(REQUEST)
+        .map_err(|e| format!("write: {e}"))?;
+    let mut len = 0;
+    loop {
+        let n = stream
+            .read(&mut buf[len..])
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "connection closed after {len} bytes of the response"
+            ));
+        }
+        len += n;
+        if len >= RESPONSE.len() {
+            break;
+        }
+        if !RESPONSE.starts_with(&buf[..len]) {
+            break;
+        }
+    }
+    if buf[..len] != *RESPONSE {
+        let shown = String::from_utf8_lossy(&buf[..len.min(80)]).into_owned();
+        return Err(format!("unexpected response {shown:?}"));
+    }
+    Ok(())
+}
+
+/// The processes whose CPU time a window reports.
+struct Watch {
+    pm: i32,
+    backends: Vec<i32>,
+    /// The reference relay, when one runs (0: none).
+    relay: i32,
+}
+
+impl Watch {
+    /// Nanoseconds on CPU so far: pm, the backends, this process, the
+    /// reference relay.
+    fn cpu(&self) -> [u64; 4] {
+        [
+            task_cpu_ns(self.pm),
+            self.backends.iter().map(|&p| task_cpu_ns(p)).sum(),
+            self_cpu_ns(),
+            // Its threads come and go with the connections: the process
+            // total, which keeps what exited threads used.
+            if self.relay > 0 {
+                process_cpu_ns(self.relay)
+            } else {
+                0
+            },
+        ]
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Configuration.
+
+struct Config {
+    pm: PathBuf,
+    exe: PathBuf,
+    quick: bool,
+    strict: bool,
+    clients: Vec<usize>,
+    window: Duration,
+    reps: u32,
+    /// CPU the backend spends on each request.
+    work_us: u64,
+}
+
+impl Config {
+    fn from_args(args: &[String]) -> Result<Config> {
+        let env_on = |name: &str| env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
+        let env_text = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
+        let mut quick = env_on("PM_BENCH_QUICK");
+        let mut strict = env_on("PM_BENCH_STRICT");
+        let mut reps = env_text("PM_BENCH_REPS");
+        let mut clients = env_text("PM_BENCH_CLIENTS");
+        let mut seconds = env_text("PM_BENCH_SECONDS");
+        let mut work_us = env_text("PM_BENCH_WORK_US");
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let mut value = |flag: &str| -> Result<String> {
+                iter.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--strict" => strict = true,
+                "--reps" => reps = Some(value("--reps")?),
+                "--clients" => clients = Some(value("--clients")?),
+                "--seconds" => seconds = Some(value("--seconds")?),
+                "--work-us" => work_us = Some(value("--work-us")?),
+                // `--bench` from cargo, and any harness flag cargo may add.
+                other if other.starts_with('-') => {}
+                other => return Err(format!("unexpected argument {other:?}")),
+            }
+        }
+        let reps = match reps {
+            Some(text) => text
+                .parse::<u32>()
+                .map_err(|_| format!("reps: {text:?} is not a number"))?,
+            None if quick => 1,
+            None => 5,
+        }
+        .max(1);
+        let clients = match clients {
+            Some(text) => text
+                .split(',')
+                .map(|c| c.trim().parse::<usize>().ok().filter(|&c| c > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("clients: {text:?} is not a list of counts"))?,
+            None => vec![1, 8],
+        };
+        let work_us = match work_us {
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| format!("work-us: {text:?} is not a number"))?,
+            None => 0,
+        };
+        let window = match seconds {
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0 && *s < 3600.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("seconds: {text:?} is not a positive number"))?,
+            None if quick => Duration::from_millis(500),
+            None => Duration::from_secs(3),
+        };
+        let pm = env::var_os("PM_BENCH_PM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pm")));
+        if !pm.is_file() {
+            return Err(format!("no pm binary at {}", pm.display()));
+        }
+        let exe = env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        Ok(Config {
+            pm,
+            exe,
+            quick,
+            strict,
+            clients,
+            window,
+            reps,
+            work_us,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The run and its table.
+
+/// Minimum proxy throughput, as a share of the direct one.
+const MIN_RATIO: f64 = 0.80;
+/// Maximum p99 the proxy may add, in nanoseconds.
+const MAX_ADDED_P99_NS: f64 = 1_000_000.0;
+
+struct Row {
+    scenario: String,
+    proxy: String,
+    direct: String,
+    ratio: String,
+    target: String,
+    /// None: information only.
+    ok: Option<bool>,
+}
+
+impl Row {
+    fn new(scenario: String, proxy: String, direct: String, ratio: String) -> Row {
+        Row {
+            scenario,
+            proxy,
+            direct,
+            ratio,
+            target: String::new(),
+            ok: None,
+        }
+    }
+
+    fn check(mut self, target: &str, ok: bool) -> Row {
+        self.target = target.into();
+        self.ok = Some(ok);
+        self
+    }
+
+    fn failed(scenario: &str, error: &str) -> Row {
+        Row::new(
+            scenario.into(),
+            format!("error: {error}"),
+            String::new(),
+            String::new(),
+        )
+        .check("", false)
+    }
+}
+
+/// The repetitions of one configuration, summarised.
+struct Summary {
+    best_rate: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    requests: u64,
+    failures: u64,
+    first_failure: Option<String>,
+}
+
+impl Summary {
+    fn of(samples: &[Sample]) -> Summary {
+        let median = |p: f64| {
+            let mut values: Vec<f64> = samples.iter().map(|s| s.percentile(p)).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+        };
+        Summary {
+            best_rate: samples.iter().map(Sample::rate).fold(0.0, f64::max),
+            p50: median(0.50),
+            p99: median(0.99),
+            p999: median(0.999),
+            requests: samples.iter().map(|s| s.requests).sum(),
+            failures: samples.iter().map(|s| s.failures).sum(),
+            first_failure: samples.iter().find_map(|s| s.first_failure.clone()),
+        }
+    }
+}
+
+fn run(config: &Config) -> i32 {
+    become_subreaper();
+    println!(
+        "pm proxy bench ({} mode, {} s windows, {} rep(s), backend work {} us/request, {} cores): pm = {}",
+        if config.quick { "quick" } else { "full" },
+        config.window.as_secs_f64(),
+        config.reps,
+        config.work_us,
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        config.pm.display()
+    );
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    // Direct keep-alive throughput per client count, the baseline of web=2.
+    let mut direct_rates = Vec::new();
+    // Connection per request last: its sockets in TIME_WAIT (pm's side of
+    // each proxied connection) hold ephemeral ports for a minute.
+    match single(config, Mode::KeepAlive, &mut direct_rates) {
+        Ok(mut more) => rows.append(&mut more),
+        Err(e) => rows.push(Row::failed("web=1 keep-alive", &e)),
+    }
+    match double(config, &direct_rates) {
+        Ok(mut more) => rows.append(&mut more),
+        Err(e) => rows.push(Row::failed("web=2", &e)),
+    }
+    match single(config, Mode::PerRequest, &mut direct_rates) {
+        Ok(mut more) => rows.append(&mut more),
+        Err(e) => rows.push(Row::failed("web=1 conn/request", &e)),
+    }
+    println!();
+    print_table(&rows);
+    let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
+    println!(
+        "\n{} target(s) missed; whole run {:.1} s",
+        missed,
+        started.elapsed().as_secs_f64()
+    );
+    if config.strict && missed > 0 { 1 } else { 0 }
+}
+
+/// web=1: direct and through the proxy, alternating, for each client count.
+fn single(config: &Config, mode: Mode, direct_rates: &mut Vec<(usize, f64)>) -> Result<Vec<Row>> {
+    let mut pm = Pm::start(config, 1)?;
+    let direct_port = pm.ports[0];
+    let relay = Relay::start(config, direct_port)?;
+    pm.watch.relay = relay.pid();
+    let mut rows = Vec::new();
+    for &clients in &config.clients {
+        let mut direct = Vec::new();
+        let mut proxied = Vec::new();
+        let mut relayed = Vec::new();
+        for rep in 1..=config.reps {
+            for (via, port, into) in [
+                ("direct", direct_port, &mut direct),
+                ("proxy ", pm.proxy, &mut proxied),
+                ("relay ", relay.port, &mut relayed),
+            ] {
+                let sample = load(port, clients, mode, config.window, &pm.watch);
+                report(mode, clients, &format!("web=1 {via}"), rep, &sample);
+                into.push(sample);
+            }
+        }
+        let direct = Summary::of(&direct);
+        let proxied = Summary::of(&proxied);
+        let relayed = Summary::of(&relayed);
+        if mode == Mode::KeepAlive {
+            direct_rates.push((clients, direct.best_rate));
+        }
+        let name = format!("{} c={clients}", mode.name());
+        rows.extend(compare(&name, &proxied, &direct));
+        rows.push(Row::new(
+            format!("{name} std relay req/s"),
+            rate(relayed.best_rate),
+            rate(direct.best_rate),
+            ratio(relayed.best_rate, direct.best_rate),
+        ));
+        rows.push(Row::new(
+            format!("{name} std relay p50/p99"),
+            format!("{} / {}", us(relayed.p50), us(relayed.p99)),
+            format!("{} / {}", us(direct.p50), us(direct.p99)),
+            format!("{:+.0} us p99", (relayed.p99 - direct.p99) / 1000.0),
+        ));
+        rows.push(failure_row(&format!("{name} std relay"), &relayed, None));
+    }
+    drop(relay);
+    pm.stop()?;
+    Ok(rows)
+}
+
+/// web=2 through the proxy, keep-alive: information only, next to the
+/// direct rate to one instance.
+fn double(config: &Config, direct_rates: &[(usize, f64)]) -> Result<Vec<Row>> {
+    let pm = Pm::start(config, 2)?;
+    let mut rows = Vec::new();
+    for &clients in &config.clients {
+        let mut samples = Vec::new();
+        for rep in 1..=config.reps {
+            let sample = load(pm.proxy, clients, Mode::KeepAlive, config.window, &pm.watch);
+            report(Mode::KeepAlive, clients, "web=2 proxy ", rep, &sample);
+            samples.push(sample);
+        }
+        let summary = Summary::of(&samples);
+        let direct = direct_rates
+            .iter()
+            .find(|(c, _)| *c == clients)
+            .map_or(f64::NAN, |(_, r)| *r);
+        let name = format!("web=2 keep-alive c={clients}");
+        rows.push(Row::new(
+            format!("{name} req/s"),
+            rate(summary.best_rate),
+            format!("{} (web=1)", rate(direct)),
+            ratio(summary.best_rate, direct),
+        ));
+        rows.push(Row::new(
+            format!("{name} p50/p99"),
+            format!("{} / {}", us(summary.p50), us(summary.p99)),
+            String::new(),
+            String::new(),
+        ));
+        rows.push(failure_row(&name, &summary, None));
+    }
+    pm.stop()?;
+    Ok(rows)
+}
+
+fn report(mode: Mode, clients: usize, what: &str, rep: u32, s: &Sample) {
+    println!(
+        "{} c={clients} {what} #{rep}: {} in {:.2} s = {}, p50 {} p99 {} p99.9 {}, {} failed; cpu % pm {:.0} backend {:.0} clients {:.0} relay {:.0}",
+        mode.name(),
+        s.requests,
+        s.elapsed.as_secs_f64(),
+        rate(s.rate()),
+        us(s.percentile(0.5)),
+        us(s.percentile(0.99)),
+        us(s.percentile(0.999)),
+        s.failures,
+        s.cpu[0],
+        s.cpu[1],
+        s.cpu[2],
+        s.cpu[3],
+    );
+    if let Some(failure) = &s.first_failure {
+        println!("  first failure: {failure}");
+    }
+}
+
+fn compare(name: &str, proxy: &Summary, direct: &Summary) -> Vec<Row> {
+    let added = proxy.p99 - direct.p99;
+    vec![
+        Row::new(
+            format!("{name} req/s"),
+            rate(proxy.best_rate),
+            rate(direct.best_rate),
+            ratio(proxy.best_rate, direct.best_rate),
+        )
+        .check(
+            ">= 0.80x direct",
+            proxy.best_rate >= MIN_RATIO * direct.best_rate,
+        ),
+        Row::new(
+            format!("{name} p50"),
+            us(proxy.p50),
+            us(direct.p50),
+            format!("{:+.0} us", (proxy.p50 - direct.p50) / 1000.0),
+        ),
+        Row::new(
+            format!("{name} p99"),
+            us(proxy.p99),
+            us(direct.p99),
+            format!("{:+.0} us", added / 1000.0),
+        )
+        .check("< +1 ms", added < MAX_ADDED_P99_NS),
+        Row::new(
+            format!("{name} p99.9"),
+            us(proxy.p999),
+            us(direct.p999),
+            format!("{:+.0} us", (proxy.p999 - direct.p999) / 1000.0),
+        ),
+        failure_row(name, proxy, Some(direct)),
+    ]
+}
+
+fn failure_row(name: &str, proxy: &Summary, direct: Option<&Summary>) -> Row {
+    let failures = proxy.failures + direct.map_or(0, |d| d.failures);
+    if let Some(failure) = proxy
+        .first_failure
+        .as_ref()
+        .or(direct.and_then(|d| d.first_failure.as_ref()))
+    {
+        println!("{name}: first failure: {failure}");
+    }
+    Row::new(
+        format!("{name} failed/requests"),
+        format!("{}/{}", proxy.failures, proxy.requests),
+        direct.map_or(String::new(), |d| format!("{}/{}", d.failures, d.requests)),
+        String::new(),
+    )
+    .check("0 failed", failures == 0 && proxy.requests > 0)
+}
+
+fn print_table(rows: &[Row]) {
+    let header = ["scenario", "proxy", "direct", "ratio", "target", "ok?"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let ok = match r.ok {
+                Some(true) => "ok",
+                Some(false) => "MISS",
+                None => "-",
+            };
+            [
+                r.scenario.clone(),
+                r.proxy.clone(),
+                r.direct.clone(),
+                r.ratio.clone(),
+                r.target.clone(),
+                ok.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |row: &[String]| {
+        let mut out = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            let _ = write!(out, "{cell:<width$}");
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&header.map(String::from));
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    println!("{}", rule.join("-|-"));
+    for row in &cells {
+        line(row);
+    }
+}
+
+fn ratio(proxy: f64, direct: f64) -> String {
+    if direct > 0.0 && proxy.is_finite() {
+        format!("{:.2}x", proxy / direct)
+    } else {
+        String::new()
+    }
+}
+
+fn rate(per_s: f64) -> String {
+    if per_s.is_finite() {
+        format!("{per_s:.0} req/s")
+    } else {
+        "?".into()
+    }
+}
+
+fn us(ns: f64) -> String {
+    if ns.is_finite() {
+        format!("{:.0} us", ns / 1000.0)
+    } else {
+        "?".into()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// pm.
+
+/// A running `pm start` with web=N behind the proxy.
+struct Pm {
+    child: Child,
+    pid: i32,
+    /// web.1, web.2, ... ports, from the backends' `listening` lines.
+    ports: Vec<u16>,
+    proxy: u16,
+    watch: Watch,
+    /// Every process below pm once the backends were up.
+    tree: Vec<i32>,
+    lines: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+    stopped: bool,
+}
+
+impl Pm {
+    fn start(config: &Config, web: u16) -> Result<Pm> {
+        let dir = tempdir()?;
+        let (base, proxy) = free_ports(web)?;
+        write_file(
+            &dir.path().join("Procfile"),
+            &format!(
+                "web: exec {} --backend --work-us {}\n",
+                quote(&config.exe),
+                config.work_us
+            ),
+        )?;
+        write_file(
+            &dir.path().join("pm.toml"),
+            &format!(
+                "[process.web]\nproxy = {proxy}\n[process.web.ready]\ntcp = true\ninterval = 0.2\n"
+            ),
+        )?;
+        let mut cmd = Command::new(&config.pm);
+        cmd.arg("start")
+            .arg("--color")
+            .arg("never")
+            .arg("-p")
+            .arg(base.to_string())
+            .arg(format!("web={web}"))
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", config.pm.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let (tx, lines) = mpsc::channel();
+        // Reads pm's output for as long as pm runs, so pm never blocks on it.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    // Nobody listens any more: keep draining.
+                    continue;
+                }
+            }
+        });
+        let pid = child.id() as i32;
+        let mut pm = Pm {
+            child,
+            pid,
+            ports: vec![0; web as usize],
+            proxy,
+            watch: Watch {
+                pm: pid,
+                backends: Vec::new(),
+                relay: 0,
+            },
+            tree: Vec::new(),
+            lines,
+            _dir: dir,
+            stopped: false,
+        };
+        pm.wait_ready(web)?;
+        pm.tree = descendants(pid);
+        pm.watch.backends = pm
+            .tree
+            .iter()
+            .copied()
+            .filter(|&p| {
+                fs::read(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.split(|&b| b == 0).any(|a| a == b"--backend"))
+            })
+            .collect();
+        if pm.watch.backends.len() != web as usize {
+            return Err(format!(
+                "found {} backend process(es) under pm, expected {web}",
+                pm.watch.backends.len()
+            ));
+        }
+        // The rotation is published after the ready line: wait until the
+        // proxy answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match connect(proxy)
+                .map_err(|e| e.to_string())
+                .and_then(|mut s| exchange(&mut s, &mut buf))
+            {
+                Ok(()) => break,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("the proxy on port {proxy} does not answer: {e}"));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        println!(
+            "pm web={web}: ready in {:.0} ms, pid {pid}, instances on {:?}, proxy on {proxy}, backends {:?}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            pm.ports,
+            pm.watch.backends
+        );
+        Ok(pm)
+    }
+
+    /// Until every instance said its port and pm said it is ready.
+    fn wait_ready(&mut self, web: u16) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut ready = vec![false; web as usize];
+        while ready.iter().any(|r| !r) || self.ports.contains(&0) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => return Err("pm did not report every web instance ready in 20 s".into()),
+            };
+            let Some((head, text)) = line.split_once(" | ") else {
+                continue;
+            };
+            let name = head.split_whitespace().last().unwrap_or("");
+            if let Some(n) = name
+                .strip_prefix("web.")
+                .and_then(|n| n.parse::<usize>().ok())
+                && let Some(port) = text.strip_prefix("listening ")
+                && let (Some(slot), Ok(port)) =
+                    (self.ports.get_mut(n.wrapping_sub(1)), port.trim().parse())
+            {
+                *slot = port;
+            }
+            if name == "system"
+                && let Some(n) = text
+                    .strip_prefix("web.")
+                    .and_then(|t| t.strip_suffix(" is ready"))
+                    .and_then(|n| n.parse::<usize>().ok())
+                && let Some(slot) = ready.get_mut(n.wrapping_sub(1))
+            {
+                *slot = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, pm's exit within 10 s, and no process of its tree left.
+    fn stop(mut self) -> Result<()> {
+        self.stopped = true;
+        let asked = Instant::now();
+        signal_pid(self.pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(5)),
+                _ => {
+                    self.kill();
+                    return Err("pm did not exit within 10 s of SIGTERM".into());
+                }
+            }
+        };
+        let left: Vec<i32> = self.tree.iter().copied().filter(|&p| is_alive(p)).collect();
+        if !left.is_empty() {
+            self.kill();
+            return Err(format!("pm exited ({status}) leaving {left:?} running"));
+        }
+        if !status.success() {
+            return Err(format!("pm exited with {status} after SIGTERM"));
+        }
+        println!(
+            "pm stopped in {:.0} ms after SIGTERM, nothing left running",
+            asked.elapsed().as_secs_f64() * 1000.0
+        );
+        Ok(())
+    }
+
+    fn kill(&mut self) {
+        let mut tree = descendants(self.pid);
+        tree.extend(self.tree.iter().copied());
+        signal_pid(self.pid, libc::SIGKILL);
+        for pid in tree {
+            if let Some(pgrp) = read_pgrp(pid) {
+                signal_group(pgrp, libc::SIGKILL);
+            }
+            signal_pid(pid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        reap_orphans(Duration::from_secs(5));
+    }
+}
+
+impl Drop for Pm {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.kill();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes, ports, files.
+
+fn become_subreaper() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+}
+
+/// Signals one process; never the bench itself, init or "everyone".
+fn signal_pid(pid: i32, signal: i32) {
+    if pid > 1 && pid as u32 != std::process::id() {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Signals a process group; never the bench's own.
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: getpgrp has no preconditions.
+    if pgid > 1 && pgid != unsafe { libc::getpgrp() } {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+}
+
+/// Kills and reaps whatever was reparented to the bench (a subreaper).
+fn reap_orphans(limit: Duration) {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + limit;
+    loop {
+        let orphans: Vec<i32> = all_pids()
+            .into_iter()
+            .filter(|&p| read_ppid(p) == Some(me) && is_alive(p))
+            .collect();
+        for &pid in &orphans {
+            signal_pid(pid, libc::SIGKILL);
+            // SAFETY: waitpid on our own child; the status is not needed.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+        if orphans.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The fields of /proc/PID/stat after the command name.
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = text.rfind(')')?;
+    Some(
+        text[close + 1..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+fn read_ppid(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+fn read_pgrp(pid: i32) -> Option<i32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
+/// Alive: it exists and is neither a zombie nor dead.
+fn is_alive(pid: i32) -> bool {
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|s| !matches!(s.as_str(), "Z" | "X" | "x"))
+}
+
+fn all_pids() -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
+/// Every process below `root`, from a snapshot of /proc.
+fn descendants(root: i32) -> Vec<i32> {
+    let parents: Vec<(i32, i32)> = all_pids()
+        .into_iter()
+        .filter_map(|p| Some((p, read_ppid(p)?)))
+        .collect();
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Nanoseconds on CPU of this process, exited threads included.
+fn self_cpu_ns() -> u64 {
+    // SAFETY: rusage is plain data, zeroes are a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (micros(usage.ru_utime) + micros(usage.ru_stime)) * 1000
+}
+
+/// Nanoseconds on CPU of a process, exited threads included (utime and
+/// stime, in clock ticks).
+fn process_cpu_ns(pid: i32) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let Some(fields) = stat_fields(pid) else {
+        return 0;
+    };
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field(11) + field(12)) * 1_000_000_000 / ticks
+}
+
+/// Nanoseconds on CPU, summed over the threads (from schedstat).
+fn task_cpu_ns(pid: i32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A base port with `count` free ports from it, and another free port for
+/// the proxy. They are taken below the kernel's ephemeral range (from
+/// 32768), where no outgoing connection and none of the thousands of
+/// sockets in TIME_WAIT a run leaves behind can hold them.
+fn free_ports(count: u16) -> Result<(u16, u16)> {
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    let mut seed = mono_ns() ^ u64::from(std::process::id()) << 20;
+    let mut pick = || {
+        // xorshift: any spread will do.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (LOW + seed % (SPAN - u64::from(count))) as u16
+    };
+    for _ in 0..1000 {
+        let base = pick();
+        let proxy = pick();
+        if (base..base + count).contains(&proxy) {
+            continue;
+        }
+        let held: Vec<_> = (base..base + count)
+            .chain([proxy])
+            .map(|p| TcpListener::bind(("127.0.0.1", p)))
+            .collect();
+        if held.iter().all(|l| l.is_ok()) {
+            return Ok((base, proxy));
+        }
+    }
+    Err(format!("found no {count} free port(s) in a row"))
+}
+
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn tempdir() -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("pm-bench-proxy-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `sh` quoting of one word.
+fn quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
