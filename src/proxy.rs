@@ -75,12 +75,27 @@ async fn forward(mut client: TcpStream, mut rotation: Rotation, next: Arc<Atomic
         }
         match first_answer(&mut client, &mut backend, &mut sent, &mut client_done).await {
             First::Answered => {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                relay(&mut client, &mut backend).await;
                 return;
             }
             First::Retry => continue,
             First::Give => return,
         }
+    }
+}
+
+/// Copies both ways until both sides are done. A side that ends with a
+/// reset gets the other one reset too (zero linger), as the client would have
+/// seen without pm in between: a graceful close would leave pm's end in
+/// TIME_WAIT, and under many short connections those use up the local ports
+/// pm connects to instances from.
+async fn relay(client: &mut TcpStream, backend: &mut TcpStream) {
+    if tokio::io::copy_bidirectional(client, backend)
+        .await
+        .is_err()
+    {
+        let _ = client.set_zero_linger();
+        let _ = backend.set_zero_linger();
     }
 }
 
@@ -119,7 +134,7 @@ async fn first_answer(
                     if sent.len() + n > REPLAY_LIMIT {
                         // Too big to keep: no replay, plain relaying from here.
                         if backend.write_all(&up[..n]).await.is_ok() {
-                            let _ = tokio::io::copy_bidirectional(client, backend).await;
+                            relay(client, backend).await;
                         }
                         return First::Give;
                     }

@@ -87,12 +87,35 @@ pub fn start(args: StartArgs) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::os("cannot start the runtime", e))?;
+    // The balancers get threads of their own: relaying bytes is the one
+    // CPU-bound thing pm does, and it owns no state, so it needs neither the
+    // ordering nor the forking thread of the supervisor's runtime.
+    let balancers = if proxies.is_empty() {
+        None
+    } else {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(
+                    std::thread::available_parallelism()
+                        .map_or(2, |n| n.get())
+                        .clamp(1, 4),
+                )
+                .thread_name("pm-proxy")
+                .enable_all()
+                .build()
+                .map_err(|e| Error::os("cannot start the load balancer", e))?,
+        )
+    };
+    let proxies = balancers.as_ref().map(|rt| (proxies, rt.handle().clone()));
     let result = runtime.block_on(
         Runtime::new(plan, guardian, out, style, messages_tx, messages)
             .with_control(listener)
             .with_proxies(proxies)
             .run(),
     );
+    if let Some(rt) = balancers {
+        rt.shutdown_background();
+    }
     drop(runtime);
     writer.finish();
     result

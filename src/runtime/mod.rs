@@ -73,6 +73,10 @@ struct Run {
     checks: Vec<tokio::task::AbortHandle>,
 }
 
+/// A balanced type's listener, bound before anything starts: (type index,
+/// address as shown, the socket).
+pub type ProxyListener = (usize, String, std::net::TcpListener);
+
 /// A process type's load balancer.
 struct Balancer {
     type_index: usize,
@@ -102,6 +106,8 @@ pub struct Runtime {
     /// The control socket, served once the runtime runs.
     control: Option<std::os::unix::net::UnixListener>,
     balancers: Vec<Balancer>,
+    /// Where the balancers run (their own threads).
+    proxy_runtime: Option<tokio::runtime::Handle>,
     /// Running `exec` probes: where their exit status goes.
     probes: HashMap<i32, oneshot::Sender<ExitStatus>>,
 }
@@ -133,6 +139,7 @@ impl Runtime {
             signaled: HashSet::new(),
             control: None,
             balancers: Vec::new(),
+            proxy_runtime: None,
             probes: HashMap::new(),
         }
     }
@@ -141,8 +148,12 @@ impl Runtime {
     /// so that a port in use fails before anything starts).
     pub fn with_proxies(
         mut self,
-        listeners: Vec<(usize, String, std::net::TcpListener)>,
+        proxies: Option<(Vec<ProxyListener>, tokio::runtime::Handle)>,
     ) -> Runtime {
+        let Some((listeners, handle)) = proxies else {
+            return self;
+        };
+        self.proxy_runtime = Some(handle);
         for (type_index, address, listener) in listeners {
             let (rotation, _) = watch::channel(Vec::new());
             self.balancers.push(Balancer {
@@ -177,9 +188,11 @@ impl Runtime {
                 self.messages_tx.clone(),
             ));
         }
-        for b in &mut self.balancers {
-            if let Some(listener) = b.listener.take() {
-                tokio::spawn(crate::proxy::serve(listener, b.rotation.subscribe()));
+        if let Some(handle) = &self.proxy_runtime {
+            for b in &mut self.balancers {
+                if let Some(listener) = b.listener.take() {
+                    handle.spawn(crate::proxy::serve(listener, b.rotation.subscribe()));
+                }
             }
         }
         let listening: Vec<Event> = self

@@ -14,7 +14,7 @@ use crate::harness::*;
 /// A small threaded HTTP server that answers with its instance name and,
 /// on SIGTERM, stops accepting and finishes the requests it has.
 const SERVER: &str = r#"
-import http.server, os, signal, sys
+import http.server, os, signal, threading
 name = os.environ["PS"].encode()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
@@ -29,9 +29,9 @@ class H(http.server.BaseHTTPRequestHandler):
 class S(http.server.ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
-def stop(*args): raise SystemExit(0)
-signal.signal(signal.SIGTERM, stop)
 with S(("127.0.0.1", int(os.environ["PORT"])), H) as srv:
+    # shutdown() must come from another thread than serve_forever().
+    signal.signal(signal.SIGTERM, lambda *args: threading.Thread(target=srv.shutdown).start())
     print("listening", flush=True)
     srv.serve_forever()
 "#;
