@@ -24,14 +24,16 @@ pub fn check(args: CheckArgs) -> Result<i32> {
     if env_read.is_empty() {
         text.push_str("env files: none\n");
     } else {
+        let variables = plan
+            .env
+            .iter()
+            .map(|(k, _)| k)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let s = if variables == 1 { "" } else { "s" };
         text.push_str(&format!(
-            "env files: {} ({} variables)\n",
-            env_read.join(", "),
-            plan.env
-                .iter()
-                .map(|(k, _)| k)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
+            "env files: {} ({variables} variable{s})\n",
+            env_read.join(", ")
         ));
     }
     let width = plan.types.iter().map(|t| t.name.len()).max().unwrap_or(0);

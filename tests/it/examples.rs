@@ -47,7 +47,7 @@ fn hello_checks() {
         out.assert_ok(),
         "valid procfile detected (web, worker)\n\
          Procfile: 2 process types\n\
-         env files: .env (1 variables)\n\
+         env files: .env (1 variable)\n\
          \x20 web     x2  ports 5000-5001  exec python3 -u -m http.server \"$PORT\" --bind 127.0.0.1\n\
          \x20 worker  x2  ports 5100-5101  i=0; while true; do i=$((i+1)); echo \"$GREETING from $PS: job $i done\"; sleep 2; done\n"
     );
@@ -301,7 +301,7 @@ fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
 
     // The clock schedules reports; a worker runs them over the same store.
     pm.wait_until_seen(
-        "report: 1 orders paid, 1 rejected, revenue 15.80 EUR",
+        "report: 1 order paid, 1 rejected, revenue 15.80 EUR",
         SECS(10),
     );
 

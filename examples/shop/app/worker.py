@@ -49,7 +49,8 @@ def report(store, job):
     paid = int(store.call("GET", "sales:paid") or 0)
     rejected = int(store.call("GET", "sales:rejected") or 0)
     revenue = int(store.call("GET", "sales:revenue_cents") or 0)
-    line = f"{paid} orders paid, {rejected} rejected, revenue {common.money(revenue)}"
+    orders = "order" if paid == 1 else "orders"
+    line = f"{paid} {orders} paid, {rejected} rejected, revenue {common.money(revenue)}"
     store.call("SET", "report:latest", f"{line} (at {time.strftime('%H:%M:%S')})")
     return f"report: {line}"
 
