@@ -327,7 +327,17 @@ impl Runtime {
                 Ok((ids, names)) => {
                     let actions = self.sup.restart(&ids, now);
                     self.apply(actions);
-                    Reply::message(format!("restarting {}", names.join(", ")))
+                    let balanced = ids.iter().any(|&id| {
+                        self.plan.types[self.plan.instances[id].type_index]
+                            .proxy
+                            .is_some()
+                    });
+                    let how = if balanced {
+                        " (balanced instances one at a time, each once the one before is ready)"
+                    } else {
+                        ""
+                    };
+                    Reply::message(format!("restarting {}{how}", names.join(", ")))
                 }
                 Err(e) => Reply::error(e),
             },

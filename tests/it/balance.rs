@@ -162,7 +162,10 @@ fn rolling_restart_through_the_proxy_fails_no_request() {
 
     let hammer = Hammer::start(proxy);
     assert!(eventually(SECS(10), || hammer.ok() >= 10));
-    app.run(&["restart", "web"]).assert_ok();
+    assert_eq!(
+        app.run(&["restart", "web"]).assert_ok(),
+        "restarting web.1, web.2, web.3 (balanced instances one at a time, each once the one before is ready)\n"
+    );
     pm.wait_for_line(
         "rolling restart of web: web.1, web.2, web.3, one at a time",
         SECS(10),
