@@ -116,25 +116,32 @@ pub async fn http(port: u16, path: &str) -> Result<(), String> {
         .write_all(request.as_bytes())
         .await
         .map_err(|e| format!("{what}: {}", io_reason(&e)))?;
-    // Only the status line matters, but the whole answer is read (up to
-    // 64 KiB) so the server never writes to a closed connection.
+    // Only the status line decides.
     let mut head = Vec::with_capacity(256);
     let mut buf = [0u8; 4096];
-    let mut total = 0;
-    while total < 64 * 1024 {
-        let n = match stream.read(&mut buf).await {
-            Ok(n) => n,
-            Err(_) if head.contains(&b'\n') => break,
-            Err(e) => return Err(format!("{what}: {}", io_reason(&e))),
-        };
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        let n = stream
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("{what}: {}", io_reason(&e)))?;
         if n == 0 {
             break;
         }
-        total += n;
-        if head.len() < 1024 {
-            head.extend_from_slice(&buf[..n]);
-        }
+        head.extend_from_slice(&buf[..n]);
     }
+    // Then the rest of the answer is read (up to 64 KiB, for a moment) so
+    // the server does not write into a closed connection; a server that
+    // keeps the connection open despite `Connection: close` is fine too.
+    let drain = async {
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_WAIT, drain).await;
     match status_code(&head) {
         Some(code) if (200..400).contains(&code) => Ok(()),
         Some(code) => Err(format!("{what}: HTTP {code}")),
@@ -142,6 +149,9 @@ pub async fn http(port: u16, path: &str) -> Result<(), String> {
         None => Err(format!("{what}: not an HTTP answer")),
     }
 }
+
+/// How long an HTTP probe keeps reading after the status line.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The status code of an HTTP/1.x status line.
 pub fn status_code(head: &[u8]) -> Option<u16> {
@@ -169,10 +179,11 @@ async fn exec(pid: i32, command: &str, tx: &UnboundedSender<Message>) -> Result<
         .await
         .map_err(|_| "pm is stopping".to_string())?
         .map_err(|e| format!("`{command}` could not start: {e}"))?;
-    // If the timeout drops this future, the guard kills the probe's group.
-    let guard = KillOnDrop(child);
+    // The guard kills the probe's group when this future ends: after the
+    // probe exited (whatever it left in the background goes too), or when
+    // the timeout drops it.
+    let _guard = KillOnDrop(child);
     let status = status.await.map_err(|_| "pm is stopping".to_string())?;
-    std::mem::forget(guard);
     match status {
         ExitStatus::Code(0) => Ok(()),
         other => Err(format!(
@@ -237,5 +248,25 @@ mod tests {
         server.await.unwrap();
         let refused = tcp(port).await.unwrap_err();
         assert!(refused.contains("connection refused"), "{refused}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn http_probe_passes_when_the_server_keeps_the_connection_open() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            // Keep-alive regardless of `Connection: close`.
+            let _ = rx.await;
+        });
+        let probe = tokio::time::timeout(std::time::Duration::from_secs(1), http(port, "/"));
+        assert_eq!(probe.await, Ok(Ok(())));
+        drop(tx);
     }
 }

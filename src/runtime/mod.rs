@@ -20,7 +20,7 @@ use crate::config::pm_toml::Check;
 use crate::config::ports;
 use crate::control::protocol::{Command, InstanceInfo, Reply};
 use crate::health::{self, Kind, Verdict};
-use crate::supervisor::{Event, Phase, State};
+use crate::supervisor::{Event, Intent, Phase, State};
 
 use crate::error::{Error, Result};
 use crate::output::{Clock, Framer, OutputTx};
@@ -321,6 +321,11 @@ impl Runtime {
     /// Answers one control request.
     fn control(&mut self, command: Command) -> Reply {
         let now = Instant::now();
+        if self.sup.phase() == Phase::Release && command != Command::Ps {
+            return Reply::error(
+                "the release phase is running: nothing else can change until it has completed",
+            );
+        }
         match command {
             Command::Ps => Reply::instances(self.ps(now)),
             Command::Restart { targets } => match self.targets(&targets) {
@@ -484,8 +489,9 @@ impl Runtime {
             )
             .map_err(|e| e.to_string())?;
         }
+        let (target, pulled) = self.with_dependencies(formation)?;
         let mut changes = Vec::new();
-        for (name, &count) in formation {
+        for (name, &count) in &target {
             let Some(type_index) = self.plan.types.iter().position(|t| t.name == *name) else {
                 continue;
             };
@@ -497,7 +503,11 @@ impl Runtime {
                     .iter()
                     .position(|i| i.type_index == type_index && i.number == number);
                 match existing {
-                    Some(id) if self.sup.instances()[id].retired => {
+                    // Scaled away, or still stopping from a scale down.
+                    Some(id)
+                        if self.sup.instances()[id].retired
+                            || self.sup.instances()[id].intent == Some(Intent::Retire) =>
+                    {
                         let actions = self.sup.restart(&[id], now);
                         self.apply(actions);
                     }
@@ -539,7 +549,70 @@ impl Runtime {
             self.apply(actions);
             changes.push(format!("{name}={count}"));
         }
-        Ok(format!("scaled to {}", changes.join(", ")))
+        let also = if pulled.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} started too: what the scaled types depend on)",
+                pulled.join(", ")
+            )
+        };
+        Ok(format!("scaled to {}{also}", changes.join(", ")))
+    }
+
+    /// The formation of a `pm scale`, with what it needs: a type that will
+    /// run starts what it depends on when none of it runs (as `pm start`
+    /// does), and a dependency cannot go to 0 under a type that runs.
+    fn with_dependencies(
+        &self,
+        formation: &std::collections::BTreeMap<String, u32>,
+    ) -> std::result::Result<(std::collections::BTreeMap<String, u32>, Vec<String>), String> {
+        let active = |t: usize| {
+            self.sup
+                .instances()
+                .iter()
+                .filter(|i| i.type_index == t && !i.retired && i.intent != Some(Intent::Retire))
+                .count()
+        };
+        let index = |name: &str| self.plan.types.iter().position(|t| t.name == name);
+        let mut target = formation.clone();
+        let mut pulled = Vec::new();
+        let mut stack: Vec<String> = target
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, _)| name.clone())
+            .collect();
+        while let Some(name) = stack.pop() {
+            let Some(t) = index(&name) else { continue };
+            for dep in &self.plan.types[t].depends_on {
+                match target.get(dep) {
+                    Some(0) => {
+                        return Err(format!(
+                            "\"{name}\" depends on \"{dep}\", which cannot be scaled to 0 while {name} runs"
+                        ));
+                    }
+                    Some(_) => {}
+                    None if index(dep).is_some_and(|d| active(d) == 0) => {
+                        target.insert(dep.clone(), 1);
+                        pulled.push(dep.clone());
+                        stack.push(dep.clone());
+                    }
+                    None => {}
+                }
+            }
+        }
+        for (name, _) in target.iter().filter(|(_, n)| **n == 0) {
+            for (u, spec) in self.plan.types.iter().enumerate() {
+                let runs = target.get(&spec.name).map_or(active(u) > 0, |&n| n > 0);
+                if runs && spec.depends_on.contains(name) {
+                    return Err(format!(
+                        "\"{}\" depends on \"{name}\", which cannot be scaled to 0 while {} runs",
+                        spec.name, spec.name
+                    ));
+                }
+            }
+        }
+        Ok((target, pulled))
     }
 
     /// A run's output is drained (or closed): if the process was reaped too,
@@ -624,6 +697,8 @@ impl Runtime {
             match action {
                 Action::Spawn(id) => queue.extend(self.spawn(id)),
                 Action::Signal(id, sig) => {
+                    // Out of the rotation before the signal can reach it.
+                    self.update_rotations();
                     let current = self
                         .runs
                         .iter()

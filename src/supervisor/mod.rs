@@ -103,6 +103,8 @@ pub struct Instance {
     pub ready: bool,
     /// The current run has been ready at least once (liveness counts from then).
     pub was_ready: bool,
+    /// SIGKILL went to the current run (it is only waiting to be reaped).
+    pub killed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -205,6 +207,7 @@ impl Supervisor {
                 retired: false,
                 ready: false,
                 was_ready: false,
+                killed: false,
             })
             .collect();
         let rolls = vec![Roll::default(); types.len()];
@@ -326,6 +329,7 @@ impl Supervisor {
         };
         self.instances[id].ready = false;
         self.instances[id].was_ready = false;
+        self.instances[id].killed = false;
         let inst = &self.instances[id];
         let (name, port) = (inst.name.clone(), inst.port);
         self.say(Event::Started { name, pid, port });
@@ -480,7 +484,16 @@ impl Supervisor {
         if !matches!(self.phase, Phase::Release | Phase::Running) {
             return;
         }
-        let until = now;
+        // Instances already stopping (a restart, pm stop) keep their grace.
+        let until = self
+            .instances
+            .iter()
+            .filter(|i| !i.killed)
+            .filter_map(|i| match i.state {
+                State::Running { kill_at, .. } => kill_at,
+                _ => None,
+            })
+            .fold(now, Instant::max);
         let mut signal = Signal::SIGTERM;
         for id in 0..self.instances.len() {
             match self.instances[id].state {
@@ -514,11 +527,12 @@ impl Supervisor {
         let Phase::Stopping { code, mut until } = self.phase else {
             return;
         };
+        // SIGKILLed instances count as gone: only their reaping is left.
         let type_running: Vec<bool> = (0..self.types.len())
             .map(|t| {
                 self.instances
                     .iter()
-                    .any(|i| i.type_index == t && i.state.is_running())
+                    .any(|i| i.type_index == t && i.state.is_running() && !i.killed)
             })
             .collect();
         for id in 0..self.instances.len() {
@@ -567,7 +581,7 @@ impl Supervisor {
                         State::Backoff { until } => consider(until),
                         State::Running {
                             kill_at: Some(at), ..
-                        } => consider(at),
+                        } if !inst.killed => consider(at),
                         // An unchecked dependency becomes ready by running
                         // for a moment: wake up then.
                         State::Running {
@@ -591,6 +605,7 @@ impl Supervisor {
                     if let State::Running {
                         kill_at: Some(at), ..
                     } = inst.state
+                        && !inst.killed
                     {
                         consider(at);
                     }
@@ -630,15 +645,25 @@ impl Supervisor {
                     self.kill_all(code, now);
                     return self.take();
                 }
+                // Dependents past their grace get SIGKILL and count as gone:
+                // the next wave gets its stop signal and its own grace.
                 self.kill_overdue(now);
-                if until <= now {
-                    // Dependents outlived their grace (SIGKILL just went to
-                    // them): what they depended on gets its own grace now.
+                self.stop_next_wave(now);
+                if let Phase::Stopping { until, .. } = self.phase
+                    && until <= now
+                {
+                    // Nothing could go in order (never expected): the rest
+                    // gets its stop signal at once rather than waiting forever.
                     let mut until = until;
                     for id in unsignalled {
-                        let t = self.instances[id].type_index;
-                        until = until.max(now + self.types[t].stop_timeout);
-                        self.stop_instance(id, now);
+                        if matches!(
+                            self.instances[id].state,
+                            State::Running { kill_at: None, .. }
+                        ) {
+                            let t = self.instances[id].type_index;
+                            until = until.max(now + self.types[t].stop_timeout);
+                            self.stop_instance(id, now);
+                        }
                     }
                     self.phase = Phase::Stopping { code, until };
                 }
@@ -651,11 +676,12 @@ impl Supervisor {
     /// SIGKILL for every instance whose stop grace is over.
     fn kill_overdue(&mut self, now: Instant) {
         for id in 0..self.instances.len() {
-            if let State::Running { kill_at, .. } = &mut self.instances[id].state
+            if let State::Running { kill_at, .. } = self.instances[id].state
                 && kill_at.is_some_and(|at| at <= now)
+                && !self.instances[id].killed
             {
                 // Once is enough: the group gets SIGKILL now.
-                *kill_at = None;
+                self.instances[id].killed = true;
                 let after = self.types[self.instances[id].type_index].stop_timeout;
                 let name = self.instances[id].name.clone();
                 self.say(Event::Killing { name, after });
@@ -756,9 +782,26 @@ impl Supervisor {
                         break;
                     }
                 }
-                let Some(id) = self.rolls[t].queue.pop_front() else {
+                let Some(&id) = self.rolls[t].queue.front() else {
                     break;
                 };
+                // Never take a second instance down: every other one that
+                // runs (or is starting) must be ready first.
+                let others_ready = (0..self.instances.len()).all(|j| {
+                    let other = &self.instances[j];
+                    j == id
+                        || other.type_index != t
+                        || other.retired
+                        || match other.state {
+                            State::Running { kill_at: None, .. } => self.is_ready(j, now),
+                            State::Running { .. } | State::Pending => false,
+                            _ => true,
+                        }
+                });
+                if !others_ready {
+                    break;
+                }
+                self.rolls[t].queue.pop_front();
                 if matches!(
                     self.instances[id].state,
                     State::Running { kill_at: None, .. }
@@ -781,10 +824,13 @@ impl Supervisor {
         reason: String,
         now: Instant,
     ) -> Vec<Action> {
-        if !matches!(
-            self.instances[id].state,
-            State::Running { kill_at: None, .. }
-        ) {
+        let stopping = !matches!(self.phase, Phase::Release | Phase::Running);
+        if stopping
+            || !matches!(
+                self.instances[id].state,
+                State::Running { kill_at: None, .. }
+            )
+        {
             return self.take();
         }
         let inst = &mut self.instances[id];
@@ -884,6 +930,7 @@ impl Supervisor {
             retired: false,
             ready: false,
             was_ready: false,
+            killed: false,
         });
         self.start_waiting(now);
         self.take()
@@ -1438,5 +1485,82 @@ mod tests {
         assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
         assert_eq!(spawns(&sup.exited(0, ExitStatus::Code(0), t0)), vec![0]);
         assert_eq!(sup.instances()[0].restarts, 1);
+    }
+
+    #[test]
+    fn a_shutdown_keeps_the_grace_of_an_instance_already_stopping() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let plan = plan_deps(&[("db", 1), ("web", 1)], &[("web", &["db"])], &[]);
+        let mut sup = Supervisor::new(&plan);
+        sup.start(t0);
+        sup.spawned(0, 100, t0);
+        sup.tick(t0 + SETTLE);
+        sup.spawned(1, 101, t0 + SETTLE);
+        // web is restarting (stop signal sent at 1 s, grace 5 s) when the
+        // shutdown comes.
+        assert_eq!(
+            signals(&sup.restart(&[1], t0 + s(1))),
+            [(1, Signal::SIGTERM)]
+        );
+        let a = sup.shutdown(Signal::SIGTERM, t0 + s(2));
+        assert!(signals(&a).is_empty(), "db waits for web: {a:?}");
+        assert_eq!(sup.next_deadline(t0 + s(2)), Some(t0 + s(6)));
+        assert!(
+            sup.tick(t0 + s(3)).is_empty(),
+            "no kill before web's grace ends"
+        );
+        let a = sup.exited(1, ExitStatus::Code(0), t0 + s(4));
+        assert!(spawns(&a).is_empty(), "no restart while stopping");
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+    }
+
+    #[test]
+    fn a_chain_stops_one_wave_at_a_time_even_past_a_grace() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let plan = plan_deps(
+            &[("db", 1), ("api", 1), ("web", 1)],
+            &[("api", &["db"]), ("web", &["api"])],
+            &[],
+        );
+        let mut sup = Supervisor::new(&plan);
+        sup.start(t0);
+        sup.spawned(0, 100, t0);
+        sup.tick(t0 + SETTLE);
+        sup.spawned(1, 101, t0 + SETTLE);
+        sup.tick(t0 + SETTLE * 2);
+        sup.spawned(2, 102, t0 + SETTLE * 2);
+        assert_eq!(
+            signals(&sup.shutdown(Signal::SIGTERM, t0 + s(2))),
+            [(2, Signal::SIGTERM)]
+        );
+        // web ignores it: SIGKILL at the end of its grace, and only api,
+        // not db, is asked to stop.
+        let a = sup.tick(t0 + s(7));
+        assert_eq!(signals(&a), [(2, Signal::SIGKILL), (1, Signal::SIGTERM)]);
+        // No second SIGKILL or SIGTERM while web waits to be reaped.
+        assert!(signals(&sup.tick(t0 + s(8))).is_empty());
+        assert_eq!(sup.next_deadline(t0 + s(8)), Some(t0 + s(12)));
+        sup.exited(2, ExitStatus::Signal(Signal::SIGKILL), t0 + s(8));
+        let a = sup.exited(1, ExitStatus::Code(0), t0 + s(9));
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+    }
+
+    #[test]
+    fn a_rolling_restart_waits_for_every_other_instance_to_be_ready() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let plan = plan_deps(&[("web", 2)], &[], &["web"]);
+        let mut sup = Supervisor::new(&plan);
+        for id in spawns(&sup.start(t0)) {
+            sup.spawned(id, 100 + id as i32, t0);
+        }
+        sup.ready_changed(1, true, String::new(), t0);
+        // web.1 is not ready yet: restarting web.2 would leave nobody.
+        let a = sup.restart(&[1], t0 + s(1));
+        assert!(signals(&a).is_empty(), "{a:?}");
+        let a = sup.ready_changed(0, true, String::new(), t0 + s(2));
+        assert_eq!(signals(&a), [(1, Signal::SIGTERM)]);
     }
 }

@@ -383,3 +383,71 @@ fn ready_transitions_are_system_lines_and_show_in_ps() {
     pm.signal(Signal::SIGTERM);
     assert_eq!(pm.wait_for_exit(SECS(15)).code(), Some(0));
 }
+
+#[test]
+fn scaling_follows_dependencies() {
+    let app =
+        App::with_procfile("db: exec sleep 100\nweb: exec sleep 100\nworker: exec sleep 100\n");
+    app.file("pm.toml", "[process.web]\ndepends_on = [\"db\"]\n");
+    let mut pm = app.start(&["start", "--no-timestamp", "worker"]);
+    pm.wait_for_line("worker.1 started", SECS(10));
+    // web needs db, which does not run: it starts too, first.
+    assert_eq!(
+        app.run(&["scale", "web=1"]).assert_ok(),
+        "scaled to db=1, web=1 (db started too: what the scaled types depend on)\n"
+    );
+    pm.wait_for_line("db.1 started", SECS(10));
+    pm.wait_for_line("web.1 started", SECS(10));
+    // db cannot go away under web.
+    let out = app.run(&["scale", "db=0"]);
+    assert_eq!(out.code(), Some(1));
+    assert_eq!(
+        out.stderr,
+        "pm: \"web\" depends on \"db\", which cannot be scaled to 0 while web runs\n"
+    );
+    app.run(&["scale", "web=0", "db=0"]).assert_ok();
+    pm.wait_until_seen("web.1 killed by SIGTERM", SECS(10));
+    pm.wait_until_seen("db.1 killed by SIGTERM", SECS(10));
+    pm.signal(Signal::SIGTERM);
+    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+}
+
+#[test]
+fn control_waits_for_the_release_phase() {
+    let app = App::with_procfile("release: sleep 100\nweb: exec sleep 100\n");
+    let mut pm = app.start(&["start", "--no-timestamp"]);
+    pm.wait_for_line("release.1 started", SECS(10));
+    for args in [
+        &["stop", "web"][..],
+        &["restart", "web"],
+        &["scale", "web=2"],
+    ] {
+        let out = app.run(args);
+        assert_eq!(out.code(), Some(1), "{args:?}");
+        assert_eq!(
+            out.stderr,
+            "pm: the release phase is running: nothing else can change until it has completed\n"
+        );
+    }
+    pm.signal(Signal::SIGTERM);
+    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+}
+
+#[test]
+fn scaling_back_up_while_an_instance_is_still_stopping_brings_it_back() {
+    let app = App::with_procfile(
+        "web: trap 'sleep 0.5; exit 0' TERM; echo \"pid=$$\"; while :; do sleep 0.05; done\n",
+    );
+    let mut pm = app.start(&["start", "--no-timestamp", "web=2"]);
+    pm.wait_until_seen("web.2  | pid=", SECS(10));
+    app.run(&["scale", "web=1"]).assert_ok();
+    app.run(&["scale", "web=2"]).assert_ok();
+    pm.wait_for_line("web.2 exited with code 0", SECS(10));
+    pm.wait_for_line("web.2 started", SECS(10));
+    let out = app.run(&["ps", "--json"]);
+    let list: Vec<serde_json::Value> = serde_json::from_str(out.assert_ok()).unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list[1]["pid"].as_i64().is_some(), "{list:?}");
+    pm.signal(Signal::SIGTERM);
+    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+}
