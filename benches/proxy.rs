@@ -47,12 +47,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::env;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
@@ -60,6 +59,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, String>;
+
+mod common;
+
+use common::{become_subreaper, mono_ns, ok_mark, quote, signal_pid, write_file};
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -911,47 +914,23 @@ fn failure_row(name: &str, proxy: &Summary, direct: Option<&Summary>) -> Row {
 }
 
 fn print_table(rows: &[Row]) {
-    let header = ["scenario", "proxy", "direct", "ratio", "target", "ok?"];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
-            let ok = match r.ok {
-                Some(true) => "ok",
-                Some(false) => "MISS",
-                None => "-",
-            };
             [
                 r.scenario.clone(),
                 r.proxy.clone(),
                 r.direct.clone(),
                 r.ratio.clone(),
                 r.target.clone(),
-                ok.to_string(),
+                ok_mark(r.ok),
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |row: &[String]| {
-        let mut out = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if i > 0 {
-                out.push_str(" | ");
-            }
-            let _ = write!(out, "{cell:<width$}");
-        }
-        println!("{}", out.trim_end());
-    };
-    line(&header.map(String::from));
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    println!("{}", rule.join("-|-"));
-    for row in &cells {
-        line(row);
-    }
+    common::print_table(
+        ["scenario", "proxy", "direct", "ratio", "target", "ok?"],
+        &cells,
+    );
 }
 
 fn ratio(proxy: f64, direct: f64) -> String {
@@ -1202,19 +1181,6 @@ impl Drop for Pm {
 // ---------------------------------------------------------------------------
 // Processes, ports, files.
 
-fn become_subreaper() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
-}
-
-/// Signals one process; never the bench itself, init or "everyone".
-fn signal_pid(pid: i32, signal: i32) {
-    if pid > 1 && pid as u32 != std::process::id() {
-        // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(pid, signal) };
-    }
-}
-
 /// Signals a process group; never the bench's own.
 fn signal_group(pgid: i32, signal: i32) {
     // SAFETY: getpgrp has no preconditions.
@@ -1375,28 +1341,9 @@ fn free_ports(count: u16) -> Result<(u16, u16)> {
     Err(format!("found no {count} free port(s) in a row"))
 }
 
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn tempdir() -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("pm-bench-proxy-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// `sh` quoting of one word.
-fn quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }

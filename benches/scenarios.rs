@@ -41,7 +41,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::env;
-use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -52,6 +51,10 @@ use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, String>;
+
+mod common;
+
+use common::{become_subreaper, mono_ns, ok_mark, quote, signal_pid, write_file};
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -195,18 +198,6 @@ fn write_all(fd: i32, mut bytes: &[u8]) -> io::Result<()> {
         bytes = &bytes[n as usize..];
     }
     Ok(())
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock both ends of the latency
-/// scenario read (std's `Instant` is the same clock, but opaque).
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 // ---------------------------------------------------------------------------
@@ -456,47 +447,23 @@ fn run(config: &Config) -> i32 {
 }
 
 fn print_table(rows: &[Row]) {
-    let header = ["scenario", "pm", "baseline", "ratio", "target", "ok?"];
     let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
-            let ok = match r.ok {
-                Some(true) => "ok",
-                Some(false) => "MISS",
-                None => "-",
-            };
             [
                 r.scenario.clone(),
                 r.pm.clone(),
                 r.baseline.clone(),
                 r.ratio.clone(),
                 r.target.clone(),
-                ok.to_string(),
+                ok_mark(r.ok),
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |row: &[String]| {
-        let mut out = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if i > 0 {
-                out.push_str(" | ");
-            }
-            let _ = write!(out, "{cell:<width$}");
-        }
-        println!("{}", out.trim_end());
-    };
-    line(&header.map(String::from));
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    println!("{}", rule.join("-|-"));
-    for row in &cells {
-        line(row);
-    }
+    common::print_table(
+        ["scenario", "pm", "baseline", "ratio", "target", "ok?"],
+        &cells,
+    );
 }
 
 fn ratio(pm: f64, baseline: f64) -> String {
@@ -532,11 +499,6 @@ fn us(value_ns: u64) -> String {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-/// `sh` quoting of one word.
-fn quote(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
 fn describe(status: ExitStatus) -> String {
@@ -1702,22 +1664,9 @@ fn exited(pid: i32) -> bool {
     rc == 0 && unsafe { info.si_pid() } != 0
 }
 
-fn become_subreaper() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
-}
-
 fn own_pgid() -> i32 {
     // SAFETY: getpgrp has no preconditions.
     unsafe { libc::getpgrp() }
-}
-
-/// Signals one process; never the bench itself, init or "everyone".
-fn signal_pid(pid: i32, signal: i32) {
-    if pid > 1 && pid as u32 != std::process::id() {
-        // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(pid, signal) };
-    }
 }
 
 /// Signals a process group; never the bench's own.
@@ -1899,8 +1848,4 @@ fn tempdir() -> Result<tempfile::TempDir> {
         .prefix("pm-bench-")
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
