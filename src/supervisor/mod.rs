@@ -960,6 +960,14 @@ mod tests {
     use std::path::PathBuf;
 
     fn plan(types: &[(&str, u32)], max_restarts: Option<u32>) -> Plan {
+        build(types, max_restarts, Default::default())
+    }
+
+    fn build(
+        types: &[(&str, u32)],
+        max_restarts: Option<u32>,
+        settings: crate::config::pm_toml::Settings,
+    ) -> Plan {
         Plan::build(PlanInputs {
             root: PathBuf::from("/"),
             procfile: "Procfile".into(),
@@ -974,7 +982,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             pty: false,
             max_restarts,
-            settings: Default::default(),
+            settings,
         })
         .unwrap()
     }
@@ -1251,23 +1259,7 @@ mod tests {
                 port: 8080,
             });
         }
-        Plan::build(PlanInputs {
-            root: PathBuf::from("/"),
-            procfile: "Procfile".into(),
-            types: types
-                .iter()
-                .map(|(n, _)| (n.to_string(), format!("run {n}")))
-                .collect(),
-            counts: types.iter().map(|(_, c)| *c).collect(),
-            env: Vec::new(),
-            base_port: 5000,
-            port_step: 100,
-            timeout: Duration::from_secs(5),
-            pty: false,
-            max_restarts: None,
-            settings,
-        })
-        .unwrap()
+        build(types, None, settings)
     }
 
     fn signals(actions: &[Action]) -> Vec<(usize, Signal)> {
