@@ -7,11 +7,7 @@ use crate::error::Result;
 pub fn check(args: CheckArgs) -> Result<i32> {
     let options = LoadOptions {
         formation: args.formation.clone(),
-        timeout: None,
-        pty: false,
-        no_release: false,
-        max_restarts: None,
-        procfile_optional: false,
+        ..LoadOptions::default()
     };
     let (plan, env_read) = load::load(&args.app, &options)?;
     let mut text = String::new();

@@ -34,11 +34,7 @@ pub fn export(args: ExportArgs) -> Result<i32> {
     // The same formation as `pm check` and `pm start`.
     let options = LoadOptions {
         formation: args.formation.clone(),
-        timeout: None,
-        pty: false,
-        no_release: false,
-        max_restarts: None,
-        procfile_optional: false,
+        ..LoadOptions::default()
     };
     let (plan, _) = load::load(&args.app, &options)?;
     let app = match &args.name {
