@@ -158,6 +158,8 @@ pub struct Supervisor {
     actions: Vec<Action>,
     /// Per type.
     rolls: Vec<Roll>,
+    /// The stop signal went to what pm started besides the instances.
+    stragglers_signalled: bool,
 }
 
 impl Supervisor {
@@ -217,6 +219,7 @@ impl Supervisor {
             phase: Phase::Running,
             actions: Vec::new(),
             rolls,
+            stragglers_signalled: false,
         }
     }
 
@@ -517,7 +520,6 @@ impl Supervisor {
             self.say(Event::StoppingAll { signal });
         }
         self.stop_next_wave(now);
-        self.actions.push(Action::SignalStragglers(Signal::SIGTERM));
     }
 
     /// While stopping: signals every running instance that no running
@@ -547,6 +549,17 @@ impl Supervisor {
             }
         }
         self.phase = Phase::Stopping { code, until };
+        // What pm started outside the instances (background jobs of exited
+        // instances, adopted orphans such as a daemon a dependency left)
+        // stops with the last wave, not before the types that may use it.
+        let last_wave = !self
+            .instances
+            .iter()
+            .any(|i| matches!(i.state, State::Running { kill_at: None, .. }));
+        if last_wave && !self.stragglers_signalled {
+            self.stragglers_signalled = true;
+            self.actions.push(Action::SignalStragglers(Signal::SIGTERM));
+        }
     }
 
     fn stop_instance(&mut self, id: usize, now: Instant) {
@@ -1360,10 +1373,13 @@ mod tests {
             [(1, Signal::SIGTERM), (2, Signal::SIGTERM)],
             "web first"
         );
+        // Orphans and leftovers (a daemon db may have left) stop last.
+        assert!(!a.contains(&Action::SignalStragglers(Signal::SIGTERM)));
         let a = sup.exited(1, ExitStatus::Code(0), t0 + s(2));
         assert!(signals(&a).is_empty(), "db waits for every web");
         let a = sup.exited(2, ExitStatus::Code(0), t0 + s(2));
         assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+        assert!(a.contains(&Action::SignalStragglers(Signal::SIGTERM)));
         // db gets its whole grace from now.
         assert_eq!(sup.next_deadline(t0 + s(2)), Some(t0 + s(7)));
         sup.exited(0, ExitStatus::Code(0), t0 + s(3));
