@@ -62,7 +62,7 @@ type Result<T> = std::result::Result<T, String>;
 
 mod common;
 
-use common::{become_subreaper, mono_ns, ok_mark, quote, signal_pid, write_file};
+use common::{Row, become_subreaper, mono_ns, print_table, quote, ratio, signal_pid, write_file};
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -644,45 +644,6 @@ const MIN_RATIO: f64 = 0.80;
 /// Maximum p99 the proxy may add, in nanoseconds.
 const MAX_ADDED_P99_NS: f64 = 1_000_000.0;
 
-struct Row {
-    scenario: String,
-    proxy: String,
-    direct: String,
-    ratio: String,
-    target: String,
-    /// None: information only.
-    ok: Option<bool>,
-}
-
-impl Row {
-    fn new(scenario: String, proxy: String, direct: String, ratio: String) -> Row {
-        Row {
-            scenario,
-            proxy,
-            direct,
-            ratio,
-            target: String::new(),
-            ok: None,
-        }
-    }
-
-    fn check(mut self, target: &str, ok: bool) -> Row {
-        self.target = target.into();
-        self.ok = Some(ok);
-        self
-    }
-
-    fn failed(scenario: &str, error: &str) -> Row {
-        Row::new(
-            scenario.into(),
-            format!("error: {error}"),
-            String::new(),
-            String::new(),
-        )
-        .check("", false)
-    }
-}
-
 /// The repetitions of one configuration, summarised.
 struct Summary {
     best_rate: f64,
@@ -743,7 +704,7 @@ fn run(config: &Config) -> i32 {
         Err(e) => rows.push(Row::failed("web=1 conn/request", &e)),
     }
     println!();
-    print_table(&rows);
+    print_table(&rows, ["proxy", "direct"]);
     let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
     println!(
         "\n{} target(s) missed; whole run {:.1} s",
@@ -783,13 +744,13 @@ fn single(config: &Config, mode: Mode, direct_rates: &mut Vec<(usize, f64)>) -> 
         }
         let name = format!("{} c={clients}", mode.name());
         rows.extend(compare(&name, &proxied, &direct));
-        rows.push(Row::new(
+        rows.push(Row::info(
             format!("{name} std relay req/s"),
             rate(relayed.best_rate),
             rate(direct.best_rate),
             ratio(relayed.best_rate, direct.best_rate),
         ));
-        rows.push(Row::new(
+        rows.push(Row::info(
             format!("{name} std relay p50/p99"),
             format!("{} / {}", us(relayed.p50), us(relayed.p99)),
             format!("{} / {}", us(direct.p50), us(direct.p99)),
@@ -820,13 +781,13 @@ fn double(config: &Config, direct_rates: &[(usize, f64)]) -> Result<Vec<Row>> {
             .find(|(c, _)| *c == clients)
             .map_or(f64::NAN, |(_, r)| *r);
         let name = format!("web=2 keep-alive c={clients}");
-        rows.push(Row::new(
+        rows.push(Row::info(
             format!("{name} req/s"),
             rate(summary.best_rate),
             format!("{} (web=1)", rate(direct)),
             ratio(summary.best_rate, direct),
         ));
-        rows.push(Row::new(
+        rows.push(Row::info(
             format!("{name} p50/p99"),
             format!("{} / {}", us(summary.p50), us(summary.p99)),
             String::new(),
@@ -862,7 +823,7 @@ fn report(mode: Mode, clients: usize, what: &str, rep: u32, s: &Sample) {
 fn compare(name: &str, proxy: &Summary, direct: &Summary) -> Vec<Row> {
     let added = proxy.p99 - direct.p99;
     vec![
-        Row::new(
+        Row::info(
             format!("{name} req/s"),
             rate(proxy.best_rate),
             rate(direct.best_rate),
@@ -872,20 +833,20 @@ fn compare(name: &str, proxy: &Summary, direct: &Summary) -> Vec<Row> {
             ">= 0.80x direct",
             proxy.best_rate >= MIN_RATIO * direct.best_rate,
         ),
-        Row::new(
+        Row::info(
             format!("{name} p50"),
             us(proxy.p50),
             us(direct.p50),
             format!("{:+.0} us", (proxy.p50 - direct.p50) / 1000.0),
         ),
-        Row::new(
+        Row::info(
             format!("{name} p99"),
             us(proxy.p99),
             us(direct.p99),
             format!("{:+.0} us", added / 1000.0),
         )
         .check("< +1 ms", added < MAX_ADDED_P99_NS),
-        Row::new(
+        Row::info(
             format!("{name} p99.9"),
             us(proxy.p999),
             us(direct.p999),
@@ -904,41 +865,13 @@ fn failure_row(name: &str, proxy: &Summary, direct: Option<&Summary>) -> Row {
     {
         println!("{name}: first failure: {failure}");
     }
-    Row::new(
+    Row::info(
         format!("{name} failed/requests"),
         format!("{}/{}", proxy.failures, proxy.requests),
         direct.map_or(String::new(), |d| format!("{}/{}", d.failures, d.requests)),
         String::new(),
     )
     .check("0 failed", failures == 0 && proxy.requests > 0)
-}
-
-fn print_table(rows: &[Row]) {
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.scenario.clone(),
-                r.proxy.clone(),
-                r.direct.clone(),
-                r.ratio.clone(),
-                r.target.clone(),
-                ok_mark(r.ok),
-            ]
-        })
-        .collect();
-    common::print_table(
-        ["scenario", "proxy", "direct", "ratio", "target", "ok?"],
-        &cells,
-    );
-}
-
-fn ratio(proxy: f64, direct: f64) -> String {
-    if direct > 0.0 && proxy.is_finite() {
-        format!("{:.2}x", proxy / direct)
-    } else {
-        String::new()
-    }
 }
 
 fn rate(per_s: f64) -> String {

@@ -54,7 +54,7 @@ type Result<T> = std::result::Result<T, String>;
 
 mod common;
 
-use common::{become_subreaper, mono_ns, ok_mark, quote, signal_pid, write_file};
+use common::{Row, become_subreaper, mono_ns, print_table, quote, ratio, signal_pid, write_file};
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -345,58 +345,6 @@ impl Config {
 // ---------------------------------------------------------------------------
 // The run and its table.
 
-struct Row {
-    scenario: String,
-    pm: String,
-    baseline: String,
-    ratio: String,
-    target: String,
-    /// None: information only.
-    ok: Option<bool>,
-}
-
-impl Row {
-    fn info(scenario: &str, pm: String, baseline: String, ratio: String) -> Row {
-        Row {
-            scenario: scenario.into(),
-            pm,
-            baseline,
-            ratio,
-            target: String::new(),
-            ok: None,
-        }
-    }
-
-    fn checked(
-        scenario: &str,
-        pm: String,
-        baseline: String,
-        ratio: String,
-        target: &str,
-        ok: bool,
-    ) -> Row {
-        Row {
-            scenario: scenario.into(),
-            pm,
-            baseline,
-            ratio,
-            target: target.into(),
-            ok: Some(ok),
-        }
-    }
-
-    fn failed(scenario: &str, error: &str) -> Row {
-        Row {
-            scenario: scenario.into(),
-            pm: format!("error: {error}"),
-            baseline: String::new(),
-            ratio: String::new(),
-            target: String::new(),
-            ok: Some(false),
-        }
-    }
-}
-
 fn run(config: &Config) -> i32 {
     become_subreaper();
     kill_current_group_on_interrupt();
@@ -436,7 +384,7 @@ fn run(config: &Config) -> i32 {
         rows.extend(latency(config));
     }
     println!();
-    print_table(&rows);
+    print_table(&rows, ["pm", "baseline"]);
     let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
     println!(
         "\n{} target(s) missed; whole run {:.1} s",
@@ -444,34 +392,6 @@ fn run(config: &Config) -> i32 {
         started.elapsed().as_secs_f64()
     );
     if config.strict && missed > 0 { 1 } else { 0 }
-}
-
-fn print_table(rows: &[Row]) {
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.scenario.clone(),
-                r.pm.clone(),
-                r.baseline.clone(),
-                r.ratio.clone(),
-                r.target.clone(),
-                ok_mark(r.ok),
-            ]
-        })
-        .collect();
-    common::print_table(
-        ["scenario", "pm", "baseline", "ratio", "target", "ok?"],
-        &cells,
-    );
-}
-
-fn ratio(pm: f64, baseline: f64) -> String {
-    if baseline > 0.0 && pm.is_finite() {
-        format!("{:.2}x", pm / baseline)
-    } else {
-        String::new()
-    }
 }
 
 fn rate(lines_per_s: f64) -> String {
@@ -750,7 +670,7 @@ fn throughput(config: &Config, name: &str, children: u32, lines: u64, chunk: usi
     let cpu_ms = median(&mut cpu);
     let mut rows = vec![
         Row::checked(
-            &format!("{name} rate"),
+            format!("{name} rate"),
             rate(pm_rate),
             format!("{} (cat)", rate(cat_rate)),
             ratio(pm_rate, cat_rate),
@@ -758,7 +678,7 @@ fn throughput(config: &Config, name: &str, children: u32, lines: u64, chunk: usi
             cat_rate > 0.0 && pm_rate >= 0.5 * cat_rate,
         ),
         Row::checked(
-            &format!("{name} lost/corrupt/order"),
+            format!("{name} lost/corrupt/order"),
             format!("{lost}/{corrupt}/{order}"),
             String::new(),
             String::new(),
@@ -768,7 +688,7 @@ fn throughput(config: &Config, name: &str, children: u32, lines: u64, chunk: usi
     ];
     if cpu_ms.is_finite() {
         rows.push(Row::info(
-            &format!("{name} pm cpu"),
+            format!("{name} pm cpu"),
             format!(
                 "{} ({:.3} us/line)",
                 cpu_time(cpu_ms),
@@ -963,7 +883,7 @@ fn idle(config: &Config) -> Vec<Row> {
     let sh_dead = median(&mut sh_runs.iter().map(|r| r.1).collect::<Vec<_>>());
     if config.wants(Scenario::Startup) {
         rows.push(Row::checked(
-            &format!("startup {n} (median)"),
+            format!("startup {n} (median)"),
             ms(pm_startup),
             format!("{} (sh &)", ms(sh_startup)),
             ratio(pm_startup, sh_startup),
@@ -975,7 +895,7 @@ fn idle(config: &Config) -> Vec<Row> {
         let pm_exit = median(&mut pm_runs.iter().map(|r| r.exit_ms).collect::<Vec<_>>());
         let limit = if sh_dead.is_finite() { sh_dead } else { 0.0 } + 50.0;
         rows.push(Row::checked(
-            &format!("shutdown {n} SIGTERM (median)"),
+            format!("shutdown {n} SIGTERM (median)"),
             format!("{} to exit", ms(pm_exit)),
             format!("{} (kill -TERM group)", ms(sh_dead)),
             ratio(pm_exit, sh_dead),
@@ -1025,7 +945,7 @@ fn memory_rows(n: usize, m: &Memory) -> Vec<Row> {
     let tick_ms = 1000.0 / clock_ticks_per_second() as f64;
     vec![
         Row::checked(
-            &format!("memory RSS, {n} children"),
+            format!("memory RSS, {n} children"),
             format!("{} ({} threads)", mib(m.rss_kib), m.threads),
             String::new(),
             String::new(),
@@ -1040,7 +960,7 @@ fn memory_rows(n: usize, m: &Memory) -> Vec<Row> {
             String::new(),
         ),
         Row::checked(
-            &format!("idle CPU over {window:.0} s"),
+            format!("idle CPU over {window:.0} s"),
             format!(
                 "{:.2}% ({} ticks = {:.0} ms; schedstat {:.0} us = {:.3}%)",
                 m.cpu_ticks as f64 * tick_ms / 1000.0 / window * 100.0,

@@ -6,11 +6,98 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Prints rows under a header as an aligned table, with a rule under the
-/// header.
-pub fn print_table(header: [&str; 6], cells: &[[String; 6]]) {
+/// One line of a results table: pm's figure next to the baseline's.
+pub struct Row {
+    pub scenario: String,
+    pub measured: String,
+    pub baseline: String,
+    pub ratio: String,
+    pub target: String,
+    /// None: information only.
+    pub ok: Option<bool>,
+}
+
+impl Row {
+    /// A row with no target.
+    pub fn info(
+        scenario: impl Into<String>,
+        measured: String,
+        baseline: String,
+        ratio: String,
+    ) -> Row {
+        Row {
+            scenario: scenario.into(),
+            measured,
+            baseline,
+            ratio,
+            target: String::new(),
+            ok: None,
+        }
+    }
+
+    /// A row judged against `target`.
+    pub fn checked(
+        scenario: impl Into<String>,
+        measured: String,
+        baseline: String,
+        ratio: String,
+        target: &str,
+        ok: bool,
+    ) -> Row {
+        Row::info(scenario, measured, baseline, ratio).check(target, ok)
+    }
+
+    pub fn check(mut self, target: &str, ok: bool) -> Row {
+        self.target = target.into();
+        self.ok = Some(ok);
+        self
+    }
+
+    /// A scenario that could not run: a miss.
+    pub fn failed(scenario: &str, error: &str) -> Row {
+        Row::info(
+            scenario,
+            format!("error: {error}"),
+            String::new(),
+            String::new(),
+        )
+        .check("", false)
+    }
+}
+
+/// `0.91x`, or nothing when there is no baseline to divide by.
+pub fn ratio(measured: f64, baseline: f64) -> String {
+    if baseline > 0.0 && measured.is_finite() {
+        format!("{:.2}x", measured / baseline)
+    } else {
+        String::new()
+    }
+}
+
+/// Prints the rows as an aligned table; `columns` names what was measured
+/// and what it is compared with.
+pub fn print_table(rows: &[Row], columns: [&str; 2]) {
+    let header = ["scenario", columns[0], columns[1], "ratio", "target", "ok?"];
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            let ok = match r.ok {
+                Some(true) => "ok",
+                Some(false) => "MISS",
+                None => "-",
+            };
+            [
+                r.scenario.clone(),
+                r.measured.clone(),
+                r.baseline.clone(),
+                r.ratio.clone(),
+                r.target.clone(),
+                ok.to_string(),
+            ]
+        })
+        .collect();
     let mut widths = header.map(str::len);
-    for row in cells {
+    for row in &cells {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
@@ -28,19 +115,9 @@ pub fn print_table(header: [&str; 6], cells: &[[String; 6]]) {
     line(&header.map(String::from));
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     println!("{}", rule.join("-|-"));
-    for row in cells {
+    for row in &cells {
         line(row);
     }
-}
-
-/// The `ok?` column: met, missed, or information only.
-pub fn ok_mark(ok: Option<bool>) -> String {
-    match ok {
-        Some(true) => "ok",
-        Some(false) => "MISS",
-        None => "-",
-    }
-    .to_string()
 }
 
 /// Orphans of what the bench starts are reparented to it and reaped.
