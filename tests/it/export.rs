@@ -604,76 +604,22 @@ fn nasty_env(app: &App) -> BTreeMap<String, String> {
     env
 }
 
-/// systemd's reading of an ExecStart= value: specifiers, then words with
-/// quotes and C escapes, then `$$` → `$`.
+/// systemd's reading of an ExecStart= value, as `pm audit` reads exports
+/// back, once nothing is left for systemd to expand (`%` specifiers, `$`
+/// variables).
 fn systemd_exec(line: &str) -> Vec<String> {
-    let line = line.replace("%%", "\u{0}");
-    assert!(!line.contains('%'), "unescaped specifier in {line}");
-    let line = line.replace('\u{0}', "%");
-    let mut words = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
-        }
-        if chars.peek().is_none() {
-            break;
-        }
-        let mut word = String::new();
-        let mut quote = None;
-        while let Some(c) = chars.next() {
-            match (quote, c) {
-                (None, ' ') => break,
-                (None, '\'' | '"') => quote = Some(c),
-                (Some(q), c) if c == q => quote = None,
-                (_, '\\') => match chars.next().unwrap() {
-                    'n' => word.push('\n'),
-                    't' => word.push('\t'),
-                    'r' => word.push('\r'),
-                    'x' => {
-                        let hex: String = [chars.next().unwrap(), chars.next().unwrap()]
-                            .into_iter()
-                            .collect();
-                        word.push(u8::from_str_radix(&hex, 16).unwrap() as char);
-                    }
-                    e @ ('\\' | '\'' | '"') => word.push(e),
-                    e => panic!("unknown escape \\{e} in {line}"),
-                },
-                (_, c) => word.push(c),
-            }
-        }
-        assert!(quote.is_none(), "unbalanced quoting in {line}");
-        let word = word.replace("$$", "\u{0}");
-        assert!(!word.contains('$'), "variable reference in {line}");
-        words.push(word.replace('\u{0}', "$"));
-    }
-    words
+    let bare = line.replace("%%", "").replace("$$", "");
+    assert!(!bare.contains('%'), "unescaped specifier in {line}");
+    assert!(!bare.contains('$'), "variable reference in {line}");
+    pm::audit::read::exec_words(line).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
-/// systemd's reading of an EnvironmentFile of `NAME="value"` entries.
+/// systemd's reading of an EnvironmentFile, as `pm audit` reads it back.
 fn systemd_env_file(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once("=\"").unwrap();
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let end = loop {
-            let (i, c) = chars.next().unwrap();
-            match c {
-                '"' => break i + 1,
-                '\\' => {
-                    let (_, e) = chars.next().unwrap();
-                    assert!(matches!(e, '"' | '\\' | '`' | '$'), "\\{e}");
-                    value.push(e);
-                }
-                c => value.push(c),
-            }
-        };
-        out.insert(name.to_string(), value);
-        rest = after[end..].strip_prefix('\n').unwrap();
-    }
-    out
+    pm::audit::read::parse_systemd_env(text, "nasty.env")
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 #[test]
