@@ -1275,6 +1275,23 @@ mod tests {
         build(types, None, settings)
     }
 
+    /// Starts every instance (pids 100 + id), each wave of dependencies
+    /// SETTLE after the one it waits for.
+    fn all_running(plan: &Plan, t0: Instant) -> Supervisor {
+        let mut sup = Supervisor::new(plan);
+        let mut now = t0;
+        let mut next = spawns(&sup.start(now));
+        while !next.is_empty() {
+            for id in next {
+                sup.spawned(id, 100 + id as i32, now);
+            }
+            now += SETTLE;
+            next = spawns(&sup.tick(now));
+        }
+        assert!(sup.instances().iter().all(|i| i.state.is_running()));
+        sup
+    }
+
     fn signals(actions: &[Action]) -> Vec<(usize, Signal)> {
         actions
             .iter()
@@ -1361,12 +1378,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let plan = plan_deps(&[("db", 1), ("web", 2)], &[("web", &["db"])], &[]);
-        let mut sup = Supervisor::new(&plan);
-        sup.start(t0);
-        sup.spawned(0, 100, t0);
-        for id in spawns(&sup.tick(t0 + SETTLE)) {
-            sup.spawned(id, 100 + id as i32, t0 + SETTLE);
-        }
+        let mut sup = all_running(&plan, t0);
         let a = sup.shutdown(Signal::SIGTERM, t0 + s(1));
         assert_eq!(
             signals(&a),
@@ -1391,11 +1403,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let plan = plan_deps(&[("db", 1), ("web", 1)], &[("web", &["db"])], &[]);
-        let mut sup = Supervisor::new(&plan);
-        sup.start(t0);
-        sup.spawned(0, 100, t0);
-        sup.tick(t0 + SETTLE);
-        sup.spawned(1, 101, t0 + SETTLE);
+        let mut sup = all_running(&plan, t0);
         sup.shutdown(Signal::SIGTERM, t0 + s(1));
         let a = sup.tick(t0 + s(6));
         assert_eq!(
@@ -1500,11 +1508,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let plan = plan_deps(&[("db", 1), ("web", 1)], &[("web", &["db"])], &[]);
-        let mut sup = Supervisor::new(&plan);
-        sup.start(t0);
-        sup.spawned(0, 100, t0);
-        sup.tick(t0 + SETTLE);
-        sup.spawned(1, 101, t0 + SETTLE);
+        let mut sup = all_running(&plan, t0);
         // web is restarting (stop signal sent at 1 s, grace 5 s) when the
         // shutdown comes.
         assert_eq!(
@@ -1532,13 +1536,7 @@ mod tests {
             &[("api", &["db"]), ("web", &["api"])],
             &[],
         );
-        let mut sup = Supervisor::new(&plan);
-        sup.start(t0);
-        sup.spawned(0, 100, t0);
-        sup.tick(t0 + SETTLE);
-        sup.spawned(1, 101, t0 + SETTLE);
-        sup.tick(t0 + SETTLE * 2);
-        sup.spawned(2, 102, t0 + SETTLE * 2);
+        let mut sup = all_running(&plan, t0);
         assert_eq!(
             signals(&sup.shutdown(Signal::SIGTERM, t0 + s(2))),
             [(2, Signal::SIGTERM)]
