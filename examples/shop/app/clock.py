@@ -22,13 +22,8 @@ def main():
             common.enqueue(store, {"kind": "report", "at": int(time.time()), "by": common.INSTANCE})
             print(f"{common.INSTANCE}: enqueued a sales report")
     except resp.StoreError as e:
-        # At shutdown the store may stop first, its SIGTERM a moment ahead of
-        # ours: that is no failure.
-        if not stopping.wait(1.0):
-            print(f"{common.INSTANCE}: {e}")
-            return 1
-    print(f"{common.INSTANCE}: stopped")
-    return 0
+        return common.ended(stopping, e)
+    return common.ended(stopping)
 
 
 if __name__ == "__main__":

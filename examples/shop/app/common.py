@@ -24,6 +24,17 @@ def on_stop():
     return stopping
 
 
+def ended(stopping, error=None):
+    """The exit code of a process whose loop is over: 0 once stopped, 1 when
+    the store was lost while nobody asked it to stop. (When a whole stop is
+    under way, the store may be gone a moment before our own SIGTERM.)"""
+    if error is not None and not stopping.wait(1.0):
+        print(f"{INSTANCE}: {error}")
+        return 1
+    print(f"{INSTANCE}: stopped")
+    return 0
+
+
 def money(cents):
     return f"{cents // 100}.{cents % 100:02d} {CURRENCY}"
 

@@ -75,13 +75,8 @@ def main():
                 done = f"skipped a job of unknown kind {kind!r}"
             print(f"{common.INSTANCE}: {done}")
     except resp.StoreError as e:
-        # At shutdown the store may stop first, its SIGTERM a moment ahead of
-        # ours: that is no failure.
-        if not stopping.wait(1.0):
-            print(f"{common.INSTANCE}: {e}")
-            return 1
-    print(f"{common.INSTANCE}: stopped")
-    return 0
+        return common.ended(stopping, e)
+    return common.ended(stopping)
 
 
 if __name__ == "__main__":
