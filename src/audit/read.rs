@@ -495,6 +495,10 @@ pub fn parse_systemd_env(text: &str, file: &str) -> Result<Vec<(String, String)>
                 message: "expected KEY=value".to_string(),
             });
         }
+        let unterminated = || Error::File {
+            path: format!("{file}:{start}"),
+            message: format!("unterminated quote in the value of \"{}\"", one_line(&key)),
+        };
         let mut value = String::new();
         // The length of `value` that trailing blanks may not cut into
         // (quoted or escaped text).
@@ -510,15 +514,7 @@ pub fn parse_systemd_env(text: &str, file: &str) -> Result<Vec<(String, String)>
                 '\'' if at_start => {
                     loop {
                         match chars.next() {
-                            None => {
-                                return Err(Error::File {
-                                    path: format!("{file}:{start}"),
-                                    message: format!(
-                                        "unterminated quote in the value of \"{}\"",
-                                        one_line(&key)
-                                    ),
-                                });
-                            }
+                            None => return Err(unterminated()),
                             Some('\'') => break,
                             Some(c) => {
                                 if c == '\n' {
@@ -536,15 +532,7 @@ pub fn parse_systemd_env(text: &str, file: &str) -> Result<Vec<(String, String)>
                 '"' if at_start => {
                     loop {
                         match chars.next() {
-                            None => {
-                                return Err(Error::File {
-                                    path: format!("{file}:{start}"),
-                                    message: format!(
-                                        "unterminated quote in the value of \"{}\"",
-                                        one_line(&key)
-                                    ),
-                                });
-                            }
+                            None => return Err(unterminated()),
                             Some('"') => break,
                             Some('\\') => match chars.next() {
                                 Some('\n') => line += 1,
