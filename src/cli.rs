@@ -1,11 +1,12 @@
 //! The command line: one clap-derived struct per subcommand, with the options
-//! every subcommand shares (which files, which directory) flattened in.
+//! every subcommand shares (which files, which directory) flattened in, and
+//! the `--color` choice with the pure rule that turns it into on or off (the
+//! rest of pm, `output/` included, only sees the resulting bool).
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::output::ColorChoice;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -240,4 +241,83 @@ pub struct AuditArgs {
     /// Count warnings (settings the production format cannot carry) as drift.
     #[arg(long = "strict")]
     pub strict: bool,
+}
+
+/// The `--color` choice.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// Color when stdout is a terminal and `NO_COLOR` is not set.
+    #[default]
+    Auto,
+    /// Always color.
+    Always,
+    /// Never color.
+    Never,
+}
+
+/// Decides whether output is colored.
+///
+/// An explicit `Always` or `Never` wins (the caller maps `--no-color` to
+/// `Never`). With `Auto`, a non-empty `NO_COLOR` disables color (the
+/// no-color.org rule: an empty value counts as unset), else color is on iff
+/// stdout is a terminal. Pure, so the whole table is unit tested.
+pub fn color_enabled(
+    choice: ColorChoice,
+    no_color: Option<&OsStr>,
+    stdout_is_terminal: bool,
+) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let no_color_set = no_color.is_some_and(|value| !value.is_empty());
+            !no_color_set && stdout_is_terminal
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn color_decision_table() {
+        let set = Some(OsStr::new("1"));
+        let empty = Some(OsStr::new(""));
+        let cases = [
+            // (choice, NO_COLOR, is a terminal, expected)
+            (ColorChoice::Always, None, false, true),
+            (ColorChoice::Always, set, false, true),
+            (ColorChoice::Always, set, true, true),
+            (ColorChoice::Never, None, true, false),
+            (ColorChoice::Never, None, false, false),
+            (ColorChoice::Auto, None, true, true),
+            (ColorChoice::Auto, None, false, false),
+            (ColorChoice::Auto, set, true, false),
+            (ColorChoice::Auto, set, false, false),
+            (ColorChoice::Auto, empty, true, true),
+            (ColorChoice::Auto, empty, false, false),
+        ];
+        for (choice, no_color, tty, expected) in cases {
+            assert_eq!(
+                color_enabled(choice, no_color, tty),
+                expected,
+                "{choice:?} NO_COLOR={no_color:?} tty={tty}"
+            );
+        }
+    }
+
+    #[test]
+    fn color_choice_parses_from_the_command_line() {
+        use clap::ValueEnum;
+        assert_eq!(ColorChoice::from_str("auto", false), Ok(ColorChoice::Auto));
+        assert_eq!(
+            ColorChoice::from_str("always", false),
+            Ok(ColorChoice::Always)
+        );
+        assert_eq!(
+            ColorChoice::from_str("never", false),
+            Ok(ColorChoice::Never)
+        );
+    }
 }

@@ -4,10 +4,10 @@
 use std::io::IsTerminal;
 
 use crate::app::load::{self, LoadOptions};
-use crate::cli::StartArgs;
+use crate::cli::{ColorChoice, StartArgs, color_enabled};
 use crate::control;
 use crate::error::{Error, Result};
-use crate::output::{self, ColorChoice};
+use crate::output;
 use crate::process::{self, Guardian};
 use crate::proxy;
 use crate::runtime::{Message, OutputStyle, Runtime};
@@ -33,7 +33,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
     } else {
         args.color
     };
-    let color = output::color_enabled(
+    let color = color_enabled(
         choice,
         std::env::var_os("NO_COLOR").as_deref(),
         std::io::stdout().is_terminal(),

@@ -31,41 +31,6 @@ pub use framer::{Framer, MAX_LINE, SYSTEM_NAME};
 pub use sink::{FdSink, stdout_sink};
 pub use writer::{DEFAULT_BUDGET, OutputTx, Writer, spawn_writer};
 
-use std::ffi::OsStr;
-
-/// The `--color` choice.
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ColorChoice {
-    /// Color when stdout is a terminal and `NO_COLOR` is not set.
-    #[default]
-    Auto,
-    /// Always color.
-    Always,
-    /// Never color.
-    Never,
-}
-
-/// Decides whether output is colored.
-///
-/// An explicit `Always` or `Never` wins (the caller maps `--no-color` to
-/// `Never`). With `Auto`, a non-empty `NO_COLOR` disables color (the
-/// no-color.org rule: an empty value counts as unset), else color is on iff
-/// stdout is a terminal. Pure, so the whole table is unit tested.
-pub fn color_enabled(
-    choice: ColorChoice,
-    no_color: Option<&OsStr>,
-    stdout_is_terminal: bool,
-) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            let no_color_set = no_color.is_some_and(|value| !value.is_empty());
-            !no_color_set && stdout_is_terminal
-        }
-    }
-}
-
 /// The width names are padded to: the longest name, and at least the width of
 /// [`SYSTEM_NAME`] because pm's own lines share the column.
 ///
@@ -83,50 +48,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn color_decision_table() {
-        let set = Some(OsStr::new("1"));
-        let empty = Some(OsStr::new(""));
-        let cases = [
-            // (choice, NO_COLOR, is a terminal, expected)
-            (ColorChoice::Always, None, false, true),
-            (ColorChoice::Always, set, false, true),
-            (ColorChoice::Always, set, true, true),
-            (ColorChoice::Never, None, true, false),
-            (ColorChoice::Never, None, false, false),
-            (ColorChoice::Auto, None, true, true),
-            (ColorChoice::Auto, None, false, false),
-            (ColorChoice::Auto, set, true, false),
-            (ColorChoice::Auto, set, false, false),
-            (ColorChoice::Auto, empty, true, true),
-            (ColorChoice::Auto, empty, false, false),
-        ];
-        for (choice, no_color, tty, expected) in cases {
-            assert_eq!(
-                color_enabled(choice, no_color, tty),
-                expected,
-                "{choice:?} NO_COLOR={no_color:?} tty={tty}"
-            );
-        }
-    }
-
-    #[test]
     fn width_counts_system() {
         assert_eq!(name_width([]), 6);
         assert_eq!(name_width(["web.1", "db.1"]), 6);
         assert_eq!(name_width(["web.1", "worker.10"]), 9);
-    }
-
-    #[test]
-    fn color_choice_parses_from_the_command_line() {
-        use clap::ValueEnum;
-        assert_eq!(ColorChoice::from_str("auto", false), Ok(ColorChoice::Auto));
-        assert_eq!(
-            ColorChoice::from_str("always", false),
-            Ok(ColorChoice::Always)
-        );
-        assert_eq!(
-            ColorChoice::from_str("never", false),
-            Ok(ColorChoice::Never)
-        );
     }
 }
