@@ -1,8 +1,11 @@
-//! The user-facing errors of pm, their one-line rendering and their exit codes.
+//! The user-facing errors of pm, their one-line rendering and their exit
+//! codes, and [`io_message`], the short form of an I/O error they quote.
 //!
 //! Every error names what was wrong and where (file:line, process name, socket
 //! path). `main` prints each as `pm: <message>` on stderr; nothing else in pm
 //! decides an exit code for an error.
+
+use std::io;
 
 use crate::config::ConfigError;
 
@@ -80,6 +83,23 @@ impl From<ConfigError> for Error {
 impl From<Vec<ConfigError>> for Error {
     fn from(e: Vec<ConfigError>) -> Self {
         Error::Config(e)
+    }
+}
+
+/// `not found`, `permission denied`: the short form of an I/O error.
+pub fn io_message(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "not found".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::IsADirectory => "is a directory, not a file".into(),
+        io::ErrorKind::InvalidData => "not valid UTF-8 text".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_lowercase(),
+                None => text.to_lowercase(),
+            }
+        }
     }
 }
 

@@ -8,12 +8,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::app::load::{self, LoadOptions, io_message};
+use crate::app::load::{self, LoadOptions};
 use crate::audit::{self, Process, Restart as AuditRestart, Severity, Side, Stated, Var};
 use crate::cli::AuditArgs;
 use crate::config::pm_toml::{Check, Probe};
 use crate::config::{envfile, procfile};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_message};
 use crate::plan::{Plan, RELEASE};
 use crate::supervisor::policy::Restart;
 

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 fn send(app: &AppArgs, command: Command) -> Result<Reply> {
     let paths = load::paths(app)?;
-    let socket = socket_path(app.socket.as_ref(), &paths);
+    let socket = socket_path(app.socket.as_ref(), &paths.root);
     let reply = client::send(&socket, command)?;
     if reply.ok {
         Ok(reply)

@@ -13,7 +13,7 @@ use crate::cli::{AppArgs, FormationArgs};
 use crate::config::formation::Formation;
 use crate::config::pm_toml::{self, Settings};
 use crate::config::{ConfigError, envfile, ports, procfile};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_message};
 use crate::plan::{Plan, PlanInputs, RELEASE};
 
 /// What a subcommand wants loaded besides the files.
@@ -99,23 +99,6 @@ pub fn paths(app: &AppArgs) -> Result<Paths> {
         root: root_abs,
         env_files,
     })
-}
-
-/// `not found`, `permission denied`: the short form of an I/O error.
-pub fn io_message(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::NotFound => "not found".into(),
-        io::ErrorKind::PermissionDenied => "permission denied".into(),
-        io::ErrorKind::IsADirectory => "is a directory, not a file".into(),
-        io::ErrorKind::InvalidData => "not valid UTF-8 text".into(),
-        _ => {
-            let text = e.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_lowercase(),
-                None => text.to_lowercase(),
-            }
-        }
-    }
 }
 
 /// Reads and parses the env files in order. Returns the variables (later

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::app::load::{self, LoadOptions};
 use crate::cli::RunArgs;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_message};
 
 pub fn run(args: RunArgs) -> Result<i32> {
     let options = LoadOptions {
@@ -51,7 +51,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         _ => 126,
     };
     Err(Error::Exec {
-        message: format!("run: cannot run \"{first}\": {}", load::io_message(&error)),
+        message: format!("run: cannot run \"{first}\": {}", io_message(&error)),
         code,
     })
 }

@@ -47,7 +47,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
     // The socket comes first: a second pm in the same place stops here,
     // before it starts anything.
     let paths = load::paths(&args.app)?;
-    let socket = control::socket_path(args.app.socket.as_ref(), &paths);
+    let socket = control::socket_path(args.app.socket.as_ref(), &paths.root);
     let (listener, _socket_guard) = control::server::bind(&socket)?;
     // So do the balancers' ports: one in use is an error before any start.
     let mut proxies = Vec::new();

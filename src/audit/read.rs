@@ -15,9 +15,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{Process, Restart, Side, Stated, Var};
-use crate::app::load::io_message;
 use crate::config::{envfile, one_line};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_message};
 
 /// The manifest `pm export` writes last in its directory.
 pub const MANIFEST: &str = ".pm-export.json";

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::protocol::{Command, Reply, Request, VERSION};
-use crate::error::Error;
+use crate::error::{Error, io_message};
 
 /// Sends `command` to the pm listening on `socket`.
 pub fn send(socket: &Path, command: Command) -> Result<Reply, Error> {
@@ -14,7 +14,7 @@ pub fn send(socket: &Path, command: Command) -> Result<Reply, Error> {
     let mut stream = UnixStream::connect(socket).map_err(|e| {
         Error::Invalid(format!(
             "{shown}: no pm is running here ({})",
-            crate::app::load::io_message(&e)
+            io_message(&e)
         ))
     })?;
     let timeout = Some(Duration::from_secs(30));

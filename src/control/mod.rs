@@ -9,20 +9,18 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 
-use std::path::PathBuf;
-
-use crate::app::load::Paths;
+use std::path::{Path, PathBuf};
 
 /// The socket's file name in the root directory.
 pub const SOCKET_NAME: &str = ".pm.sock";
 
 /// Where the socket is: `--socket`, else `PM_SOCKET`, else ROOT/.pm.sock.
-pub fn socket_path(explicit: Option<&PathBuf>, paths: &Paths) -> PathBuf {
+pub fn socket_path(explicit: Option<&PathBuf>, root: &Path) -> PathBuf {
     if let Some(path) = explicit {
         return path.clone();
     }
     if let Some(path) = std::env::var_os("PM_SOCKET").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
-    paths.root.join(SOCKET_NAME)
+    root.join(SOCKET_NAME)
 }

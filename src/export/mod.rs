@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ports;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_message};
 use crate::plan::{Plan, ProcessSpec};
 
 /// The manifest every export directory gets, written last.
@@ -106,7 +106,7 @@ pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bo
         Err(e) => {
             return Err(Error::File {
                 path: dir.display().to_string(),
-                message: crate::app::load::io_message(&e),
+                message: io_message(&e),
             });
         }
     }
@@ -132,12 +132,12 @@ pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bo
     let earlier = read_manifest(dir);
     fs::create_dir_all(dir).map_err(|e| Error::File {
         path: dir.display().to_string(),
-        message: crate::app::load::io_message(&e),
+        message: io_message(&e),
     })?;
     for (name, bytes) in files {
         replace(dir, name, bytes).map_err(|e| Error::File {
             path: shown(name),
-            message: crate::app::load::io_message(&e),
+            message: io_message(&e),
         })?;
     }
     if force
@@ -159,7 +159,7 @@ pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bo
                 Err(e) => {
                     return Err(Error::File {
                         path: shown(stale),
-                        message: crate::app::load::io_message(&e),
+                        message: io_message(&e),
                     });
                 }
             }
@@ -175,7 +175,7 @@ pub fn save(dir: &Path, app: &str, format: Format, files: &[Rendered], force: bo
     text.push('\n');
     replace(dir, MANIFEST, text.as_bytes()).map_err(|e| Error::File {
         path: shown(MANIFEST),
-        message: crate::app::load::io_message(&e),
+        message: io_message(&e),
     })?;
     Ok(())
 }
