@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use crate::config::ConfigError;
 use crate::config::pm_toml::{Check, ProcessSettings, Proxy, Settings};
 use crate::config::ports;
-use crate::supervisor::policy::{Restart, RestartSettings};
+use crate::model::{Restart, RestartSettings};
 
 /// The name of the release-phase process type (Heroku's convention).
 pub const RELEASE: &str = "release";

@@ -9,13 +9,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::app::load::{self, LoadOptions};
-use crate::audit::{self, Process, Restart as AuditRestart, Severity, Side, Stated, Var};
+use crate::audit::{self, Process, Severity, Side, Stated, Var};
 use crate::cli::AuditArgs;
 use crate::config::pm_toml::{Check, Probe};
 use crate::config::{envfile, procfile};
 use crate::error::{Error, Result, io_message};
 use crate::plan::{Plan, RELEASE};
-use crate::supervisor::policy::Restart;
 
 pub fn audit(args: AuditArgs) -> Result<i32> {
     let paths = load::paths(&args.app)?;
@@ -128,14 +127,7 @@ fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[String]) -> Result<S
                 .live
                 .as_ref()
                 .map_or(Stated::Absent, |c| Stated::Yes(describe(c))),
-            restart: {
-                let (policy, text) = match t.restart.policy {
-                    Restart::Never => (AuditRestart::Never, "never"),
-                    Restart::OnFailure => (AuditRestart::OnFailure, "on-failure"),
-                    Restart::Always => (AuditRestart::Always, "always"),
-                };
-                Stated::Yes((policy, text.to_string()))
-            },
+            restart: Stated::Yes((t.restart.policy, t.restart.policy.as_str().to_string())),
             one_shot: t.name == RELEASE,
             settings_file: paths
                 .settings

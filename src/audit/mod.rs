@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::config::secret;
+use crate::model::Restart;
 
 /// Per-instance variables: set by pm (and by every export) for each
 /// instance, so they are never compared.
@@ -27,24 +28,6 @@ pub struct Var {
     pub name: String,
     pub value: String,
     pub file: String,
-}
-
-/// A restart policy, in pm's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    Never,
-    OnFailure,
-    Always,
-}
-
-impl Restart {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Restart::Never => "never",
-            Restart::OnFailure => "on-failure",
-            Restart::Always => "always",
-        }
-    }
 }
 
 /// What one side says about a setting of a process type.

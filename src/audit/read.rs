@@ -14,9 +14,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{Process, Restart, Side, Stated, Var};
+use super::{Process, Side, Stated, Var};
 use crate::config::{envfile, one_line};
 use crate::error::{Error, Result, io_message};
+use crate::model::Restart;
 
 /// The manifest `pm export` writes last in its directory.
 pub const MANIFEST: &str = ".pm-export.json";

@@ -15,8 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ConfigError;
-use crate::process::parse_signal;
-use crate::supervisor::policy::Restart;
+use crate::model::{Restart, parse_signal};
 
 /// The file name pm looks for next to the Procfile.
 pub const FILE_NAME: &str = "pm.toml";

@@ -13,8 +13,8 @@ use super::{
 };
 use crate::config::pm_toml::{Check, Probe};
 use crate::error::{Error, Result};
+use crate::model::Restart;
 use crate::plan::{Plan, RELEASE};
-use crate::supervisor::policy::Restart;
 
 pub const FILE: &str = "compose.yaml";
 

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use super::escape::{is_shell_name, systemd_env_value, systemd_setting, systemd_word};
 use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
 use crate::error::{Error, Result};
+use crate::model::Restart;
 use crate::plan::{Plan, ProcessSpec, RELEASE};
-use crate::supervisor::policy::Restart;
 
 /// Unit names allow ASCII letters, digits, `:`, `_`, `.` and `-` (and `@`
 /// for templates, which the app name must not contain).

@@ -11,9 +11,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 use crate::config::pm_toml::{Check, Probe};
-use crate::process::ExitStatus;
+use crate::model::{ExitStatus, How, Secs};
 use crate::runtime::Message;
-use crate::supervisor::event::Secs;
 use crate::supervisor::health::{Threshold, Transition};
 
 /// Which of an instance's checks.
@@ -186,10 +185,7 @@ async fn exec(pid: i32, command: &str, tx: &UnboundedSender<Message>) -> Result<
     let status = status.await.map_err(|_| "pm is stopping".to_string())?;
     match status {
         ExitStatus::Code(0) => Ok(()),
-        other => Err(format!(
-            "`{command}` {}",
-            crate::supervisor::event::How(other)
-        )),
+        other => Err(format!("`{command}` {}", How(other))),
     }
 }
 

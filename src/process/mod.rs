@@ -26,28 +26,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// It called `exit` with this code.
-    Code(i32),
-    /// It was killed by this signal.
-    Signal(Signal),
-}
-
-impl ExitStatus {
-    /// The code a shell would report: the exit code, or 128 + the signal number.
-    pub fn shell_code(self) -> i32 {
-        match self {
-            ExitStatus::Code(code) => code,
-            ExitStatus::Signal(sig) => 128 + sig as i32,
-        }
-    }
-
-    pub fn success(self) -> bool {
-        self == ExitStatus::Code(0)
-    }
-}
+use crate::model::ExitStatus;
 
 /// Reaps every child that has ended, without blocking.
 ///
@@ -97,43 +76,4 @@ pub fn become_subreaper() {
 /// platform can list them; an empty list elsewhere.
 pub fn children() -> Vec<i32> {
     platform::children()
-}
-
-/// Parses a signal name as users write it: `TERM`, `SIGTERM`, `term`, or `15`.
-pub fn parse_signal(name: &str) -> Option<Signal> {
-    let trimmed = name.trim();
-    if let Ok(n) = trimmed.parse::<i32>() {
-        return Signal::try_from(n).ok();
-    }
-    let upper = trimmed.to_ascii_uppercase();
-    let full = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    full.parse::<Signal>().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_codes() {
-        assert_eq!(ExitStatus::Code(3).shell_code(), 3);
-        assert_eq!(ExitStatus::Signal(Signal::SIGTERM).shell_code(), 143);
-        assert_eq!(ExitStatus::Signal(Signal::SIGKILL).shell_code(), 137);
-        assert!(ExitStatus::Code(0).success());
-        assert!(!ExitStatus::Code(1).success());
-    }
-
-    #[test]
-    fn signal_names() {
-        assert_eq!(parse_signal("TERM"), Some(Signal::SIGTERM));
-        assert_eq!(parse_signal("SIGINT"), Some(Signal::SIGINT));
-        assert_eq!(parse_signal("quit"), Some(Signal::SIGQUIT));
-        assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
-        assert_eq!(parse_signal("NOPE"), None);
-        assert_eq!(parse_signal(""), None);
-    }
 }

@@ -23,9 +23,10 @@ use crate::health::{self, Kind, Verdict};
 use crate::supervisor::{Event, Intent, Phase, State};
 
 use crate::error::{Error, Result};
+use crate::model::ExitStatus;
 use crate::output::{Clock, Framer, OutputTx};
 use crate::plan::Plan;
-use crate::process::{self, ExitStatus, Guardian, SpawnSpec};
+use crate::process::{self, Guardian, SpawnSpec};
 use crate::signals::{SignalEvent, Signals};
 use crate::supervisor::{Action, Supervisor};
 use relay::RelayEvent;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::process::ExitStatus;
+use crate::model::{ExitStatus, How, Secs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -90,33 +90,6 @@ pub enum Event {
         name: String,
         address: String,
     },
-}
-
-/// `exited with code 1` or `killed by SIGTERM`.
-pub struct How(pub ExitStatus);
-
-impl fmt::Display for How {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ExitStatus::Code(code) => write!(f, "exited with code {code}"),
-            ExitStatus::Signal(sig) => write!(f, "killed by {}", sig.as_str()),
-        }
-    }
-}
-
-/// `2s`, `0.5s`, `1.25s`.
-pub struct Secs(pub Duration);
-
-impl fmt::Display for Secs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms.is_multiple_of(1000) {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            let text = format!("{:.3}", self.0.as_secs_f64());
-            write!(f, "{}s", text.trim_end_matches('0'))
-        }
-    }
 }
 
 impl fmt::Display for Event {

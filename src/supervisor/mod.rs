@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 pub use event::Event;
-use policy::{Decision, RestartSettings, decide};
+use policy::{Decision, decide};
 
+use crate::model::{ExitStatus, RestartSettings};
 use crate::plan::{Plan, RELEASE};
-use crate::process::ExitStatus;
 
 /// How long Killing waits for processes to vanish after SIGKILL before pm
 /// exits anyway (a process stuck in the kernel cannot be waited for forever).
@@ -1461,7 +1461,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut plan = plan_deps(&[("web", 2)], &[], &["web"]);
-        plan.types[0].restart.policy = policy::Restart::Never;
+        plan.types[0].restart.policy = crate::model::Restart::Never;
         let mut sup = Supervisor::new(&plan);
         for id in spawns(&sup.start(t0)) {
             sup.spawned(id, 100 + id as i32, t0);

@@ -3,25 +3,7 @@
 
 use std::time::Duration;
 
-use crate::process::ExitStatus;
-
-/// When an instance that exited is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// A non-zero exit or a death by signal is restarted; exit 0 is done.
-    OnFailure,
-    /// Every exit is restarted.
-    Always,
-    /// Nothing is restarted; a failure is given up at once.
-    Never,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RestartSettings {
-    pub policy: Restart,
-    /// Restarts in a row before giving up; `None` is unlimited.
-    pub max_restarts: Option<u32>,
-}
+use crate::model::{ExitStatus, Restart, RestartSettings};
 
 /// The first delay of a crash loop.
 pub const FIRST_DELAY: Duration = Duration::from_millis(500);
