@@ -68,6 +68,53 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use super::ConfigError;
+use super::value::Value;
+
+/// Where an env file's references find their values, besides the file's
+/// own earlier lines.
+pub struct Scope<'a> {
+    /// True for a runtime variable (an address variable such as
+    /// `PM_STORE_HOST`): it wins over every other definition and stays in the
+    /// value unexpanded, for each runtime to fill in.
+    pub runtime: &'a dyn Fn(&str) -> bool,
+    /// The value a name has before this file: earlier env files, then pm's
+    /// environment.
+    pub lookup: &'a dyn Fn(&str) -> Option<Value>,
+}
+
+/// A parsed env file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    /// Every `KEY=value` in file order, duplicates included.
+    pub vars: Vec<(String, Value)>,
+    /// References to names defined nowhere, which expanded to nothing.
+    pub unset: Vec<Unset>,
+}
+
+/// A reference to a name that nothing defines: earlier lines, earlier
+/// files, pm's environment and the runtime variables all lack it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unset {
+    pub file: String,
+    pub line: usize,
+    /// The reference as written: `$def` or `${def}` (a name, never a value).
+    pub reference: String,
+    /// The variable whose value it is part of.
+    pub key: String,
+}
+
+impl std::fmt::Display for Unset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: {} is not set; {} gets \"\" in its place (write \\$ or use single quotes for a literal $)",
+            super::one_line(&self.file),
+            self.line,
+            super::one_line(&self.reference),
+            super::one_line(&self.key),
+        )
+    }
+}
 
 /// Parses one env file whose references fall back on pm's own environment
 /// only: [`parse_with_lookup`] with a lookup into the process environment.
@@ -76,18 +123,68 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String)>, ConfigErro
     parse_with_lookup(text, file, &|name| std::env::var(name).ok())
 }
 
-/// Parses one env file. `file` is the name shown in messages; `lookup` returns
-/// the value a name has before this file (earlier files, then pm's
-/// environment), used for references the file's own earlier lines do not
-/// define.
+/// Parses one env file without runtime variables, into plain strings.
+/// `file` is the name shown in messages; `lookup` returns the value a name
+/// has before this file (earlier files, then pm's environment), used for
+/// references the file's own earlier lines do not define. Unset references
+/// expand to nothing without a word: use [`parse_in`] to hear of them.
 pub fn parse_with_lookup(
     text: &str,
     file: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
+    let lookup = |name: &str| lookup(name).map(Value::literal);
+    let scope = Scope {
+        runtime: &|_| false,
+        lookup: &lookup,
+    };
+    let parsed = parse_in(text, file, &scope)?;
+    Ok(parsed
+        .vars
+        .into_iter()
+        .map(|(key, value)| {
+            let text = value.expand(|_| String::new());
+            (key, text)
+        })
+        .collect())
+}
+
+/// Parses one env file in a scope: references see the file's earlier lines,
+/// then `scope.lookup`; runtime variables win over both and stay in the
+/// values. An unquoted value with blanks or quotes, which dotenvy rejects
+/// but foreman and Compose accept, is read as they read it: the rest of the
+/// line (up to an unquoted ` #`), blanks around it trimmed.
+pub fn parse_in(text: &str, file: &str, scope: &Scope<'_>) -> Result<Parsed, ConfigError> {
     // dotenvy's iterator does not skip a byte order mark (only its `load`
     // functions do), and a BOM is invisible in an editor.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut current = std::borrow::Cow::Borrowed(text);
+    // The error each rewritten line gave as the user wrote it: if the
+    // rewritten line fails too, that is the error to report.
+    let mut rewritten: HashMap<usize, ConfigError> = HashMap::new();
+    loop {
+        let error = match parse_text(&current, file, scope) {
+            Ok(parsed) => return Ok(parsed),
+            Err(error) => error,
+        };
+        let Some(line) = error.line else {
+            return Err(error);
+        };
+        if let Some(original) = rewritten.remove(&line) {
+            return Err(original);
+        }
+        match quote_unquoted(&current, line) {
+            Some(fixed) => {
+                rewritten.insert(line, error);
+                current = std::borrow::Cow::Owned(fixed);
+            }
+            None => return Err(error),
+        }
+    }
+}
+
+/// One parse of the text as it stands (see [`parse_in`]).
+fn parse_text(text: &str, file: &str, scope: &Scope<'_>) -> Result<Parsed, ConfigError> {
     let refs = references(text);
     let disguise = if refs.is_empty() {
         None
@@ -97,43 +194,134 @@ pub fn parse_with_lookup(
     let Some(disguise) = disguise else {
         let input = Input::build(text, &refs, None, |_| false);
         let raw = run(&input).map_err(|f| located(text, &input, &f, file))?;
-        return Ok(raw);
+        return Ok(Parsed {
+            vars: raw
+                .into_iter()
+                .map(|(k, v)| (k, Value::literal(v)))
+                .collect(),
+            unset: Vec::new(),
+        });
     };
 
     // First pass: every reference renamed, to learn which ones dotenvy expands.
     let probe = Input::build(text, &refs, Some(&disguise), |_| true);
+    // Renaming every reference to `${placeholder}` is the text as pm reads
+    // it (sh's names, no character swallowed after a bare name), so a
+    // failure here is the file's error, located on the same line.
     let expanded: HashSet<usize> = match run(&probe) {
         Ok(raw) => raw
             .iter()
             .flat_map(|(_, value)| disguise.markers(value))
             .collect(),
-        Err(failure) => failure
-            .parsed
-            .iter()
-            .flat_map(|(_, value)| disguise.markers(value))
-            .collect(),
+        Err(failure) => return Err(located(text, &probe, &failure, file)),
     };
 
     // Real pass: only expanded references renamed, so nothing but markers
     // stands in for them in the values.
     let input = Input::build(text, &refs, Some(&disguise), |k| expanded.contains(&k));
     let raw = run(&input).map_err(|f| located(text, &input, &f, file))?;
-    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut seen: HashMap<String, Value> = HashMap::new();
     let mut vars = Vec::with_capacity(raw.len());
-    for (key, value) in raw {
-        let value = disguise.expand(&value, |k| {
-            let name = text.get(refs.get(k)?.name.clone())?;
-            Some(
-                seen.get(name)
-                    .cloned()
-                    .or_else(|| lookup(name))
-                    .unwrap_or_default(),
-            )
+    let mut unset = Vec::new();
+    for (key, raw_value) in raw {
+        let value = disguise.to_value(&raw_value, |k| {
+            let r = refs.get(k)?;
+            let name = text.get(r.name.clone())?;
+            if (scope.runtime)(name) {
+                let mut var = Value::default();
+                var.push_var(name);
+                return Some(var);
+            }
+            if let Some(value) = seen.get(name).cloned().or_else(|| (scope.lookup)(name)) {
+                return Some(value);
+            }
+            unset.push(Unset {
+                file: file.to_string(),
+                line: text[..r.span.start].matches('\n').count() + 1,
+                reference: text.get(r.span.clone())?.to_string(),
+                key: key.clone(),
+            });
+            Some(Value::default())
         });
         seen.insert(key.clone(), value.clone());
         vars.push((key, value));
     }
-    Ok(vars)
+    Ok(Parsed { vars, unset })
+}
+
+/// Line `line` (1-based) of `text` with an unquoted value rewritten as a
+/// double-quoted one, when that value holds a blank or a quote: dotenvy
+/// rejects `NAME=Corner Tea Shop` and `J={"a": 1}`, which foreman and
+/// Compose read as the rest of the line. Inside double quotes dotenvy
+/// expands `$` and reads `\` escapes exactly as it does unquoted, so only
+/// the blanks and quotes change meaning. None when the line is not such an
+/// entry.
+fn quote_unquoted(text: &str, line: usize) -> Option<String> {
+    let start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2)?.0 + 1
+    };
+    let end = memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i);
+    let physical = &text[start..end];
+    let (body, cr) = match physical.strip_suffix('\r') {
+        Some(body) => (body, "\r"),
+        None => (physical, ""),
+    };
+    let (left, right) = body.split_once('=')?;
+    let key = key_of(body)?;
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    {
+        return None;
+    }
+    let value = right.trim_start_matches([' ', '\t']);
+    if value.starts_with(['\'', '"']) {
+        return None;
+    }
+    let mut quoted = String::with_capacity(value.len() + 2);
+    let mut special = false;
+    let mut chars = value.chars().peekable();
+    let mut after_blank = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                // An escape means the same inside double quotes: keep it.
+                quoted.push('\\');
+                if let Some(next) = chars.next() {
+                    quoted.push(next);
+                }
+                after_blank = false;
+                continue;
+            }
+            '#' if after_blank => break,
+            '"' => {
+                quoted.push_str("\\\"");
+                special = true;
+            }
+            '\'' => {
+                quoted.push('\'');
+                special = true;
+            }
+            ' ' | '\t' => {
+                quoted.push(c);
+                special = true;
+            }
+            _ => quoted.push(c),
+        }
+        after_blank = c == ' ' || c == '\t';
+    }
+    let quoted = quoted.trim_end_matches([' ', '\t']);
+    if !special {
+        return None;
+    }
+    Some(format!(
+        "{}{left}=\"{quoted}\"{cr}{}",
+        &text[..start],
+        &text[end..]
+    ))
 }
 
 /// A `$NAME` or `${NAME}` in the text, as dotenvy would read it.
@@ -142,16 +330,17 @@ struct Reference {
     span: Range<usize>,
     /// The name inside it.
     name: Range<usize>,
-    braced: bool,
 }
 
 /// Finds every reference in the text, wherever it is (quotes, comments and
 /// keys included: context is decided by dotenvy itself in the first pass).
 ///
-/// The name grammar is dotenvy's: after `$`, a run of alphanumeric characters
-/// (`char::is_alphanumeric`); after `${`, everything up to `}`. Braced names
-/// are taken only when they hold no character that matters to dotenvy's line
-/// splitting or value parsing, so renaming them is neutral.
+/// The name grammar: after `$`, sh's `[A-Za-z_][A-Za-z0-9_]*`; after `${`,
+/// everything up to `}`. Braced names are taken only when they hold no
+/// character that matters to dotenvy's line splitting or value parsing, so
+/// renaming them is neutral. Every reference is renamed to the braced form
+/// (`${placeholder}`), so dotenvy neither cuts a name at `_` nor takes the
+/// character after a bare name literally.
 fn references(text: &str) -> Vec<Reference> {
     let mut refs = Vec::new();
     let mut from = 0;
@@ -170,7 +359,6 @@ fn references(text: &str) -> Vec<Reference> {
                 refs.push(Reference {
                     span: dollar..end,
                     name,
-                    braced: true,
                 });
                 from = end;
             } else {
@@ -180,15 +368,18 @@ fn references(text: &str) -> Vec<Reference> {
             }
             continue;
         }
-        let len = rest
-            .char_indices()
-            .find(|&(_, c)| !c.is_alphanumeric())
-            .map_or(rest.len(), |(i, _)| i);
+        // A bare name is sh's and Compose's: `[A-Za-z_][A-Za-z0-9_]*`, so
+        // `$DB_HOST` is one name (dotenvy alone would stop at the `_`).
+        let len = if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len())
+        } else {
+            0
+        };
         if len > 0 {
             refs.push(Reference {
                 span: dollar..after + len,
                 name: after..after + len,
-                braced: false,
             });
         }
         from = after + len;
@@ -244,11 +435,11 @@ impl Disguise {
 
     /// Replaces each marker in `value` by `resolve(k)`; a marker `resolve`
     /// does not know is kept as it is.
-    fn expand(&self, value: &str, mut resolve: impl FnMut(usize) -> Option<String>) -> String {
-        let mut out = String::with_capacity(value.len());
+    fn to_value(&self, value: &str, mut resolve: impl FnMut(usize) -> Option<Value>) -> Value {
+        let mut out = Value::default();
         let mut parts = value.split(self.marker);
         if let Some(first) = parts.next() {
-            out.push_str(first);
+            out.push_text(first);
         }
         // Markers come in pairs around a number; the text between two pairs
         // alternates with the numbers. The marker character was chosen absent
@@ -259,15 +450,15 @@ impl Disguise {
             let resolved = number.parse().ok().and_then(&mut resolve);
             match (resolved, parts.next()) {
                 (Some(replacement), Some(after)) => {
-                    out.push_str(&replacement);
-                    out.push_str(after);
+                    out.append(&replacement);
+                    out.push_text(after);
                 }
                 (_, after) => {
-                    out.push(self.marker);
-                    out.push_str(number);
+                    out.push_text(&self.marker.to_string());
+                    out.push_text(number);
                     if let Some(after) = after {
-                        out.push(self.marker);
-                        out.push_str(after);
+                        out.push_text(&self.marker.to_string());
+                        out.push_text(after);
                     }
                 }
             }
@@ -302,11 +493,7 @@ impl Input {
             for (k, r) in refs.iter().enumerate().filter(|&(k, _)| renamed(k)) {
                 let placeholder = format!("{}{k}", d.prefix);
                 body.push_str(&text[copied..r.span.start]);
-                if r.braced {
-                    body.push_str(&format!("${{{placeholder}}}"));
-                } else {
-                    body.push_str(&format!("${placeholder}"));
-                }
+                body.push_str(&format!("${{{placeholder}}}"));
                 copied = r.span.end;
                 seeds.push_str(&format!("{placeholder}={}\n", d.marker(k)));
                 seed_count += 1;
@@ -329,8 +516,6 @@ impl Input {
 
 /// Where and why dotenvy stopped.
 struct Failure {
-    /// The pairs parsed before the error (seeds excluded).
-    parsed: Vec<(String, String)>,
     /// dotenvy's offending text: the logical line, its value part, or (for an
     /// unclosed quote) everything from the entry's start to the end.
     snippet: String,
@@ -364,7 +549,6 @@ fn run(input: &Input) -> Result<Vec<(String, String)>, Failure> {
                     other => (other.to_string(), usize::MAX),
                 };
                 return Err(Failure {
-                    parsed,
                     snippet,
                     index,
                     end: consumed.get().saturating_sub(input.seeds.len()),
@@ -434,8 +618,8 @@ fn located(text: &str, input: &Input, failure: &Failure, file: &str) -> ConfigEr
     let body = input.body.as_str();
     let start = entry_start(body, failure);
     let line = body.get(..start).unwrap_or(body).matches('\n').count() + 1;
-    // The failing entry was never renamed (the first pass stopped at it too,
-    // so none of its references were seen expanded): it is the file's text.
+    // The failing entry may hold placeholders (when the first pass failed):
+    // only its shape is used here; the key and the line come from the file.
     let entry = body.get(start..failure.end).unwrap_or_default();
     let entry = entry.strip_suffix('\n').unwrap_or(entry);
     let entry = entry.strip_suffix('\r').unwrap_or(entry);
@@ -458,10 +642,7 @@ fn message(entry: &str, first_line: &str, failure: &Failure) -> String {
                 "unterminated quote in the value of {} (it runs to the end of the file)",
                 quoted(key)
             ),
-            None => format!(
-                "unterminated quote in {} (it runs to the end of the file)",
-                shown_line(first_line)
-            ),
+            None => "unterminated quote in a line that is not KEY=VALUE (it runs to the end of the file)".to_string(),
         };
     }
     // dotenvy reports key and `=` problems with the whole line (cut at a
@@ -477,52 +658,28 @@ fn message(entry: &str, first_line: &str, failure: &Failure) -> String {
                 value_hint(snippet, failure.index)
             )
         }
-        _ => format!(
-            "invalid line {} (expected KEY=VALUE)",
-            shown_line(first_line)
-        ),
+        _ => invalid_line(first_line),
     }
 }
 
 /// Why dotenvy rejected a value, from its index: a character it did not
 /// expect (`index` counts characters), or the last byte for an unclosed
-/// quote or `${`.
+/// quote or `${`. Never the characters themselves: the value may be a
+/// secret.
 fn value_hint(value: &str, index: usize) -> String {
     let chars: Vec<char> = value.chars().collect();
     let before = index.checked_sub(1).and_then(|i| chars.get(i)).copied();
     let at = chars.get(index).copied();
     match (before, at) {
-        (Some('\\'), Some(c)) if !c.is_control() => format!(
-            "unsupported escape \"\\{c}\" (supported: \\\\ \\\" \\' \\$ \\n and a backslash before a blank)"
-        ),
-        (Some('\\'), Some(_)) => "unsupported escape".to_string(),
+        (Some('\\'), Some(_)) => {
+            "unsupported escape (supported: \\\\ \\\" \\' \\$ \\n and a backslash before a blank)"
+                .to_string()
+        }
         (Some(' ' | '\t'), Some(_)) => "quote a value that contains blanks".to_string(),
-        _ if index.saturating_add(1) >= value.len() => match bare_reference_before_quote(value) {
-            Some(name) => format!(
-                "unterminated quote (write {} instead of {} before a closing quote)",
-                quoted(&format!("${{{name}}}")),
-                quoted(&format!("${name}"))
-            ),
-            None => "unterminated quote or \"${\"".to_string(),
-        },
-        (_, Some(c)) => format!("unexpected {}", quoted(&c.to_string())),
+        _ if index.saturating_add(1) >= value.len() => "unterminated quote or \"${\"".to_string(),
+        (_, Some(_)) => "unexpected character".to_string(),
         (_, None) => "unterminated quote or \"${\"".to_string(),
     }
-}
-
-/// The NAME when `value` ends with `$NAME"`: dotenvy takes the character
-/// after a bare name literally, so that quote does not close the value.
-fn bare_reference_before_quote(value: &str) -> Option<&str> {
-    let before_quote = value.strip_suffix('"')?;
-    let name_start = before_quote
-        .char_indices()
-        .rev()
-        .take_while(|&(_, c)| c.is_alphanumeric())
-        .last()
-        .map(|(i, _)| i)?;
-    before_quote[..name_start]
-        .ends_with('$')
-        .then(|| &before_quote[name_start..])
 }
 
 /// The key of a line dotenvy accepted up to its `=`: what precedes the first
@@ -536,15 +693,39 @@ fn key_of(line: &str) -> Option<&str> {
     }
 }
 
-/// A line for a message, cut after its first `=`: a line of an env file may
-/// hold a secret, and an error message may end up in a CI log.
-fn shown_line(line: &str) -> String {
-    match line.split_once('=') {
-        Some((left, right)) if !right.trim().is_empty() => {
-            format!("{}...", quoted(&format!("{left}=")))
-        }
-        _ => quoted(line),
+/// The message for a line that is not `KEY=VALUE`, never with a value:
+/// cut after its first `=`; a `NAME: value` line (YAML's form) shows its
+/// name; any other line is not shown at all. A line of an env file may hold
+/// a secret, and an error message may end up in a CI log.
+fn invalid_line(line: &str) -> String {
+    if let Some((left, right)) = line.split_once('=') {
+        let shown = if right.trim().is_empty() {
+            quoted(line)
+        } else {
+            let left = quoted(&format!("{left}="));
+            if left.ends_with("...") {
+                left
+            } else {
+                format!("{left}...")
+            }
+        };
+        return format!("invalid line {shown} (expected KEY=VALUE)");
     }
+    if let Some((left, _)) = line.split_once(':') {
+        let name = left.trim();
+        let name = name.strip_prefix("export ").map_or(name, str::trim_start);
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        {
+            return format!(
+                "invalid line {}... (expected KEY=VALUE: write {name}=...)",
+                quoted(&format!("{left}:"))
+            );
+        }
+    }
+    "invalid line (expected KEY=VALUE; the line is not shown, it may hold a secret)".to_string()
 }
 
 fn quoted(text: &str) -> String {
@@ -835,20 +1016,38 @@ mod tests {
     }
 
     #[test]
-    fn bare_name_is_letters_and_digits_only() {
-        // dotenvy's grammar: `_` ends a bare name.
-        let lookup = |name: &str| (name == "FOO").then(|| "f".to_string());
+    fn bare_names_are_shs() {
+        // `[A-Za-z_][A-Za-z0-9_]*`: `$DB_HOST` is one name, as in sh and
+        // Compose (dotenvy alone reads `$DB` and then `_HOST`).
+        let lookup = |name: &str| match name {
+            "FOO" => Some("f".to_string()),
+            "DB_HOST" => Some("db".to_string()),
+            _ => None,
+        };
         assert_eq!(
-            vars_with("A=$FOO_BAR\nB=${FOO_BAR}\n", &lookup),
-            p(&[("A", "f_BAR"), ("B", "")])
+            vars_with(
+                "A=$FOO_BAR\nB=${FOO_BAR}\nC=pg://$DB_HOST/x\nD=$FOO-$FOO.$_\nE=$FOOé\n",
+                &lookup
+            ),
+            p(&[
+                ("A", ""),
+                ("B", ""),
+                ("C", "pg://db/x"),
+                ("D", "f-f."),
+                ("E", "fé")
+            ])
         );
     }
 
     #[test]
-    fn character_after_bare_name_is_literal() {
-        // dotenvy's quirk, kept: the blank after `$FOO` does not end the value.
+    fn character_after_bare_name_is_not_swallowed() {
+        // dotenvy alone takes the character after `$FOO` literally, so
+        // `"$FOO"` leaves its quote open; pm reads it as sh does.
         let lookup = |name: &str| (name == "FOO").then(|| "f".to_string());
-        assert_eq!(vars_with("A=$FOO bar\n", &lookup), p(&[("A", "f bar")]));
+        assert_eq!(
+            vars_with("A=$FOO bar\nB=\"$FOO\"\nC='x'$FOO'y'\n", &lookup),
+            p(&[("A", "f bar"), ("B", "f"), ("C", "xfy")])
+        );
     }
 
     #[test]
@@ -887,8 +1086,8 @@ mod tests {
             vars("PMSUBST0X0=a\nB=$PMSUBST0X0 'PMSUB'ST1X0\u{e000}0\u{e000}\nC=$B\n"),
             p(&[
                 ("PMSUBST0X0", "a"),
-                ("B", "a PMSUBST1X0\u{e000}0\u{e000}"),
-                ("C", "a PMSUBST1X0\u{e000}0\u{e000}"),
+                ("B", "a 'PMSUB'ST1X0\u{e000}0\u{e000}"),
+                ("C", "a 'PMSUB'ST1X0\u{e000}0\u{e000}"),
             ])
         );
     }
@@ -898,22 +1097,114 @@ mod tests {
         assert_eq!(vars(&format!("A=${{{UNSET} x}}.\n")), p(&[("A", ".")]));
     }
 
+    // Scopes: runtime variables and unset references.
+
+    fn parsed_in(text: &str, lookup: &dyn Fn(&str) -> Option<Value>) -> Parsed {
+        let scope = Scope {
+            runtime: &|name| name.starts_with("PM_"),
+            lookup,
+        };
+        match parse_in(text, "config/.env", &scope) {
+            Ok(parsed) => parsed,
+            Err(e) => panic!("{text:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn runtime_variables_stay_in_the_value_and_win() {
+        let lookup = |name: &str| (name == "PM_STORE_HOST").then(|| Value::literal("env-host"));
+        let parsed = parsed_in(
+            concat!(
+                "PM_STORE_PORT=9\n",
+                "REDIS_URL=redis://${PM_STORE_HOST}:$PM_STORE_PORT/0\n",
+                "CACHE=${REDIS_URL}?x\n",
+                "LITERAL='${PM_STORE_HOST}'\n",
+            ),
+            &lookup,
+        );
+        let mut url = Value::literal("redis://");
+        url.push_var("PM_STORE_HOST");
+        url.push_text(":");
+        url.push_var("PM_STORE_PORT");
+        url.push_text("/0");
+        let mut cache = url.clone();
+        cache.push_text("?x");
+        assert_eq!(
+            parsed.vars,
+            vec![
+                ("PM_STORE_PORT".to_string(), Value::literal("9")),
+                ("REDIS_URL".to_string(), url),
+                ("CACHE".to_string(), cache),
+                ("LITERAL".to_string(), Value::literal("${PM_STORE_HOST}")),
+            ]
+        );
+        assert_eq!(parsed.unset, []);
+    }
+
+    #[test]
+    fn earlier_files_may_hold_runtime_variables() {
+        let mut earlier = Value::literal("http://");
+        earlier.push_var("PM_WEB_HOST");
+        let lookup = move |name: &str| (name == "BASE").then(|| earlier.clone());
+        let parsed = parsed_in("URL=$BASE/x\n", &lookup);
+        assert_eq!(parsed.vars[0].1.vars().collect::<Vec<_>>(), ["PM_WEB_HOST"]);
+        assert_eq!(
+            parsed.vars[0].1.expand(|_| "h".into()),
+            "http://h/x".to_string()
+        );
+    }
+
+    #[test]
+    fn unset_references_are_named_with_their_line_and_expand_to_nothing() {
+        let parsed = parsed_in(
+            &format!(
+                "A=1\n# ${UNSET}\nPASS=abc$def\nURL=\"pg://${{{UNSET}}}/x\nmore $A\"\nQ='$def'\nE=\\$def\n"
+            ),
+            &|_| None,
+        );
+        assert_eq!(
+            parsed.vars,
+            vec![
+                ("A".to_string(), Value::literal("1")),
+                ("PASS".to_string(), Value::literal("abc")),
+                ("URL".to_string(), Value::literal("pg:///x\nmore 1")),
+                ("Q".to_string(), Value::literal("$def")),
+                ("E".to_string(), Value::literal("$def")),
+            ]
+        );
+        let shown: Vec<String> = parsed.unset.iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"config/.env:3: $def is not set; PASS gets "" in its place (write \$ or use single quotes for a literal $)"#.to_string(),
+                format!(
+                    r#"config/.env:4: ${{{UNSET}}} is not set; URL gets "" in its place (write \$ or use single quotes for a literal $)"#
+                ),
+            ]
+        );
+    }
+
     // Errors.
+
+    const NOT_SHOWN: &str =
+        "invalid line (expected KEY=VALUE; the line is not shown, it may hold a secret)";
 
     #[test]
     fn malformed_line() {
+        assert_eq!(err("A=1\nB=2\nFOO BAR\n"), format!(".env:3: {NOT_SHOWN}"));
+        assert_eq!(err("FOO\n"), format!(".env:1: {NOT_SHOWN}"));
+        assert_eq!(err("FOO BAR # c\n"), format!(".env:1: {NOT_SHOWN}"));
+        assert_eq!(err("sk_live_abc123\n"), format!(".env:1: {NOT_SHOWN}"));
+    }
+
+    #[test]
+    fn yaml_style_line_names_the_key_and_hides_the_value() {
+        let e = err("A=1\nSTRIPE_SECRET_KEY: sk_live_abc123\n");
         assert_eq!(
-            err("A=1\nB=2\nFOO BAR\n"),
-            r#".env:3: invalid line "FOO BAR" (expected KEY=VALUE)"#
+            e,
+            r#".env:2: invalid line "STRIPE_SECRET_KEY:"... (expected KEY=VALUE: write STRIPE_SECRET_KEY=...)"#
         );
-        assert_eq!(
-            err("FOO\n"),
-            r#".env:1: invalid line "FOO" (expected KEY=VALUE)"#
-        );
-        assert_eq!(
-            err("FOO BAR # c\n"),
-            r#".env:1: invalid line "FOO BAR # c" (expected KEY=VALUE)"#
-        );
+        assert!(!e.contains("sk_live"), "{e}");
     }
 
     #[test]
@@ -933,9 +1224,43 @@ mod tests {
     }
 
     #[test]
-    fn unquoted_blank_in_value() {
+    fn unquoted_values_read_as_foreman_and_compose_read_them() {
+        let lookup = |name: &str| (name == "X").then(|| "x".to_string());
         assert_eq!(
-            err("A=1\nKEY=my uncool value\n"),
+            vars_with(
+                concat!(
+                    "A=1\n",
+                    "NAME=Corner Tea Shop\n",
+                    "J={\"a\": 1}\n",
+                    "C=foo bar # a comment\n",
+                    "D=it's\n",
+                    "E=  spaced   out  \n",
+                    "export F=a$X b\\ c\t\td\n",
+                    "G=say \\\"hi\\\" \\$X\n",
+                    "H=a#b c\r\n",
+                    "I=x\n",
+                ),
+                &lookup
+            ),
+            p(&[
+                ("A", "1"),
+                ("NAME", "Corner Tea Shop"),
+                ("J", "{\"a\": 1}"),
+                ("C", "foo bar"),
+                ("D", "it's"),
+                ("E", "spaced   out"),
+                ("F", "ax b c\t\td"),
+                ("G", "say \"hi\" $X"),
+                ("H", "a#b c"),
+                ("I", "x"),
+            ])
+        );
+    }
+
+    #[test]
+    fn an_unquoted_value_that_stays_wrong_keeps_its_error() {
+        assert_eq!(
+            err("A=1\nKEY=my \\q value\n"),
             r#".env:2: invalid value for "KEY": quote a value that contains blanks"#
         );
     }
@@ -944,7 +1269,7 @@ mod tests {
     fn unsupported_escape() {
         assert_eq!(
             err("A=\"x\\q\"\n"),
-            r#".env:1: invalid value for "A": unsupported escape "\q" (supported: \\ \" \' \$ \n and a backslash before a blank)"#
+            r#".env:1: invalid value for "A": unsupported escape (supported: \\ \" \' \$ \n and a backslash before a blank)"#
         );
     }
 
@@ -955,10 +1280,7 @@ mod tests {
 
     #[test]
     fn bare_reference_before_closing_quote() {
-        assert_eq!(
-            err("A=1\nB=\"$A\"\n"),
-            r#".env:2: invalid value for "B": unterminated quote (write "${A}" instead of "$A" before a closing quote)"#
-        );
+        assert_eq!(vars("A=1\nB=\"$A\"\n"), p(&[("A", "1"), ("B", "1")]));
     }
 
     #[test]
@@ -979,28 +1301,22 @@ mod tests {
             err("A=\"abc"),
             r#".env:1: unterminated quote in the value of "A" (it runs to the end of the file)"#
         );
-        assert_eq!(
-            err("x\n'abc\n"),
-            r#".env:1: invalid line "x" (expected KEY=VALUE)"#
-        );
+        assert_eq!(err("x\n'abc\n"), format!(".env:1: {NOT_SHOWN}"));
         assert_eq!(
             err("A=1\n'abc\n"),
-            r#".env:2: unterminated quote in "'abc" (it runs to the end of the file)"#
+            r#".env:2: unterminated quote in a line that is not KEY=VALUE (it runs to the end of the file)"#
         );
     }
 
     #[test]
     fn line_is_found_after_multi_line_values() {
         let text = "A=\"1\n2\n3\"\nB='x\n\ny'\n# c\nC=\"FOO BAR\"\nFOO BAR\n";
-        assert_eq!(
-            err(text),
-            r#".env:9: invalid line "FOO BAR" (expected KEY=VALUE)"#
-        );
+        assert_eq!(err(text), format!(".env:9: {NOT_SHOWN}"));
     }
 
     #[test]
     fn same_text_earlier_does_not_confuse_the_line() {
-        let text = "A=\"x\nKEY=my uncool value\"\nKEY=my uncool value\n";
+        let text = "A=\"x\nKEY=my \\\\q value\"\nKEY=my \\q value\n";
         assert_eq!(
             err(text),
             r#".env:3: invalid value for "KEY": quote a value that contains blanks"#
@@ -1019,14 +1335,14 @@ mod tests {
     fn error_line_with_crlf_and_bom() {
         assert_eq!(
             err("\u{feff}A=1\r\nB=\"x\r\ny\"\r\nC D\r\n"),
-            r#".env:4: invalid line "C D" (expected KEY=VALUE)"#
+            format!(".env:4: {NOT_SHOWN}")
         );
     }
 
     #[test]
     fn error_after_references() {
         assert_eq!(
-            err("A=1\nB=${A}\nC='$A'\nD=x y\n"),
+            err("A=1\nB=${A}\nC='$A'\nD=x \\q\n"),
             r#".env:4: invalid value for "D": quote a value that contains blanks"#
         );
     }
@@ -1043,7 +1359,7 @@ mod tests {
     fn long_lines_are_cut() {
         let long = "x".repeat(100);
         assert_eq!(
-            err(&format!("{long}\n")),
+            err(&format!("{long} y=1\n")),
             format!(
                 r#".env:1: invalid line "{}"... (expected KEY=VALUE)"#,
                 "x".repeat(60)
@@ -1104,6 +1420,39 @@ mod tests {
         .prop_map(|lines| lines.join("\n"))
     }
 
+    fn has_bare_reference(text: &str) -> bool {
+        references(text)
+            .iter()
+            .any(|r| !text[r.span.clone()].starts_with("${"))
+    }
+
+    /// Brute force: the failing entry starts at the last line start above
+    /// which everything parses; an unquoted value on that line is quoted
+    /// once and the text tried again, as `parse_in` does.
+    fn expected_error_line(text: &str) -> Option<usize> {
+        let mut current = text.to_string();
+        let mut rewritten = HashSet::new();
+        loop {
+            let mut body = current.clone();
+            body.push('\n');
+            if parses(&body) {
+                return None;
+            }
+            let line = (0..body.len())
+                .filter(|&i| i == 0 || body.as_bytes()[i - 1] == b'\n')
+                .filter(|&i| parses(&body[..i]))
+                .map(|i| body[..i].matches('\n').count() + 1)
+                .max()?;
+            if !rewritten.insert(line) {
+                return Some(line);
+            }
+            match quote_unquoted(&current, line) {
+                Some(fixed) => current = fixed,
+                None => return Some(line),
+            }
+        }
+    }
+
     /// dotenvy alone, on the text as pm feeds it (BOM removed, final newline).
     fn dotenvy_alone(text: &str) -> Result<Vec<(String, String)>, ()> {
         let mut text = text.strip_prefix('\u{feff}').unwrap_or(text).to_string();
@@ -1123,18 +1472,13 @@ mod tests {
 
         #[test]
         fn errors_name_a_line_of_the_file(text in near_valid_text()) {
-            if let Err(e) = parse_with_lookup(&text, ".env", &none) {
+            if has_bare_reference(&text) {
+                return Ok(());
+            }
+            let result = parse_with_lookup(&text, ".env", &none);
+            prop_assert_eq!(result.as_ref().err().and_then(|e| e.line), expected_error_line(&text));
+            if let Err(e) = result {
                 prop_assert!(!e.message.contains('\n'));
-                // Brute force: the failing entry starts at the last line start
-                // above which everything parses.
-                let mut body = text.clone();
-                body.push('\n');
-                let expected = (0..body.len())
-                    .filter(|&i| i == 0 || body.as_bytes()[i - 1] == b'\n')
-                    .filter(|&i| parses(&body[..i]))
-                    .map(|i| body[..i].matches('\n').count() + 1)
-                    .max();
-                prop_assert_eq!(e.line, expected, "{}", e);
             }
         }
 
@@ -1147,8 +1491,15 @@ mod tests {
             prop_assume!(references(&text)
                 .iter()
                 .all(|r| std::env::var_os(&text[r.name.clone()]).is_none()));
+            // Where pm reads differently on purpose: sh's bare names, and
+            // unquoted blanks and quotes (texts dotenvy rejects).
+            if has_bare_reference(&text) {
+                return Ok(());
+            }
             let ours = parse_with_lookup(&text, ".env", &none).map_err(|_| ());
-            prop_assert_eq!(ours, dotenvy_alone(&text));
+            if let Ok(expected) = dotenvy_alone(&text) {
+                prop_assert_eq!(ours, Ok(expected));
+            }
         }
 
         /// `lookup` behaves like lines defining its names placed before the
@@ -1171,7 +1522,9 @@ mod tests {
             let before: String = known.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
             let oracle = dotenvy_alone(&format!("{before}{text}"))
                 .map(|vars| vars[known.len()..].to_vec());
-            prop_assert_eq!(ours, oracle);
+            if !has_bare_reference(&text) && let Ok(expected) = oracle {
+                prop_assert_eq!(ours, Ok(expected));
+            }
         }
 
         /// A malformed line placed after arbitrary valid entries (some over
@@ -1186,7 +1539,7 @@ mod tests {
                 ],
                 0..8,
             ),
-            bad in prop::sample::select(vec!["FOO BAR", "G=FOO BAR", "H=\"x\\q\""]),
+            bad in prop::sample::select(vec!["FOO BAR", "G=FOO \\q BAR", "H=\"x\\q\""]),
         ) {
             let mut text = entries.join("\n");
             if !text.is_empty() {

@@ -10,6 +10,7 @@ pub mod pm_toml;
 pub mod ports;
 pub mod procfile;
 pub mod secret;
+pub mod value;
 
 use std::fmt;
 
