@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use crate::config::ConfigError;
 use crate::config::pm_toml::{Check, ProcessSettings, Proxy, Settings};
 use crate::config::ports;
+use crate::config::value::Value;
 use crate::model::{Restart, RestartSettings};
 
 /// The name of the release-phase process type (Heroku's convention).
@@ -57,13 +58,45 @@ pub struct Plan {
     pub procfile: String,
     pub types: Vec<ProcessSpec>,
     /// Variables from the env files, in order; applied on top of pm's own
-    /// environment (later entries win).
-    pub env: Vec<(String, String)>,
+    /// environment (later entries win). Address variables in them are
+    /// expanded per runtime: see [`Plan::env`].
+    pub env: Vec<(String, Value)>,
+    /// Where each type is reached, by `Plan::types` index.
+    pub addresses: Vec<Address>,
     pub base_port: u16,
     pub port_step: u16,
     /// Shutdown grace (-t).
     pub timeout: Duration,
     pub instances: Vec<InstanceSpec>,
+}
+
+/// Where the other processes reach a process type (`PM_<TYPE>_HOST` and
+/// `PM_<TYPE>_PORT`) on this machine, under `pm start`, `pm run` and systemd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    /// `PM_STORE_HOST`, `PM_STORE_PORT`: the type's variable names.
+    pub host_var: String,
+    pub port_var: String,
+    pub host: String,
+    /// The proxy's port when the type is balanced, else instance 1's port.
+    pub port: u16,
+}
+
+/// Where an instance should bind, under `pm start`, `pm run` and systemd.
+pub const LISTEN_HOST_VAR: &str = "PM_LISTEN_HOST";
+pub const LOCAL_HOST: &str = "127.0.0.1";
+
+/// The address variable names of a type: `web-api` → `PM_WEB_API_HOST`,
+/// `PM_WEB_API_PORT`.
+pub fn address_vars(type_name: &str) -> (String, String) {
+    let name: String = type_name
+        .chars()
+        .map(|c| match c {
+            '-' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    (format!("PM_{name}_HOST"), format!("PM_{name}_PORT"))
 }
 
 /// The parts a Plan is built from, already parsed.
@@ -73,7 +106,7 @@ pub struct PlanInputs {
     pub procfile: String,
     pub types: Vec<(String, String)>,
     pub counts: Vec<u32>,
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(String, Value)>,
     pub base_port: u16,
     pub port_step: u16,
     pub timeout: Duration,
@@ -135,6 +168,41 @@ impl Plan {
                 }
             })
             .collect();
+        let mut addresses: Vec<Address> = Vec::with_capacity(types.len());
+        for spec in &types {
+            let (host_var, port_var) = address_vars(&spec.name);
+            if let Some(other) = addresses.iter().position(|a| a.host_var == host_var) {
+                return Err(ConfigError::new(
+                    inputs.procfile.clone(),
+                    None,
+                    format!(
+                        "process types \"{}\" and \"{}\" both give the address variables {host_var} and {port_var} (rename one)",
+                        types[other].name, spec.name
+                    ),
+                ));
+            }
+            let (host, port) = match &spec.proxy {
+                Some(proxy) => (reachable(&proxy.host), proxy.port),
+                None => {
+                    let first = format!("{}.1", spec.name);
+                    let port = ports::port_for(
+                        inputs.base_port,
+                        inputs.port_step,
+                        spec.position,
+                        1,
+                        &first,
+                    )
+                    .map_err(|e| ConfigError::new(inputs.procfile.clone(), None, e.to_string()))?;
+                    (LOCAL_HOST.to_string(), port)
+                }
+            };
+            addresses.push(Address {
+                host_var,
+                port_var,
+                host,
+                port,
+            });
+        }
         let mut instances = Vec::new();
         for (type_index, spec) in types.iter().enumerate() {
             for number in 1..=spec.count {
@@ -160,6 +228,7 @@ impl Plan {
             procfile: inputs.procfile,
             types,
             env: inputs.env,
+            addresses,
             base_port: inputs.base_port,
             port_step: inputs.port_step,
             timeout: inputs.timeout,
@@ -167,10 +236,58 @@ impl Plan {
         })
     }
 
+    /// The address variables of every type, and `PM_LISTEN_HOST`, with
+    /// their values on this machine.
+    pub fn address_env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::with_capacity(self.addresses.len() * 2 + 1);
+        for a in &self.addresses {
+            env.push((a.host_var.clone(), a.host.clone()));
+            env.push((a.port_var.clone(), a.port.to_string()));
+        }
+        env.push((LISTEN_HOST_VAR.to_string(), LOCAL_HOST.to_string()));
+        env
+    }
+
+    /// Whether `name` is an address variable of this Plan.
+    pub fn is_address_var(&self, name: &str) -> bool {
+        name == LISTEN_HOST_VAR
+            || self
+                .addresses
+                .iter()
+                .any(|a| a.host_var == name || a.port_var == name)
+    }
+
+    /// The env files' variables with address variables expanded for this
+    /// machine, followed by the address variables themselves, which win
+    /// over a variable of the same name from an env file.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.env_files_env();
+        env.extend(self.address_env());
+        env
+    }
+
+    /// The env files' variables alone, address variables expanded for this
+    /// machine.
+    pub fn env_files_env(&self) -> Vec<(String, String)> {
+        let addresses = self.address_env();
+        let lookup = |name: &str| {
+            addresses
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expand(lookup)))
+            .collect()
+    }
+
     /// The variables an instance gets on top of pm's environment: the env
-    /// files' values, then PORT, PS and DYNO, which always win.
+    /// files' values, the address variables, then PORT, PS and DYNO, which
+    /// always win.
     pub fn instance_env(&self, instance: &InstanceSpec) -> Vec<(String, String)> {
-        let mut env = self.env.clone();
+        let mut env = self.env();
         env.push(("PORT".into(), instance.port.to_string()));
         env.push(("PS".into(), instance.name.clone()));
         env.push(("DYNO".into(), instance.name.clone()));
@@ -179,5 +296,14 @@ impl Plan {
 
     pub fn type_named(&self, name: &str) -> Option<&ProcessSpec> {
         self.types.iter().find(|t| t.name == name)
+    }
+}
+
+/// The host to reach a listener bound to `host` on this machine: a
+/// wildcard bind is reached on the loopback address.
+fn reachable(host: &str) -> String {
+    match host {
+        "" | "0.0.0.0" | "::" | "[::]" => LOCAL_HOST.to_string(),
+        other => other.to_string(),
     }
 }

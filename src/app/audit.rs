@@ -103,7 +103,7 @@ fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[String]) -> Result<S
             .unwrap_or_default()
     };
     let env = plan
-        .env
+        .env_files_env()
         .iter()
         .map(|(name, value)| Var {
             name: name.clone(),

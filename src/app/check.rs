@@ -50,6 +50,15 @@ pub fn check(args: CheckArgs) -> Result<i32> {
             spec.name, spec.count, ports, spec.command
         ));
     }
+    // Where the other types reach each one: PM_<TYPE>_HOST:PM_<TYPE>_PORT.
+    text.push_str("addresses (PM_<TYPE>_HOST:PM_<TYPE>_PORT):\n");
+    for (spec, address) in plan.types.iter().zip(&plan.addresses) {
+        let via = if spec.proxy.is_some() { " (proxy)" } else { "" };
+        text.push_str(&format!(
+            "  {:<width$}  {}:{}{via}\n",
+            spec.name, address.host, address.port
+        ));
+    }
     print!("{text}");
     Ok(0)
 }

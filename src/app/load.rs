@@ -4,6 +4,7 @@
 //! parsing itself is done by the pure functions in `config`. Every problem
 //! found is collected, so `pm check` can report them all at once.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -12,9 +13,10 @@ use std::time::Duration;
 use crate::cli::{AppArgs, FormationArgs};
 use crate::config::formation::Formation;
 use crate::config::pm_toml::{self, Settings};
+use crate::config::value::Value;
 use crate::config::{ConfigError, envfile, ports, procfile};
 use crate::error::{Error, Result, io_message};
-use crate::plan::{Plan, PlanInputs, RELEASE};
+use crate::plan::{LISTEN_HOST_VAR, Plan, PlanInputs, RELEASE, address_vars};
 
 /// What a subcommand wants loaded besides the files.
 #[derive(Debug, Clone, Default)]
@@ -102,12 +104,16 @@ pub fn paths(app: &AppArgs) -> Result<Paths> {
 }
 
 /// Reads and parses the env files in order. Returns the variables (later
-/// entries win) and the files actually read.
+/// entries win) and the files actually read. `is_address` tells the address
+/// variables, which stay in the values for each runtime to expand. A
+/// reference to a name defined nowhere is a warning on stderr, naming the
+/// file, the line and the name, never a value.
 pub fn env_files(
     paths: &Paths,
+    is_address: &dyn Fn(&str) -> bool,
     errors: &mut Vec<ConfigError>,
-) -> (Vec<(String, String)>, Vec<String>) {
-    let mut merged: Vec<(String, String)> = Vec::new();
+) -> (Vec<(String, Value)>, Vec<String>) {
+    let mut merged: Vec<(String, Value)> = Vec::new();
     let mut read = Vec::new();
     for (path, shown, explicit) in &paths.env_files {
         let text = match fs::read_to_string(path) {
@@ -119,14 +125,23 @@ pub fn env_files(
             }
         };
         // `${VAR}` sees earlier lines of the same file, then earlier files,
-        // then pm's environment.
-        let lookup = |name: &str| -> Option<String> {
+        // then pm's environment; address variables win over all of them.
+        let lookup = |name: &str| -> Option<Value> {
             lookup(&merged, name)
-                .map(str::to_string)
-                .or_else(|| std::env::var(name).ok())
+                .cloned()
+                .or_else(|| std::env::var(name).ok().map(Value::literal))
         };
-        match envfile::parse_with_lookup(&text, shown, &lookup) {
-            Ok(vars) => merged.extend(vars),
+        let scope = envfile::Scope {
+            runtime: is_address,
+            lookup: &lookup,
+        };
+        match envfile::parse_in(&text, shown, &scope) {
+            Ok(parsed) => {
+                for unset in &parsed.unset {
+                    eprintln!("pm: warning: {unset}");
+                }
+                merged.extend(parsed.vars);
+            }
             Err(e) => errors.push(e),
         }
         read.push(shown.clone());
@@ -135,11 +150,8 @@ pub fn env_files(
 }
 
 /// The last value of `name` in an ordered variable list.
-pub fn lookup<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    vars.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
+pub fn lookup<'a, V>(vars: &'a [(String, V)], name: &str) -> Option<&'a V> {
+    vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// The base port: -p, else pm.toml's, else PORT from the env files, else
@@ -147,7 +159,7 @@ pub fn lookup<'a>(vars: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn base_port(
     app: &AppArgs,
     settings: &Settings,
-    env: &[(String, String)],
+    env: &[(String, Value)],
     errors: &mut Vec<ConfigError>,
 ) -> u16 {
     let (value, source) = if let Some(p) = &app.port {
@@ -155,6 +167,15 @@ fn base_port(
     } else if let Some(p) = settings.defaults.port {
         return p;
     } else if let Some(p) = lookup(env, "PORT") {
+        let Some(p) = p.as_literal() else {
+            // Addresses are computed from the ports: they cannot decide them.
+            errors.push(ConfigError::new(
+                "",
+                None,
+                "PORT in the env files uses an address variable (${PM_...}); the base port must be a number",
+            ));
+            return 5000;
+        };
         (p.to_string(), "PORT in the env files".to_string())
     } else if let Ok(p) = std::env::var("PORT") {
         (p, "$PORT".to_string())
@@ -200,7 +221,16 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
             None
         }
     };
-    let (env, env_read) = env_files(&paths, &mut errors);
+    let address_names: HashSet<String> = types
+        .iter()
+        .flatten()
+        .flat_map(|t| {
+            let (host, port) = address_vars(&t.name);
+            [host, port]
+        })
+        .chain([LISTEN_HOST_VAR.to_string()])
+        .collect();
+    let (env, env_read) = env_files(&paths, &|name| address_names.contains(name), &mut errors);
     let settings = match (&types, fs::read_to_string(&paths.settings)) {
         (Some(types), Ok(text)) => {
             let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();

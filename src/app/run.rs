@@ -41,7 +41,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         cmd
     };
     cmd.current_dir(&plan.root);
-    for (key, value) in &plan.env {
+    for (key, value) in plan.env() {
         cmd.env(key, value);
     }
     cmd.env("PORT", plan.base_port.to_string());

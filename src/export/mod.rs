@@ -208,7 +208,7 @@ fn is_plain_name(name: &str) -> bool {
 /// which is per instance.
 pub fn shared_env(plan: &Plan) -> Vec<(String, String)> {
     let mut merged: Vec<(String, String)> = Vec::new();
-    for (name, value) in &plan.env {
+    for (name, value) in &plan.env_files_env() {
         if name == "PORT" {
             continue;
         }

@@ -288,7 +288,7 @@ fn errors_are_one_line_and_distinct_from_drift() {
     app.file("bad.env", "A=1\nnot a line\n");
     audit(&app, &["--against", "bad.env"]).assert_error(
         1,
-        "pm: bad.env:2: invalid line \"not a line\" (expected KEY=VALUE)\n",
+        "pm: bad.env:2: invalid line (expected KEY=VALUE; the line is not shown, it may hold a secret)\n",
     );
     app.file("prod/compose.yaml", "services: [\n");
     let out = audit(&app, &["--against", "prod", "--json"]);

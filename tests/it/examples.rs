@@ -49,7 +49,10 @@ fn hello_checks() {
          Procfile: 2 process types\n\
          env files: .env (1 variable)\n\
          \x20 web     x2  ports 5000-5001  exec python3 -u -m http.server \"$PORT\" --bind 127.0.0.1\n\
-         \x20 worker  x2  ports 5100-5101  i=0; while true; do i=$((i+1)); echo \"$GREETING from $PS: job $i done\"; sleep 2; done\n"
+         \x20 worker  x2  ports 5100-5101  i=0; while true; do i=$((i+1)); echo \"$GREETING from $PS: job $i done\"; sleep 2; done\n\
+         addresses (PM_<TYPE>_HOST:PM_<TYPE>_PORT):\n\
+         \x20 web     127.0.0.1:5000\n\
+         \x20 worker  127.0.0.1:5100\n"
     );
 }
 
@@ -66,7 +69,13 @@ fn shop_checks_with_its_default_formation() {
          \x20 release  x1  port 5100        exec python3 -u app/release.py\n\
          \x20 web      x2  ports 5200-5201  exec python3 -u app/web.py\n\
          \x20 worker   x2  ports 5300-5301  exec python3 -u app/worker.py\n\
-         \x20 clock    x1  port 5400        exec python3 -u app/clock.py\n"
+         \x20 clock    x1  port 5400        exec python3 -u app/clock.py\n\
+         addresses (PM_<TYPE>_HOST:PM_<TYPE>_PORT):\n\
+         \x20 store    127.0.0.1:5000\n\
+         \x20 release  127.0.0.1:5100\n\
+         \x20 web      127.0.0.1:8080 (proxy)\n\
+         \x20 worker   127.0.0.1:5300\n\
+         \x20 clock    127.0.0.1:5400\n"
     );
 }
 

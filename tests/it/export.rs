@@ -1045,7 +1045,7 @@ fn errors_are_one_line() {
     let clash = App::with_procfile("web_1: a\nweb-1: b\n");
     export(&clash, &["kubernetes", "out", "--app", "x", "--image", "i"]).assert_error(
         1,
-        "pm: process types \"web_1\" and \"web-1\" both become \"x-web-1\" in Kubernetes\n",
+        "pm: Procfile: process types \"web_1\" and \"web-1\" both give the address variables PM_WEB_1_HOST and PM_WEB_1_PORT (rename one)\n",
     );
     assert!(!app.path().join("out").exists());
 }

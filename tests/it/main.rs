@@ -7,6 +7,7 @@ mod harness;
 mod audit;
 mod balance;
 mod control;
+mod envfiles;
 mod errors;
 mod examples;
 mod export;
