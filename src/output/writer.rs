@@ -322,6 +322,21 @@ mod tests {
         Box::new(|| {})
     }
 
+    /// Joins the writer thread, from a thread of its own so the runtime
+    /// goes on; a writer that never ends fails the test instead of hanging
+    /// it.
+    async fn finish(writer: Writer) {
+        let (done, ended) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            writer.finish();
+            let _ = done.send(());
+        });
+        tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect("the writer thread did not end within 10 s")
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn many_senders_in_order_lose_nothing() {
         let sink = Shared::default();
@@ -346,9 +361,7 @@ mod tests {
         local.await;
         tx.send_now(b"system done\n".to_vec());
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
 
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
@@ -379,9 +392,7 @@ mod tests {
         }
         tx.send_now(b"system | web.1 exited\n".to_vec());
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
         let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(
             out.ends_with("web.1 | 99\nsystem | web.1 exited\n"),
@@ -427,9 +438,7 @@ mod tests {
             .await
             .expect("senders blocked on a broken pipe");
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(
             writes.load(Ordering::SeqCst),
@@ -488,9 +497,7 @@ mod tests {
             .await
             .expect("send still blocked after the sink resumed");
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
         assert_eq!(written.load(Ordering::SeqCst), BUDGET + CHUNK);
     }
 
@@ -501,9 +508,7 @@ mod tests {
         tx.send(vec![b'z'; 10_000]).await;
         tx.send(b"\n".to_vec()).await;
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
         assert_eq!(sink.0.lock().unwrap().len(), 10_001);
     }
 
@@ -529,9 +534,7 @@ mod tests {
             .await
             .expect("senders blocked on a dead writer");
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
     }
 
     #[tokio::test]
@@ -544,11 +547,16 @@ mod tests {
         let capacity = buf.capacity();
         tx.send(buf).await;
         // The buffer comes back once written.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let reused = loop {
             let buf = tx.buffer();
             if buf.capacity() > 0 {
                 break buf;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the written buffer never came back to the pool"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         assert!(reused.is_empty());
@@ -568,9 +576,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(tx);
-        tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .unwrap();
+        finish(writer).await;
         assert_eq!(sink.0.lock().unwrap().len(), 600);
     }
 
@@ -593,8 +599,16 @@ mod tests {
             }
         });
         drop(tx);
-        writer.finish();
-        let all = reading.join().unwrap();
+        // The reader ends when the writer has closed the pipe.
+        let (done, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            writer.finish();
+            let _ = done.send(reading.join());
+        });
+        let all = ended
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer did not end and close the pipe within 10 s")
+            .unwrap();
         let text = String::from_utf8(all).unwrap();
         assert_eq!(text.lines().count(), 10_000);
         assert!(text.ends_with("line 9999\n"));
