@@ -754,7 +754,7 @@ fn broken_pipe_is_quiet() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
+    let out = wait_with_deadline(child, "pm audit", SECS(30));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }

@@ -1,8 +1,7 @@
 //! Health checks, dependencies and the load balancer (SPEC §4), with real
 //! HTTP servers behind a real proxy and a client that counts failures.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
@@ -38,32 +37,13 @@ with S(("127.0.0.1", int(os.environ["PORT"])), H) as srv:
 
 /// A base port with `count` free ports after it, and one more free port for
 /// the proxy.
-fn free_ports(count: u16) -> (u16, u16) {
-    loop {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > 60000 {
-            continue;
-        }
-        let held: Vec<_> = (base..base + count)
-            .map(|p| TcpListener::bind(("127.0.0.1", p)))
-            .collect();
-        if held.iter().all(|l| l.is_ok()) {
-            let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
-            return (base, proxy.local_addr().unwrap().port());
-        }
-    }
+fn free_block(count: u16) -> (u16, u16) {
+    free_ports(&(0..count).collect::<Vec<_>>())
 }
 
 /// One request through `port`: the body, or why it failed.
 fn get(port: u16) -> Result<String, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(SECS(20))).unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).map_err(|e| e.to_string())?;
+    let answer = http_exchange(port, "GET / HTTP/1.0\r\n\r\n")?;
     match answer.split_once("\r\n\r\n") {
         Some((head, body)) if head.starts_with("HTTP/1.0 200") => Ok(body.to_string()),
         _ => Err(format!("bad answer {answer:?}")),
@@ -125,6 +105,14 @@ impl Hammer {
     }
 }
 
+impl Drop for Hammer {
+    /// A test that fails before `finish` does not leave the client running
+    /// under the tests that follow.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 fn balanced_app(proxy: u16, extra: &str) -> App {
     let app = App::with_procfile("web: exec python3 -u server.py\n");
     app.file("server.py", SERVER);
@@ -144,7 +132,7 @@ fn ps_json(app: &App) -> Vec<serde_json::Value> {
 
 #[test]
 fn rolling_restart_through_the_proxy_fails_no_request() {
-    let (base, proxy) = free_ports(3);
+    let (base, proxy) = free_block(3);
     let app = balanced_app(proxy, "");
     let port = base.to_string();
     let mut pm = app.start(&["start", "--no-timestamp", "-p", &port, "web=3"]);
@@ -161,7 +149,12 @@ fn rolling_restart_through_the_proxy_fails_no_request() {
     let before: Vec<i64> = list.iter().map(|i| i["pid"].as_i64().unwrap()).collect();
 
     let hammer = Hammer::start(proxy);
-    assert!(eventually(SECS(10), || hammer.ok() >= 10));
+    wait_until(
+        SECS(10),
+        "10 answers through the proxy",
+        || hammer.ok(),
+        |&n| n >= 10,
+    );
     assert_eq!(
         app.run(&["restart", "web"]).assert_ok(),
         "restarting web.1, web.2, web.3 (balanced instances one at a time, each once the one before is ready)\n"
@@ -176,7 +169,12 @@ fn rolling_restart_through_the_proxy_fails_no_request() {
         pm.wait_for_line(&format!("web.{n} is ready"), SECS(20));
     }
     let during = hammer.ok();
-    assert!(eventually(SECS(10), || hammer.ok() >= during + 10));
+    wait_until(
+        SECS(10),
+        "10 more answers after the restart",
+        || hammer.ok(),
+        |&n| n >= during + 10,
+    );
     let failed = hammer.failed();
     let seen = hammer.finish();
     assert_eq!(
@@ -197,13 +195,12 @@ fn rolling_restart_through_the_proxy_fails_no_request() {
         before.iter().all(|pid| !after.contains(pid)),
         "{before:?} {after:?}"
     );
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(15)).code(), Some(0));
+    pm.stop_ok(SECS(15));
 }
 
 #[test]
 fn the_proxy_follows_scaling_crashes_and_readiness() {
-    let (base, proxy) = free_ports(3);
+    let (base, proxy) = free_block(3);
     let app = balanced_app(proxy, "");
     let port = base.to_string();
     let mut pm = app.start(&["start", "--no-timestamp", "-p", &port, "web=2"]);
@@ -238,20 +235,24 @@ fn the_proxy_follows_scaling_crashes_and_readiness() {
     pm.wait_for_line("web.1 killed by SIGKILL, restarting in 0.5s", SECS(10));
     let at_crash = hammer.ok();
     pm.wait_for_line("web.1 is ready", SECS(20));
-    assert!(eventually(SECS(10), || hammer.ok() >= at_crash + 10));
+    wait_until(
+        SECS(10),
+        "10 more answers after the crash",
+        || hammer.ok(),
+        |&n| n >= at_crash + 10,
+    );
     let failed = hammer.failed();
     let seen = hammer.finish();
     assert_eq!(graceful_failures, 0, "{seen:?}");
     // Even the request in flight at the SIGKILL is replayed to the new web.1.
     assert_eq!(failed, 0, "failed requests: {seen:?}");
     assert!(seen.contains(&"web.3".to_string()), "{seen:?}");
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(15)).code(), Some(0));
+    pm.stop_ok(SECS(15));
 }
 
 #[test]
 fn dependencies_start_first_and_stop_last() {
-    let (base, _) = free_ports(1);
+    let (base, _) = free_block(1);
     let app = App::with_procfile(&format!(
         "worker: trap 'echo worker got TERM; sleep 0.3; echo worker done; exit 0' TERM; python3 -u -c 'import socket; socket.create_connection((\"127.0.0.1\", {base})); print(\"connected to db\")'; while :; do sleep 0.05; done\n\
          db: sleep 1; echo db listening; exec python3 -u server.py\n"
@@ -269,8 +270,7 @@ fn dependencies_start_first_and_stop_last() {
     pm.wait_for_line("worker.1 started", SECS(10));
     pm.wait_for_line("connected to db", SECS(10));
     assert!(pm.lines_with("worker.1 started").len() == 1);
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(15)).code(), Some(0));
+    pm.stop_ok(SECS(15));
     let order: Vec<&str> = pm
         .seen
         .iter()
@@ -312,8 +312,7 @@ fn liveness_failures_restart_the_instance() {
     pm.wait_for_line("web.1 started", SECS(10));
     let list = ps_json(&app);
     assert_eq!(list[0]["restarts"], 1, "{list:?}");
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(15)).code(), Some(0));
+    pm.stop_ok(SECS(15));
 }
 
 #[test]
@@ -346,14 +345,9 @@ fn a_proxy_port_in_use_fails_before_anything_starts() {
     let port = taken.local_addr().unwrap().port();
     let app = App::with_procfile("web: echo started >> ran; exec sleep 100\n");
     app.file("pm.toml", &format!("[process.web]\nproxy = {port}\n"));
-    let out = app.run(&["start"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.starts_with(&format!(
-            "pm: cannot listen on 127.0.0.1:{port} for the proxy of \"web\": "
-        )),
-        "{}",
-        out.stderr
+    app.run(&["start"]).assert_error_starts(
+        1,
+        &format!("pm: cannot listen on 127.0.0.1:{port} for the proxy of \"web\": "),
     );
     assert!(!app.path().join("ran").exists());
     drop(taken);
@@ -361,7 +355,7 @@ fn a_proxy_port_in_use_fails_before_anything_starts() {
 
 #[test]
 fn ready_transitions_are_system_lines_and_show_in_ps() {
-    let (base, _) = free_ports(1);
+    let (base, _) = free_block(1);
     let app = App::with_procfile("web: exec python3 -u server.py\n");
     app.file("server.py", SERVER);
     app.file(
@@ -380,8 +374,7 @@ fn ready_transitions_are_system_lines_and_show_in_ps() {
     std::fs::remove_file(app.path().join("sick-web.1")).unwrap();
     pm.wait_for_line("web.1 is ready", SECS(10));
     assert_eq!(ps_json(&app)[0]["state"], "ready");
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(15)).code(), Some(0));
+    pm.stop_ok(SECS(15));
 }
 
 #[test]
@@ -408,8 +401,7 @@ fn scaling_follows_dependencies() {
     app.run(&["scale", "web=0", "db=0"]).assert_ok();
     pm.wait_until_seen("web.1 killed by SIGTERM", SECS(10));
     pm.wait_until_seen("db.1 killed by SIGTERM", SECS(10));
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -429,8 +421,7 @@ fn control_waits_for_the_release_phase() {
             "pm: the release phase is running: nothing else can change until it has completed\n"
         );
     }
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -448,6 +439,5 @@ fn scaling_back_up_while_an_instance_is_still_stopping_brings_it_back() {
     let list: Vec<serde_json::Value> = serde_json::from_str(out.assert_ok()).unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list[1]["pid"].as_i64().is_some(), "{list:?}");
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }

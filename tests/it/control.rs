@@ -52,8 +52,7 @@ fn ps_shows_every_instance() {
         text.contains("web.2 ") && text.contains("running"),
         "{text}"
     );
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
     assert!(!app.path().join(".pm.sock").exists(), "socket left behind");
 }
 
@@ -72,8 +71,7 @@ fn restart_one_instance_leaves_the_others() {
     assert_eq!(find(&after, "web.1")["pid"], pid1);
     assert_ne!(find(&after, "web.2")["pid"], pid2);
     assert!(!alive(pid2.as_i64().unwrap() as i32));
-    pm.signal(Signal::SIGTERM);
-    pm.wait_for_exit(SECS(10));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -89,8 +87,7 @@ fn stop_keeps_it_stopped_until_restart() {
     app.run(&["restart", "web.1"]).assert_ok();
     pm.wait_for_line("web.1 started with pid", SECS(10));
     assert_eq!(find(&ps_json(&app), "web.1")["state"], "running");
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -112,13 +109,14 @@ fn scale_up_and_down_with_the_right_ports() {
     assert_eq!(list.len(), 1, "{list:?}");
     // Scaling back up revives the same instance on the same port.
     app.run(&["scale", "web=2"]).assert_ok();
-    assert!(eventually(
+    wait_until(
         SECS(10),
-        || find(&ps_json(&app), "web.2")["state"] == "running"
-    ));
+        "web.2 running again",
+        || ps_json(&app),
+        |list| find(list, "web.2")["state"] == "running",
+    );
     assert_eq!(find(&ps_json(&app), "web.2")["port"], 5001);
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -138,8 +136,7 @@ fn bad_targets_and_formations_are_errors_and_pm_keeps_running() {
     let out = app.run(&["scale", "web=x"]);
     assert_eq!(out.code(), Some(1));
     assert_eq!(ps_json(&app).len(), 1);
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 fn raw(app: &App, bytes: &[u8]) -> String {
@@ -183,6 +180,7 @@ fn garbage_half_and_oversized_requests_get_errors() {
             let path = app.path().join(".pm.sock");
             std::thread::spawn(move || {
                 let mut s = UnixStream::connect(path).expect("connect");
+                s.set_read_timeout(Some(SECS(15))).unwrap();
                 s.write_all(b"{\"version\":1,\"command\":\"ps\"}\n")
                     .unwrap();
                 let mut r = String::new();
@@ -196,8 +194,7 @@ fn garbage_half_and_oversized_requests_get_errors() {
     }
     assert_eq!(ps_json(&app).len(), 1);
     drop(silent);
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -208,13 +205,8 @@ fn socket_is_private_single_and_replaced_when_stale() {
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     // A second pm in the same place refuses to start, naming the socket.
-    let out = app.run(&["start"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains(".pm.sock: pm is already running here"),
-        "{}",
-        out.stderr
-    );
+    app.run(&["start"])
+        .assert_error_contains(1, ".pm.sock: pm is already running here");
     // Killed without a chance to clean up: the socket file stays...
     pm.signal(Signal::SIGKILL);
     pm.wait_for_exit(SECS(5));
@@ -222,21 +214,15 @@ fn socket_is_private_single_and_replaced_when_stale() {
     // ...and the next pm detects it is stale and takes its place.
     let mut pm = started(&app, &["start", "--no-timestamp"], 1);
     assert_eq!(ps_json(&app).len(), 1);
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
     assert!(!sock.exists());
 }
 
 #[test]
 fn no_pm_running_is_a_clear_error() {
     let app = App::with_procfile("web: x\n");
-    let out = app.run(&["ps"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains(".pm.sock: no pm is running here"),
-        "{}",
-        out.stderr
-    );
+    app.run(&["ps"])
+        .assert_error_contains(1, ".pm.sock: no pm is running here");
 }
 
 #[test]
@@ -249,9 +235,8 @@ fn socket_flag_and_env() {
     app.run(&["ps", "--socket", &sock_s]).assert_ok();
     let mut cmd = app.cmd(&["ps"]);
     cmd.env("PM_SOCKET", &sock_s);
-    assert!(cmd.output().unwrap().status.success());
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    Finished::from(run_with_deadline(&mut cmd, SECS(30))).assert_ok();
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -263,16 +248,15 @@ fn scaling_repeatedly_while_writing_loses_nothing_and_leaves_no_orphan() {
     let mut pm = started(&app, &["start", "--no-timestamp", "web=1"], 1);
     for _ in 0..3 {
         app.run(&["scale", "web=4"]).assert_ok();
-        assert!(eventually(SECS(10), || ps_json(&app).len() == 4));
+        wait_until(SECS(10), "4 instances", || ps_json(&app), |l| l.len() == 4);
         // Every new run has printed its pid before it is scaled away.
         for _ in 0..3 {
             pm.wait_for_line("| pid=", SECS(10));
         }
         app.run(&["scale", "web=1"]).assert_ok();
-        assert!(eventually(SECS(10), || ps_json(&app).len() == 1));
+        wait_until(SECS(10), "1 instance", || ps_json(&app), |l| l.len() == 1);
     }
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
     for pid in numbers_after(&pm.seen, "pid=") {
         assert!(!alive(pid), "{pid} outlived pm");
     }

@@ -20,12 +20,7 @@ fn missing_procfile_named_with_f() {
 fn malformed_line_starts_nothing() {
     let app = App::with_procfile("web: touch started\nthis is not a process\n");
     let out = app.run(&["start"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.starts_with("pm: Procfile:2: "),
-        "stderr: {}",
-        out.stderr
-    );
+    out.assert_error_starts(1, "pm: Procfile:2: ");
     assert_eq!(out.stderr.lines().count(), 1, "stderr: {}", out.stderr);
     assert!(
         !app.path().join("started").exists(),
@@ -60,8 +55,7 @@ fn every_procfile_error_at_once() {
 fn unknown_process_in_formation() {
     let app = App::with_procfile("web: touch started\nworker: touch started\n");
     let out = app.run(&["start", "wbe=2"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(out.stderr.contains("\"wbe\""), "stderr: {}", out.stderr);
+    out.assert_error_contains(1, "\"wbe\"");
     assert_eq!(out.stderr.lines().count(), 1, "stderr: {}", out.stderr);
     assert!(!app.path().join("started").exists());
 }
@@ -102,12 +96,7 @@ fn malformed_env_line() {
     let app = App::with_procfile("web: touch started\n");
     app.file(".env", "A=1\nB=2\nnot a line\n");
     let out = app.run(&["start"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.starts_with("pm: .env:3: "),
-        "stderr: {}",
-        out.stderr
-    );
+    out.assert_error_starts(1, "pm: .env:3: ");
     assert_eq!(out.stderr.lines().count(), 1, "stderr: {}", out.stderr);
     assert!(!app.path().join("started").exists());
 }
@@ -115,9 +104,8 @@ fn malformed_env_line() {
 #[test]
 fn port_above_65535() {
     let app = App::with_procfile("web: a\nworker: b\n");
-    let out = app.run(&["start", "-p", "65500"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(out.stderr.contains("65600"), "stderr: {}", out.stderr);
+    app.run(&["start", "-p", "65500"])
+        .assert_error_contains(1, "65600");
 }
 
 #[test]
@@ -130,11 +118,5 @@ fn usage_error_is_2() {
 #[test]
 fn empty_procfile() {
     let app = App::with_procfile("# nothing here\n\n");
-    let out = app.run(&["start"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.starts_with("pm: Procfile: "),
-        "stderr: {}",
-        out.stderr
-    );
+    app.run(&["start"]).assert_error_starts(1, "pm: Procfile: ");
 }

@@ -2,11 +2,7 @@
 //! and the shop (examples/shop) live, from its store to a processed order.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-
-use nix::sys::signal::Signal;
 
 use crate::harness::*;
 
@@ -130,40 +126,14 @@ fn shop_env_files_define_the_same_variables() {
     );
 }
 
-/// A base port P where the store (P) and web.1 (P+200) can listen.
-fn free_base_port() -> u16 {
-    for _ in 0..50 {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base > 65535 - 500 {
-            continue;
-        }
-        let ok = [0u16, 200, 201]
-            .iter()
-            .all(|d| TcpListener::bind(("127.0.0.1", base + d)).is_ok());
-        if ok {
-            return base;
-        }
-    }
-    panic!("no free base port found");
-}
-
 /// One HTTP/1.0 request on 127.0.0.1:PORT: (status, head, body).
 fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(SECS(10)))
-        .expect("read timeout");
-    write!(
-        stream,
+    let request = format!(
         "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    );
+    let response = http_exchange(port, &request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head.to_string(), body.to_string())
@@ -172,7 +142,9 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String, String
 #[test]
 fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
     let app = example("shop");
-    let base = free_base_port();
+    // The store (P) and web.1 and web.2 (P+200, P+201) can listen; the
+    // balancer moves to the other free port.
+    let (base, proxy) = free_ports(&[0, 200, 201]);
     let (web1, web2) = (base + 200, base + 201);
     // The store moves with the base port, so REDIS_URL must too; STORE
     // forces the stand-in, so the test does not depend on redis-server.
@@ -182,8 +154,6 @@ fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
             "REDIS_URL=redis://127.0.0.1:{base}/0\nSTORE=standin\nCLOCK_INTERVAL=1\nWORK_SECONDS=0\n"
         ),
     );
-    // The balancer moves to a free port too.
-    let proxy = free_base_port();
     let settings = fs::read_to_string(app.path().join("pm.toml")).unwrap();
     assert!(settings.contains("\nproxy = 8080\n"));
     app.file(
@@ -320,9 +290,7 @@ fn shop_runs_an_order_from_web_through_the_store_to_a_worker() {
         7,
         "store, release, web x2, worker x2, clock: {pids:?}"
     );
-    pm.signal(Signal::SIGTERM);
-    let status = pm.wait_for_exit(SECS(15));
-    assert_eq!(status.code(), Some(0), "{:#?}", pm.seen);
+    pm.stop_ok(SECS(15));
     // Every process stopped cleanly on SIGTERM: exit code 0 each.
     let exits = pm.lines_with(" exited ");
     assert_eq!(exits.len(), 6, "{exits:#?}");

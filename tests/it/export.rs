@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{App, Finished};
+use crate::harness::{App, Finished, SECS, run_with_deadline, try_run_with_deadline};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ci/validate-exports.py");
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/compose-spec.json");
@@ -28,9 +28,7 @@ fn required(validator: &str) -> bool {
 }
 
 fn runs(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
+    try_run_with_deadline(Command::new(program).args(args), SECS(60))
         .is_ok_and(|o| o.status.success())
 }
 
@@ -67,11 +65,10 @@ fn verify_systemd(dir: &Path, app: &str) {
             .filter(|n| n.ends_with(".service"))
             .map(|n| dir.join(n)),
     );
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .args(&units)
-        .output()
-        .unwrap();
+    let out = run_with_deadline(
+        Command::new("systemd-analyze").arg("verify").args(&units),
+        SECS(120),
+    );
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -91,7 +88,7 @@ fn validate_yaml(format: &str, dir: &Path) -> Option<Value> {
     if format == "compose" {
         cmd.arg(SCHEMA);
     }
-    let out = cmd.output().unwrap();
+    let out = run_with_deadline(&mut cmd, SECS(120));
     assert!(
         out.status.success(),
         "{format} validation failed: {}",

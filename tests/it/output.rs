@@ -111,16 +111,10 @@ fn last_line_without_newline_is_printed() {
         "{:?}",
         pm.seen
     );
-    let exit = pm
-        .seen
-        .iter()
-        .position(|l| l.contains("web.1 exited"))
-        .expect("exit line");
-    let last = pm
-        .seen
-        .iter()
-        .position(|l| l.ends_with("no newline at the end"))
-        .expect("line");
+    let exit = pm.index_of("web.1 exited");
+    let last = pm.index_where("ending the unterminated line", |l| {
+        l.ends_with("no newline at the end")
+    });
     assert!(
         last < exit,
         "the exit was reported before the output: {:?}",
@@ -163,7 +157,7 @@ fn bytes_that_are_not_utf8_pass_through() {
         out.stdout
     );
     let mut cmd = app.cmd(&["start", "--no-timestamp"]);
-    let raw = cmd.output().expect("run pm");
+    let raw = run_with_deadline(&mut cmd, SECS(30));
     let needle = b"web.1  | caf\xe9 ok\n";
     assert!(raw.stdout.windows(needle.len()).any(|w| w == needle));
 }
@@ -205,16 +199,25 @@ fn base_port_order_flag_then_env_file_then_environment() {
     let app = App::with_procfile("web: echo \"port=$PORT\"\n");
     let mut cmd = app.cmd(&["start", "--no-timestamp"]);
     cmd.env("PORT", "7000");
-    assert!(String::from_utf8_lossy(&cmd.output().expect("pm").stdout).contains("port=7000"));
+    assert!(
+        String::from_utf8_lossy(&run_with_deadline(&mut cmd, SECS(30)).stdout)
+            .contains("port=7000")
+    );
 
     app.file(".env", "PORT=6000\n");
     let mut cmd = app.cmd(&["start", "--no-timestamp"]);
     cmd.env("PORT", "7000");
-    assert!(String::from_utf8_lossy(&cmd.output().expect("pm").stdout).contains("port=6000"));
+    assert!(
+        String::from_utf8_lossy(&run_with_deadline(&mut cmd, SECS(30)).stdout)
+            .contains("port=6000")
+    );
 
     let mut cmd = app.cmd(&["start", "--no-timestamp", "-p", "9000"]);
     cmd.env("PORT", "7000");
-    assert!(String::from_utf8_lossy(&cmd.output().expect("pm").stdout).contains("port=9000"));
+    assert!(
+        String::from_utf8_lossy(&run_with_deadline(&mut cmd, SECS(30)).stdout)
+            .contains("port=9000")
+    );
 
     let out = app.run(&[
         "start",
@@ -235,7 +238,7 @@ fn env_files_precedence() {
     app.file("two.env", "B=two\nC=two\nFROM_PM=file\n");
     let mut cmd = app.cmd(&["start", "--no-timestamp", "-e", "one.env,two.env"]);
     cmd.env("FROM_PM", "inherited").env("A", "inherited");
-    let out = cmd.output().expect("pm");
+    let out = run_with_deadline(&mut cmd, SECS(30));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("web.1  | a=one b=two c=two home=file"),
@@ -274,7 +277,7 @@ fn commands_run_in_the_root_directory() {
     std::fs::create_dir(app.path().join("sub")).expect("mkdir");
     let mut cmd = app.cmd(&["start", "--no-timestamp", "-f", "../Procfile"]);
     cmd.current_dir(app.path().join("sub"));
-    let out = cmd.output().expect("pm");
+    let out = run_with_deadline(&mut cmd, SECS(30));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let root = app.path().canonicalize().expect("canonical");
     assert!(
@@ -293,7 +296,7 @@ fn expansion_sees_earlier_lines_then_earlier_files_then_the_environment() {
     );
     let mut cmd = app.cmd(&["start", "--no-timestamp", "-e", "base.env", "-e", "app.env"]);
     cmd.env("OWN", "from-shell").env("SHELL_ONLY", "shell");
-    let out = cmd.output().expect("pm");
+    let out = run_with_deadline(&mut cmd, SECS(30));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("web.1  | url=postgres://db.local:5432/mine own=mine env=shell"),

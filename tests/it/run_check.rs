@@ -68,11 +68,6 @@ fn check_reports_env_and_procfile_errors_together() {
     let app = App::with_procfile("web: a\nweb: b\n");
     app.file(".env", "GOOD=1\nbad line here\n");
     let out = app.run(&["check"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.contains("pm: Procfile:2: duplicate"),
-        "{}",
-        out.stderr
-    );
+    out.assert_error_contains(1, "pm: Procfile:2: duplicate");
     assert!(out.stderr.contains("pm: .env:2: "), "{}", out.stderr);
 }

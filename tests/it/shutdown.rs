@@ -36,11 +36,7 @@ fn sigterm_stops_everything_with_exit_0() {
     for pid in pids {
         assert!(!alive(pid), "{pid} outlived pm");
     }
-    assert!(
-        pm.seen.iter().any(|l| l.contains("SIGTERM received")),
-        "{:?}",
-        pm.seen
-    );
+    pm.assert_saw("SIGTERM received");
 }
 
 #[test]
@@ -84,11 +80,7 @@ fn a_child_that_traps_term_is_killed_after_the_timeout() {
     assert_eq!(status.code(), Some(0));
     assert!(!alive(child));
     assert!(took >= SECS(1), "killed before the grace ended: {took:?}");
-    assert!(
-        pm.seen.iter().any(|l| l.contains("SIGKILL")),
-        "no SIGKILL reported: {:?}",
-        pm.seen
-    );
+    pm.assert_saw("SIGKILL");
 }
 
 #[test]
@@ -183,8 +175,7 @@ fn orphans_are_reaped_not_left_as_zombies() {
         "zombies left under pm: {:?}",
         zombie_children(pid)
     );
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
 }
 
 #[test]
@@ -192,11 +183,7 @@ fn all_done_exits_0() {
     let app = App::with_procfile("a: echo a\nb: echo b\n");
     let mut pm = app.start(&["start", "--no-timestamp"]);
     assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
-    assert!(
-        pm.seen.iter().any(|l| l.contains("all processes finished")),
-        "{:?}",
-        pm.seen
-    );
+    pm.assert_saw("all processes finished");
 }
 
 #[test]
@@ -207,8 +194,7 @@ fn an_exited_instance_leaves_its_background_job_until_shutdown_then_it_goes() {
     pm.wait_for_line("starter.1 exited with code 0", SECS(10));
     let grandchild = numbers_after(&pm.seen, "grandchild=")[0];
     assert!(alive(grandchild));
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
     assert!(
         !alive(grandchild),
         "the background job of an exited instance survived"

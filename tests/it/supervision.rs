@@ -14,12 +14,7 @@ fn release_runs_first_and_alone() {
     );
     let mut pm = app.start(&["start", "--no-timestamp", "web"]);
     assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0), "{:?}", pm.seen);
-    let at = |pattern: &str| {
-        pm.seen
-            .iter()
-            .position(|l| l.contains(pattern))
-            .unwrap_or_else(|| panic!("no {pattern:?} in {:?}", pm.seen))
-    };
+    let at = |pattern: &str| pm.index_of(pattern);
     assert!(at("release.1 | migrated") < at("web.1 started"));
     assert!(at("release.1 completed") < at("web.1 started"));
     // The formation named only web: the worker does not run, release does.
@@ -35,7 +30,7 @@ fn a_failing_release_starts_nothing_and_exits_with_its_code() {
     assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(3));
     assert!(pm.lines_with("web.1").is_empty(), "{:?}", pm.seen);
     assert!(!app.path().join("started").exists());
-    assert!(!pm.lines_with("release failed").is_empty(), "{:?}", pm.seen);
+    pm.assert_saw("release failed");
 }
 
 #[test]
@@ -59,8 +54,7 @@ fn sigterm_during_release_stops_it_and_starts_nothing() {
     let mut pm = app.start(&["start", "--no-timestamp"]);
     pm.wait_for_line("child=", SECS(10));
     let child = numbers_after(&pm.seen, "child=")[0];
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+    pm.stop_ok(SECS(10));
     assert!(!alive(child));
     assert!(!app.path().join("started").exists());
 }
@@ -72,8 +66,7 @@ fn sigterm_during_backoff_exits_at_once() {
     // Let the loop grow: 0.5 s, 1 s, then a 2 s wait to interrupt.
     pm.wait_for_line("restarting in 2s", SECS(10));
     let sent = Instant::now();
-    pm.signal(Signal::SIGTERM);
-    assert_eq!(pm.wait_for_exit(SECS(5)).code(), Some(0));
+    pm.stop_ok(SECS(5));
     assert!(
         sent.elapsed() < Duration::from_secs(2),
         "waited for the backoff"
@@ -159,14 +152,8 @@ fn pm_toml_errors_are_located() {
         "pm.toml",
         "[process.web]\nrestart = \"on-failure\"\nrestrat = 1\n",
     );
-    let out = app.run(&["start"]);
-    assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr
-            .starts_with("pm: pm.toml:3: unknown field `restrat`"),
-        "{}",
-        out.stderr
-    );
+    app.run(&["start"])
+        .assert_error_starts(1, "pm: pm.toml:3: unknown field `restrat`");
     assert!(!app.path().join("started").exists());
 
     app.file("pm.toml", "[process.wbe]\npty = true\n");
@@ -215,16 +202,8 @@ fn a_busy_writer_does_not_starve_the_others() {
     );
     let mut pm = app.start(&["start", "--no-timestamp"]);
     assert_eq!(pm.wait_for_exit(SECS(60)).code(), Some(0));
-    let last_tick = pm
-        .seen
-        .iter()
-        .position(|l| l.ends_with("tick 5"))
-        .expect("ticks");
-    let last_flood = pm
-        .seen
-        .iter()
-        .position(|l| l.ends_with("| 2000000"))
-        .expect("flood");
+    let last_tick = pm.index_where("ending with the last tick", |l| l.ends_with("tick 5"));
+    let last_flood = pm.index_where("ending the flood", |l| l.ends_with("| 2000000"));
     assert!(
         last_tick < last_flood,
         "the ticker waited for the flood to end"
@@ -243,19 +222,11 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[test]
 fn a_stalled_stdout_loses_nothing_and_keeps_memory_bounded() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
     // 3 children × 300,000 lines ≈ 20 MB of output, far more than the
     // pipes and pm's queue can hold while nobody reads.
     let app = App::with_procfile("gen: seq 1 300000\n");
-    let mut child = app
-        .cmd(&["start", "--no-timestamp", "gen=3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pm");
-    let pid = child.id() as i32;
-    let stdout = child.stdout.take().expect("stdout");
+    let mut pm = Running::spawn_unread(app.cmd(&["start", "--no-timestamp", "gen=3"]));
+    let pid = pm.pid();
     // Nobody reads for a while: sample pm's memory meanwhile.
     let mut peak = 0;
     let stall = Instant::now();
@@ -268,9 +239,10 @@ fn a_stalled_stdout_loses_nothing_and_keeps_memory_bounded() {
         peak < 30 * 1024,
         "pm grew to {peak} KiB while its stdout was stalled"
     );
+    pm.read_stdout();
+    let status = pm.wait_for_exit(SECS(60));
     let mut next = std::collections::HashMap::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("line");
+    for line in &pm.seen {
         let (name, text) = line.split_once(" | ").expect("prefixed");
         if name.trim() == "system" {
             continue;
@@ -280,7 +252,7 @@ fn a_stalled_stdout_loses_nothing_and_keeps_memory_bounded() {
         assert_eq!(n, *want, "{name} lost or reordered a line");
         *want += 1;
     }
-    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{}", pm.stderr());
     assert_eq!(next.len(), 3);
     assert!(next.values().all(|&n| n == 300_001), "{next:?}");
 }
@@ -312,9 +284,10 @@ fn pid_1_reaps_orphans_and_passes_exit_codes() {
          n=0; while [ -e /proc/$p ] && [ $n -lt 100 ]; do n=$((n+1)); sleep 0.05; done; \
          if [ -e /proc/$p ]; then echo \"zombie $p\"; fi; done; echo checked; exit 5\n",
     );
-    let out = in_pid_namespace(&app, &["--max-restarts", "0"])
-        .output()
-        .expect("run unshare (util-linux)");
+    let out = run_with_deadline(
+        &mut in_pid_namespace(&app, &["--max-restarts", "0"]),
+        SECS(60),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.contains("maker.1 | checked"), "{stdout}\n{stderr}");
@@ -346,5 +319,5 @@ fn pid_1_handles_sigterm() {
         .expect("pid");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pm_pid), Signal::SIGTERM).expect("kill");
     assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0), "{:?}", pm.seen);
-    assert!(!pm.lines_with("SIGTERM received").is_empty());
+    pm.assert_saw("SIGTERM received");
 }
