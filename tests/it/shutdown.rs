@@ -1,6 +1,8 @@
 //! Stopping: signals, grace and SIGKILL, exit codes, and proof that nothing
 //! pm started outlives it.
 
+use std::time::Duration;
+
 use nix::sys::signal::Signal;
 
 use crate::harness::*;
@@ -161,15 +163,37 @@ fn sigkill_of_pm_group_leaves_nothing_alive() {
 #[test]
 fn orphans_are_reaped_not_left_as_zombies() {
     // Each instance double-forks short-lived grandchildren whose parent exits
-    // first, so they are reparented to pm (a child subreaper) and must be reaped.
+    // first, so they are reparented to pm (a child subreaper) and must be
+    // reaped. Each prints its pid, so the test can wait until every one is
+    // gone: an orphan pm never reaps stays a zombie and never goes.
     let app = App::with_procfile(
-        "maker: for i in 1 2 3 4 5; do (sh -c 'sleep 0.1' &) ; done; echo made; exec sleep 1000\n",
+        "maker: for i in 1 2 3 4 5; do (sh -c 'echo orphan=$$; sleep 0.1' &) ; done; echo made; exec sleep 1000\n",
     );
     let mut pm = app.start(&["start", "--no-timestamp", "maker=2"]);
     pm.wait_for_line("made", SECS(10));
     pm.wait_for_line("made", SECS(10));
     let pid = pm.pid();
+    let orphans = wait_until(
+        SECS(10),
+        "the pids of the 10 orphans",
+        || {
+            pm.wait_for(|l| l.contains("orphan="), Duration::from_millis(50));
+            numbers_after(&pm.seen, "orphan=")
+        },
+        |pids| pids.len() == 10,
+    );
     // The orphans end after 0.1 s; poll until pm has reaped them all.
+    wait_until(
+        SECS(5),
+        "every orphan reaped (state of each: None when gone)",
+        || {
+            orphans
+                .iter()
+                .map(|&p| (p, proc_state(p)))
+                .collect::<Vec<_>>()
+        },
+        |states| states.iter().all(|(_, state)| state.is_none()),
+    );
     assert!(
         eventually(SECS(5), || zombie_children(pid).is_empty()),
         "zombies left under pm: {:?}",
