@@ -62,7 +62,11 @@ type Result<T> = std::result::Result<T, String>;
 
 mod common;
 
-use common::{Row, become_subreaper, mono_ns, print_table, quote, ratio, signal_pid, write_file};
+use common::{
+    Row, become_subreaper, binaries, clock_ticks_per_second, descendants, die_with_bench, env_on,
+    finish_run, is_alive, kill_all, mono_ns, quote, ratio, read_stat, reap_orphans,
+    run_when_benched, signal_group, signal_pid, task_cpu_ns, tempdir, write_file,
+};
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -79,18 +83,7 @@ fn main() {
     {
         std::process::exit(relay(listen, target));
     }
-    if !args.iter().any(|a| a == "--bench") {
-        println!("proxy: not run by `cargo bench`; skipped (pass --bench to run it)");
-        return;
-    }
-    let config = match Config::from_args(&args) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("proxy: {message}");
-            std::process::exit(2);
-        }
-    };
-    std::process::exit(run(&config));
+    run_when_benched("proxy", &args, Config::from_args, run);
 }
 
 // ---------------------------------------------------------------------------
@@ -253,15 +246,7 @@ impl Relay {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_bench(&mut cmd, libc::SIGKILL);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run the relay: {e}"))?;
@@ -557,7 +542,6 @@ struct Config {
 
 impl Config {
     fn from_args(args: &[String]) -> Result<Config> {
-        let env_on = |name: &str| env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
         let env_text = |name: &str| env::var(name).ok().filter(|v| !v.is_empty());
         let mut quick = env_on("PM_BENCH_QUICK");
         let mut strict = env_on("PM_BENCH_STRICT");
@@ -616,13 +600,7 @@ impl Config {
             None if quick => Duration::from_millis(500),
             None => Duration::from_secs(3),
         };
-        let pm = env::var_os("PM_BENCH_PM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pm")));
-        if !pm.is_file() {
-            return Err(format!("no pm binary at {}", pm.display()));
-        }
-        let exe = env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let (pm, exe) = binaries()?;
         Ok(Config {
             pm,
             exe,
@@ -703,15 +681,7 @@ fn run(config: &Config) -> i32 {
         Ok(mut more) => rows.append(&mut more),
         Err(e) => rows.push(Row::failed("web=1 conn/request", &e)),
     }
-    println!();
-    print_table(&rows, ["proxy", "direct"]);
-    let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
-    println!(
-        "\n{} target(s) missed; whole run {:.1} s",
-        missed,
-        started.elapsed().as_secs_f64()
-    );
-    if config.strict && missed > 0 { 1 } else { 0 }
+    finish_run(&rows, ["proxy", "direct"], started, config.strict)
 }
 
 /// web=1: direct and through the proxy, alternating, for each client count.
@@ -910,7 +880,7 @@ struct Pm {
 
 impl Pm {
     fn start(config: &Config, web: u16) -> Result<Pm> {
-        let dir = tempdir()?;
+        let dir = tempdir("pm-bench-proxy-")?;
         let (base, proxy) = free_ports(web)?;
         write_file(
             &dir.path().join("Procfile"),
@@ -938,15 +908,7 @@ impl Pm {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_bench(&mut cmd, libc::SIGTERM);
         let started = Instant::now();
         let mut child = cmd
             .spawn()
@@ -1092,12 +1054,7 @@ impl Pm {
         let mut tree = descendants(self.pid);
         tree.extend(self.tree.iter().copied());
         signal_pid(self.pid, libc::SIGKILL);
-        for pid in tree {
-            if let Some(pgrp) = read_pgrp(pid) {
-                signal_group(pgrp, libc::SIGKILL);
-            }
-            signal_pid(pid, libc::SIGKILL);
-        }
+        kill_all(&tree);
         let _ = self.child.wait();
         reap_orphans(Duration::from_secs(5));
     }
@@ -1114,95 +1071,6 @@ impl Drop for Pm {
 // ---------------------------------------------------------------------------
 // Processes, ports, files.
 
-/// Signals a process group; never the bench's own.
-fn signal_group(pgid: i32, signal: i32) {
-    // SAFETY: getpgrp has no preconditions.
-    if pgid > 1 && pgid != unsafe { libc::getpgrp() } {
-        // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(-pgid, signal) };
-    }
-}
-
-/// Kills and reaps whatever was reparented to the bench (a subreaper).
-fn reap_orphans(limit: Duration) {
-    let me = std::process::id() as i32;
-    let deadline = Instant::now() + limit;
-    loop {
-        let orphans: Vec<i32> = all_pids()
-            .into_iter()
-            .filter(|&p| read_ppid(p) == Some(me) && is_alive(p))
-            .collect();
-        for &pid in &orphans {
-            signal_pid(pid, libc::SIGKILL);
-            // SAFETY: waitpid on our own child; the status is not needed.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-        }
-        if orphans.is_empty() || Instant::now() > deadline {
-            return;
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// The fields of /proc/PID/stat after the command name.
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = text.rfind(')')?;
-    Some(
-        text[close + 1..]
-            .split_whitespace()
-            .map(str::to_string)
-            .collect(),
-    )
-}
-
-fn read_ppid(pid: i32) -> Option<i32> {
-    stat_fields(pid)?.get(1)?.parse().ok()
-}
-
-fn read_pgrp(pid: i32) -> Option<i32> {
-    stat_fields(pid)?.get(2)?.parse().ok()
-}
-
-/// Alive: it exists and is neither a zombie nor dead.
-fn is_alive(pid: i32) -> bool {
-    stat_fields(pid)
-        .and_then(|f| f.first().cloned())
-        .is_some_and(|s| !matches!(s.as_str(), "Z" | "X" | "x"))
-}
-
-fn all_pids() -> Vec<i32> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .collect()
-}
-
-/// Every process below `root`, from a snapshot of /proc.
-fn descendants(root: i32) -> Vec<i32> {
-    let parents: Vec<(i32, i32)> = all_pids()
-        .into_iter()
-        .filter_map(|p| Some((p, read_ppid(p)?)))
-        .collect();
-    let mut found = vec![root];
-    let mut at = 0;
-    while at < found.len() {
-        let parent = found[at];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        at += 1;
-    }
-    found.remove(0);
-    found
-}
-
 /// Nanoseconds on CPU of this process, exited threads included.
 fn self_cpu_ns() -> u64 {
     // SAFETY: rusage is plain data, zeroes are a valid value.
@@ -1216,30 +1084,9 @@ fn self_cpu_ns() -> u64 {
 /// Nanoseconds on CPU of a process, exited threads included (utime and
 /// stime, in clock ticks).
 fn process_cpu_ns(pid: i32) -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let Some(fields) = stat_fields(pid) else {
-        return 0;
-    };
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field(11) + field(12)) * 1_000_000_000 / ticks
-}
-
-/// Nanoseconds on CPU, summed over the threads (from schedstat).
-fn task_cpu_ns(pid: i32) -> u64 {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    read_stat(pid).map_or(0, |s| {
+        (s.utime + s.stime) * 1_000_000_000 / clock_ticks_per_second()
+    })
 }
 
 /// A base port with `count` free ports from it, and another free port for
@@ -1272,11 +1119,4 @@ fn free_ports(count: u16) -> Result<(u16, u16)> {
         }
     }
     Err(format!("found no {count} free port(s) in a row"))
-}
-
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("pm-bench-proxy-")
-        .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }

@@ -54,7 +54,11 @@ type Result<T> = std::result::Result<T, String>;
 
 mod common;
 
-use common::{Row, become_subreaper, mono_ns, print_table, quote, ratio, signal_pid, write_file};
+use common::{
+    Row, all_stats, become_subreaper, binaries, clock_ticks_per_second, descendants,
+    die_with_bench, env_on, finish_run, is_alive, kill_all, mono_ns, quote, ratio, read_stat,
+    reap_orphans, run_when_benched, signal_group, signal_pid, task_cpu_ns, tempdir, write_file,
+};
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -67,18 +71,7 @@ fn main() {
         let interval = Duration::from_micros(value_of(&args, "--interval-us").unwrap_or(1000));
         std::process::exit(latency_child(n, interval));
     }
-    if !args.iter().any(|a| a == "--bench") {
-        println!("scenarios: not run by `cargo bench`; skipped (pass --bench to run it)");
-        return;
-    }
-    let config = match Config::from_args(&args) {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("scenarios: {message}");
-            std::process::exit(2);
-        }
-    };
-    std::process::exit(run(&config));
+    run_when_benched("scenarios", &args, Config::from_args, run);
 }
 
 /// The number after `flag`, if the flag is present.
@@ -260,7 +253,6 @@ struct Config {
 
 impl Config {
     fn from_args(args: &[String]) -> Result<Config> {
-        let env_on = |name: &str| env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
         let env_num = |name: &str| -> Result<Option<u64>> {
             match env::var(name) {
                 Ok(v) if !v.is_empty() => v
@@ -312,13 +304,7 @@ impl Config {
         if scenarios.is_empty() {
             scenarios.extend(Scenario::ALL);
         }
-        let pm = env::var_os("PM_BENCH_PM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pm")));
-        if !pm.is_file() {
-            return Err(format!("no pm binary at {}", pm.display()));
-        }
-        let exe = env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let (pm, exe) = binaries()?;
         Ok(Config {
             pm,
             exe,
@@ -383,15 +369,7 @@ fn run(config: &Config) -> i32 {
     if config.wants(Scenario::Latency) {
         rows.extend(latency(config));
     }
-    println!();
-    print_table(&rows, ["pm", "baseline"]);
-    let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
-    println!(
-        "\n{} target(s) missed; whole run {:.1} s",
-        missed,
-        started.elapsed().as_secs_f64()
-    );
-    if config.strict && missed > 0 { 1 } else { 0 }
+    finish_run(&rows, ["pm", "baseline"], started, config.strict)
 }
 
 fn rate(lines_per_s: f64) -> String {
@@ -707,7 +685,7 @@ fn throughput_pm(
     lines: u64,
     chunk: usize,
 ) -> Result<ThroughputRun> {
-    let dir = tempdir()?;
+    let dir = tempdir("pm-bench-")?;
     let procfile = format!(
         "gen: exec {} --generate {lines} --chunk {chunk}\n",
         quote(&config.exe)
@@ -1029,7 +1007,7 @@ fn read_ready(proc: &mut Proc, n: usize, prefixed: bool, deadline: Instant) -> R
 
 fn idle_pm(config: &Config, memory: bool, stop: Stop) -> Result<IdleRun> {
     let n = config.idle_children;
-    let dir = tempdir()?;
+    let dir = tempdir("pm-bench-")?;
     idle_procfile(dir.path())?;
     let mut cmd = Command::new(&config.pm);
     cmd.current_dir(dir.path())
@@ -1225,7 +1203,7 @@ fn latency(config: &Config) -> Vec<Row> {
 fn latency_run(config: &Config, through_pm: bool) -> Result<Latencies> {
     let n = config.latency_lines;
     let child = format!("{} --latency {n}", quote(&config.exe));
-    let dir = tempdir()?;
+    let dir = tempdir("pm-bench-")?;
     let mut proc = if through_pm {
         write_file(
             &dir.path().join("Procfile"),
@@ -1345,15 +1323,7 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and touches no memory.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        die_with_bench(&mut cmd, death_signal);
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
@@ -1584,127 +1554,6 @@ fn exited(pid: i32) -> bool {
     rc == 0 && unsafe { info.si_pid() } != 0
 }
 
-fn own_pgid() -> i32 {
-    // SAFETY: getpgrp has no preconditions.
-    unsafe { libc::getpgrp() }
-}
-
-/// Signals a process group; never the bench's own.
-fn signal_group(pgid: i32, signal: i32) {
-    if pgid > 1 && pgid != own_pgid() {
-        // SAFETY: kill has no memory preconditions.
-        unsafe { libc::kill(-pgid, signal) };
-    }
-}
-
-/// SIGKILLs each process and its process group.
-fn kill_all(pids: &[i32]) {
-    for &pid in pids {
-        if let Some(stat) = read_stat(pid) {
-            signal_group(stat.pgrp, libc::SIGKILL);
-        }
-        signal_pid(pid, libc::SIGKILL);
-    }
-}
-
-/// Kills and reaps whatever was reparented to the bench (it is a subreaper):
-/// the remains of every tree it started.
-fn reap_orphans(limit: Duration) {
-    let me = std::process::id() as i32;
-    let deadline = Instant::now() + limit;
-    loop {
-        let orphans: Vec<i32> = all_stats()
-            .into_iter()
-            .filter(|s| s.ppid == me)
-            .map(|s| s.pid)
-            .collect();
-        if orphans.is_empty() || Instant::now() > deadline {
-            return;
-        }
-        let mut tree = orphans.clone();
-        for &pid in &orphans {
-            tree.extend(descendants(pid));
-        }
-        kill_all(&tree);
-        for &pid in &orphans {
-            // SAFETY: waitpid on our own child; the status is not needed.
-            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-struct Stat {
-    pid: i32,
-    comm: String,
-    state: u8,
-    ppid: i32,
-    pgrp: i32,
-    utime: u64,
-    stime: u64,
-}
-
-fn read_stat(pid: i32) -> Option<Stat> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let comm = text[open + 1..close].to_string();
-    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
-    // Fields from the third (state) on; utime and stime are the 14th and 15th.
-    Some(Stat {
-        pid,
-        comm,
-        state: *fields.first()?.as_bytes().first()?,
-        ppid: fields.get(1)?.parse().ok()?,
-        pgrp: fields.get(2)?.parse().ok()?,
-        utime: fields.get(11)?.parse().ok()?,
-        stime: fields.get(12)?.parse().ok()?,
-    })
-}
-
-fn all_stats() -> Vec<Stat> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read_stat)
-        .collect()
-}
-
-/// Every process below `root`, from a snapshot of /proc.
-fn descendants(root: i32) -> Vec<i32> {
-    let stats = all_stats();
-    let mut found = vec![root];
-    let mut at = 0;
-    while at < found.len() {
-        let parent = found[at];
-        found.extend(stats.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
-        at += 1;
-    }
-    found.remove(0);
-    found
-}
-
-/// Alive: it exists and is neither a zombie nor dead.
-fn is_alive(pid: i32) -> bool {
-    read_stat(pid).is_some_and(|s| !matches!(s.state, b'Z' | b'X' | b'x'))
-}
-
-fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as u64 } else { 100 }
-}
-
-/// Nanoseconds on CPU, summed over the threads (from schedstat).
-fn task_cpu_ns(pid: i32) -> u64 {
-    per_task(pid, "schedstat", |text| {
-        text.split_whitespace().next().and_then(|v| v.parse().ok())
-    })
-}
-
 /// Context switches per thread (each one a wake-up of an idle thread):
 /// (thread id, thread name, count).
 fn thread_switches(pid: i32) -> Vec<(String, String, u64)> {
@@ -1747,25 +1596,7 @@ fn switches_between(
     (parts.join(", "), total)
 }
 
-fn per_task(pid: i32, file: &str, value: impl Fn(&str) -> Option<u64>) -> u64 {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| fs::read_to_string(t.path().join(file)).ok())
-        .filter_map(|text| value(&text))
-        .sum()
-}
-
 fn status_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn tempdir() -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("pm-bench-")
-        .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }

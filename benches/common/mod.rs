@@ -1,10 +1,59 @@
-//! What both benchmarks share: the results table and a few process helpers.
-//! Each bench uses part of it.
+//! What both benchmarks share: how `main` decides to run, the results
+//! table, and the process helpers (spawning with a parent-death signal,
+//! /proc, killing and reaping everything a run started). Each bench uses
+//! part of it.
 
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The end of a bench's `main`. `cargo bench` passes `--bench`; without it
+/// (`cargo test --benches`) this prints a note and returns, so test runs
+/// never start the benchmark. Otherwise it parses the options and exits
+/// with what `run` returns, or 2 for bad options.
+pub fn run_when_benched<C>(
+    name: &str,
+    args: &[String],
+    parse: impl FnOnce(&[String]) -> Result<C, String>,
+    run: impl FnOnce(&C) -> i32,
+) {
+    if !args.iter().any(|a| a == "--bench") {
+        println!("{name}: not run by `cargo bench`; skipped (pass --bench to run it)");
+        return;
+    }
+    let config = match parse(args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(run(&config));
+}
+
+/// Whether the environment variable is set to something other than `0`.
+pub fn env_on(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The pm binary to measure (`PM_BENCH_PM`, or this package's) and this
+/// executable, which is also the workload of the children it starts.
+pub fn binaries() -> Result<(PathBuf, PathBuf), String> {
+    let pm = std::env::var_os("PM_BENCH_PM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pm")));
+    if !pm.is_file() {
+        return Err(format!("no pm binary at {}", pm.display()));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    Ok((pm, exe))
+}
 
 /// One line of a results table: pm's figure next to the baseline's.
 pub struct Row {
@@ -120,6 +169,20 @@ pub fn print_table(rows: &[Row], columns: [&str; 2]) {
     }
 }
 
+/// Prints the table and how many targets were missed; the exit code: 1 when
+/// `strict` and a target was missed, else 0.
+pub fn finish_run(rows: &[Row], columns: [&str; 2], started: Instant, strict: bool) -> i32 {
+    println!();
+    print_table(rows, columns);
+    let missed = rows.iter().filter(|r| r.ok == Some(false)).count();
+    println!(
+        "\n{} target(s) missed; whole run {:.1} s",
+        missed,
+        started.elapsed().as_secs_f64()
+    );
+    if strict && missed > 0 { 1 } else { 0 }
+}
+
 /// Orphans of what the bench starts are reparented to it and reaped.
 pub fn become_subreaper() {
     // SAFETY: prctl with integer arguments only.
@@ -132,6 +195,152 @@ pub fn signal_pid(pid: i32, signal: i32) {
         // SAFETY: kill has no memory preconditions.
         unsafe { libc::kill(pid, signal) };
     }
+}
+
+/// Signals a process group; never the bench's own.
+pub fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: getpgrp has no preconditions.
+    if pgid > 1 && pgid != unsafe { libc::getpgrp() } {
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(-pgid, signal) };
+    }
+}
+
+/// The process `cmd` starts gets `signal` when the bench dies.
+pub fn die_with_bench(cmd: &mut Command, signal: i32) {
+    // SAFETY: prctl is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// SIGKILLs each process and its process group.
+pub fn kill_all(pids: &[i32]) {
+    for &pid in pids {
+        if let Some(stat) = read_stat(pid) {
+            signal_group(stat.pgrp, libc::SIGKILL);
+        }
+        signal_pid(pid, libc::SIGKILL);
+    }
+}
+
+/// Kills and reaps whatever was reparented to the bench (it is a subreaper):
+/// the remains of every tree it started.
+pub fn reap_orphans(limit: Duration) {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + limit;
+    loop {
+        let orphans: Vec<i32> = all_stats()
+            .into_iter()
+            .filter(|s| s.ppid == me)
+            .map(|s| s.pid)
+            .collect();
+        if orphans.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        let mut tree = orphans.clone();
+        for &pid in &orphans {
+            tree.extend(descendants(pid));
+        }
+        kill_all(&tree);
+        for &pid in &orphans {
+            // SAFETY: waitpid on our own child; the status is not needed.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// What /proc/PID/stat says of a process.
+pub struct Stat {
+    pub pid: i32,
+    pub comm: String,
+    pub state: u8,
+    pub ppid: i32,
+    pub pgrp: i32,
+    /// CPU time in clock ticks.
+    pub utime: u64,
+    pub stime: u64,
+}
+
+pub fn read_stat(pid: i32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text[open + 1..close].to_string();
+    let fields: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // Fields from the third (state) on; utime and stime are the 14th and 15th.
+    Some(Stat {
+        pid,
+        comm,
+        state: *fields.first()?.as_bytes().first()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        utime: fields.get(11)?.parse().ok()?,
+        stime: fields.get(12)?.parse().ok()?,
+    })
+}
+
+/// Every process, from a snapshot of /proc.
+pub fn all_stats() -> Vec<Stat> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(read_stat)
+        .collect()
+}
+
+/// Every process below `root`, from a snapshot of /proc.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let stats = all_stats();
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(stats.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Alive: it exists and is neither a zombie nor dead.
+pub fn is_alive(pid: i32) -> bool {
+    read_stat(pid).is_some_and(|s| !matches!(s.state, b'Z' | b'X' | b'x'))
+}
+
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as u64 } else { 100 }
+}
+
+/// Nanoseconds on CPU, summed over the live threads (from schedstat).
+pub fn task_cpu_ns(pid: i32) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A temporary directory named `PREFIX...`, removed when dropped.
+pub fn tempdir(prefix: &str) -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))
 }
 
 pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
