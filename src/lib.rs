@@ -21,3 +21,4 @@ pub mod proxy;
 pub mod runtime;
 pub mod signals;
 pub mod supervisor;
+pub mod syntax;

@@ -1,20 +1,19 @@
 //! Docker Compose: one `compose.yaml`, a service per process type keyed by
 //! its Procfile name, every replica with the type's base port as PORT. Every
 //! string goes through compose's interpolation escape (`$` → `$$`) and is
-//! serialized by serde-saphyr.
+//! serialized by [`crate::syntax::yaml`].
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::escape::{compose as esc, sh_word};
-use super::{
-    Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release, yaml,
-};
+use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
 use crate::config::pm_toml::{Check, Probe};
 use crate::error::{Error, Result};
 use crate::model::Restart;
 use crate::plan::{Plan, RELEASE};
+use crate::syntax::compose::escape as esc;
+use crate::syntax::{sh, yaml};
 
 pub const FILE: &str = "compose.yaml";
 
@@ -41,7 +40,7 @@ pub fn check_command(probe: &Probe) -> String {
     match probe {
         Probe::Tcp => "nc -z 127.0.0.1 \"$PORT\" || exit 1".to_string(),
         Probe::Http(path) => {
-            let url = format!("http://127.0.0.1:\"$PORT\"{}", sh_word(path));
+            let url = format!("http://127.0.0.1:\"$PORT\"{}", sh::word(path));
             format!("curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1")
         }
         Probe::Exec(command) => command.clone(),
@@ -127,7 +126,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         services.insert(spec.name.clone(), service);
     }
     let file = json!({ "name": app, "services": services });
-    Ok(vec![(FILE.to_string(), yaml(&file)?.into_bytes())])
+    Ok(vec![(FILE.to_string(), yaml::write(&file)?.into_bytes())])
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Options, Rendered, base_port, seconds, shared_env, yaml};
+use super::{Options, Rendered, base_port, seconds, shared_env};
 use crate::config::pm_toml::{Check, Probe};
 use crate::config::secret::is_secret;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, ProcessSpec, RELEASE};
+use crate::syntax::kubernetes::escape;
+use crate::syntax::yaml;
 
 /// The longest DNS-1123 label.
 const MAX_NAME: usize = 63;
@@ -40,21 +42,6 @@ pub fn app_name(name: &str) -> Result<String> {
         cleaned
     };
     Ok(truncate(&cleaned))
-}
-
-/// Kubernetes expands `$(VAR)` in a container's command, args and env values,
-/// and reads `$$` as `$`: a `$` followed by `$` or `(` is doubled, so the
-/// shell receives the exact text. Every other `$` is left alone.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '$' && matches!(chars.peek(), Some('$' | '(')) {
-            out.push('$');
-        }
-    }
-    out
 }
 
 fn probe(check: &Check, port: u16, liveness: bool) -> Value {
@@ -122,7 +109,7 @@ fn container(
 fn file(name: &str, kind: &str, object: &Value) -> Result<Rendered> {
     Ok((
         format!("{name}-{}.yaml", kind.to_ascii_lowercase()),
-        yaml(object)?.into_bytes(),
+        yaml::write(object)?.into_bytes(),
     ))
 }
 
@@ -242,59 +229,6 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Kubernetes' own expansion (k8s.io/kubernetes third_party expansion),
-    /// with every variable defined.
-    fn expand(input: &str) -> String {
-        let b = input.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'$' && i + 1 < b.len() {
-                match b[i + 1] {
-                    b'$' => {
-                        out.push(b'$');
-                        i += 2;
-                    }
-                    b'(' => match b[i + 2..].iter().position(|&c| c == b')') {
-                        Some(end) => {
-                            out.extend_from_slice(b"VALUE");
-                            i += 2 + end + 1;
-                        }
-                        None => {
-                            out.extend_from_slice(b"$(");
-                            i += 2;
-                        }
-                    },
-                    c => {
-                        out.push(b'$');
-                        out.push(c);
-                        i += 2;
-                    }
-                }
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn escaping_survives_expansion() {
-        for text in [
-            "echo $PORT",
-            "echo $(PORT) $$ $",
-            "$$$(X)$",
-            "a $( b",
-            "é$(✓)",
-            "",
-        ] {
-            assert_eq!(expand(&escape(text)), text, "{text}");
-        }
-        assert_eq!(escape("echo $PORT"), "echo $PORT");
-        assert_eq!(escape("$(X) $$"), "$$(X) $$$");
-    }
 
     #[test]
     fn names() {

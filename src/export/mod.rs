@@ -4,10 +4,11 @@
 //! disk with the rules of the shared layout (nothing overwritten without
 //! `--force`, the manifest `.pm-export.json` written last, stale files of an
 //! earlier export of the same app removed with `--force`). Neither ever runs
-//! a process or reads the application's files.
+//! a process or reads the application's files. The syntax of each engine's
+//! files (quoting, escaping, YAML) is [`crate::syntax`]'s, where `pm audit`
+//! reads it back: no writer here escapes by hand.
 
 pub mod compose;
-pub mod escape;
 pub mod kubernetes;
 pub mod systemd;
 
@@ -291,20 +292,6 @@ pub fn seconds(d: Duration, min: u64) -> u64 {
     s.max(min)
 }
 
-/// YAML with serde-saphyr: flow-free block style, strings never in block
-/// scalars (double quotes keep every byte), YAML 1.1 spellings quoted.
-pub fn yaml<T: Serialize>(value: &T) -> Result<String> {
-    let options = serde_saphyr::ser_options! {
-        prefer_block_scalars: false,
-    };
-    let mut text = serde_saphyr::to_string_with_options(value, options)
-        .map_err(|e| Error::Internal(format!("YAML: {e}")))?;
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    Ok(text)
-}
-
 /// The app name with every character outside `keep` made `-`, runs of `-`
 /// made one, and `-` trimmed from both ends; an error when nothing is left.
 pub fn clean(name: &str, keep: impl Fn(char) -> bool, engine: &str) -> Result<String> {
@@ -353,80 +340,5 @@ mod tests {
         assert!(!is_plain_name("../etc/passwd"));
         assert!(!is_plain_name(".."));
         assert!(!is_plain_name(MANIFEST));
-    }
-
-    /// serde-saphyr must quote what a YAML 1.1 reader would take for
-    /// something other than a string, and read back every string exactly.
-    #[test]
-    fn yaml_strings_round_trip() {
-        let tricky = [
-            "yes",
-            "no",
-            "on",
-            "off",
-            "y",
-            "n",
-            "true",
-            "False",
-            "1.0",
-            "0x10",
-            "012",
-            "1e3",
-            "~",
-            "null",
-            "Null",
-            ":",
-            "- x",
-            "#x",
-            "a: b",
-            "a #b",
-            "'",
-            "\"",
-            "",
-            " ",
-            "\n",
-            "a\nb\n",
-            "\t",
-            "@x",
-            "`x",
-            "!x",
-            "&x",
-            "*x",
-            "%x",
-            "{x}",
-            "[x]",
-            "|",
-            ">",
-            "?",
-            "1:20",
-            "2001-12-14",
-            ".inf",
-            ".NaN",
-            "<<",
-            "=",
-            "é ✓ 🚀",
-            "\\",
-            "x\\n",
-            "\x1b",
-            "$PORT",
-            "100%",
-        ];
-        let value: Vec<(String, Vec<String>)> = tricky
-            .iter()
-            .map(|s| (s.to_string(), vec![s.to_string()]))
-            .collect();
-        let map: std::collections::BTreeMap<String, Vec<String>> = value.into_iter().collect();
-        let text = yaml(&map).unwrap();
-        let back: std::collections::BTreeMap<String, Vec<String>> =
-            serde_saphyr::from_str(&text).unwrap();
-        assert_eq!(back, map, "{text}");
-        for line in text.lines() {
-            // Every plain scalar that YAML 1.1 could read as another type is quoted.
-            for word in [
-                "yes", "no", "on", "off", "y", "n", "~", "null", "1.0", "0x10",
-            ] {
-                assert_ne!(line.trim(), format!("- {word}"), "{text}");
-            }
-        }
     }
 }

@@ -4,11 +4,11 @@
 
 use std::fmt::Write as _;
 
-use super::escape::{is_shell_name, systemd_env_value, systemd_setting, systemd_word};
 use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
 use crate::error::{Error, Result};
 use crate::model::Restart;
 use crate::plan::{Plan, ProcessSpec, RELEASE};
+use crate::syntax::systemd::{env_value, is_env_name, word};
 
 /// Unit names allow ASCII letters, digits, `:`, `_`, `.` and `-` (and `@`
 /// for templates, which the app name must not contain).
@@ -21,7 +21,7 @@ pub fn app_name(name: &str) -> Result<String> {
 }
 
 fn setting(what: &str, text: &str) -> Result<String> {
-    systemd_setting(text).ok_or_else(|| {
+    crate::syntax::systemd::setting(text).ok_or_else(|| {
         Error::Invalid(format!(
             "{what} {text:?} cannot be written in a systemd unit (line break, control character or blank at either end)"
         ))
@@ -56,12 +56,12 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
 
     let mut env = String::new();
     for (name, value) in shared_env(plan) {
-        if !is_shell_name(&name) {
+        if !is_env_name(&name) {
             return Err(Error::Invalid(format!(
                 "environment variable {name:?} is not a name systemd accepts"
             )));
         }
-        let _ = writeln!(env, "{name}={}", systemd_env_value(&value));
+        let _ = writeln!(env, "{name}={}", env_value(&value));
     }
     files.push((format!("{app}.env"), env.into_bytes()));
 
@@ -128,7 +128,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         } else {
             let _ = writeln!(unit, "Environment=PORT=%i");
         }
-        let _ = writeln!(unit, "ExecStart=/bin/sh -c {}", systemd_word(&spec.command));
+        let _ = writeln!(unit, "ExecStart=/bin/sh -c {}", word(&spec.command));
         if !is_release {
             let _ = writeln!(unit, "Restart={}", restart(spec.restart.policy));
         }

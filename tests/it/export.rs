@@ -608,12 +608,12 @@ fn systemd_exec(line: &str) -> Vec<String> {
     let bare = line.replace("%%", "").replace("$$", "");
     assert!(!bare.contains('%'), "unescaped specifier in {line}");
     assert!(!bare.contains('$'), "variable reference in {line}");
-    pm::audit::read::exec_words(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    pm::syntax::systemd::exec_words(line).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
 /// systemd's reading of an EnvironmentFile, as `pm audit` reads it back.
 fn systemd_env_file(text: &str) -> BTreeMap<String, String> {
-    pm::audit::read::parse_systemd_env(text, "nasty.env")
+    pm::syntax::systemd::env_file(text, "nasty.env")
         .unwrap()
         .into_iter()
         .collect()
