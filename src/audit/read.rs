@@ -18,7 +18,7 @@ use super::{Process, Side, Stated, Var};
 use crate::config::{envfile, one_line};
 use crate::error::{Error, Result, io_message};
 use crate::model::Restart;
-use crate::syntax::{compose, sh, systemd, yaml};
+use crate::syntax::{compose, kubernetes, sh, systemd, yaml};
 
 /// The manifest `pm export` writes last in its directory.
 pub const MANIFEST: &str = ".pm-export.json";
@@ -510,9 +510,8 @@ fn kubernetes(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Sid
                     if let Some(data) = object.get("data").and_then(Value::as_object) {
                         for (key, value) in data {
                             let encoded = scalar(value).unwrap_or_default();
-                            let decoded = base64_decode(&encoded)
-                                .and_then(|bytes| String::from_utf8(bytes).ok())
-                                .ok_or_else(|| Error::File {
+                            let decoded =
+                                kubernetes::secret_value(&encoded).ok_or_else(|| Error::File {
                                     path: file.shown.clone(),
                                     message: format!(
                                         "Secret data \"{}\" is not base64-encoded UTF-8 text",
@@ -639,38 +638,6 @@ fn workload(object: &Value, kind: &str, app: Option<&str>, file: &ExportFile) ->
         one_shot,
         settings_file: None,
     })
-}
-
-/// Standard base64 with optional padding; blanks are ignored.
-pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut buffer = 0u32;
-    let mut bits = 0;
-    let mut padding = 0;
-    for c in text.chars().filter(|c| !c.is_whitespace()) {
-        if c == '=' {
-            padding += 1;
-            continue;
-        }
-        if padding > 0 {
-            return None;
-        }
-        let v = match c {
-            'A'..='Z' => c as u32 - 'A' as u32,
-            'a'..='z' => c as u32 - 'a' as u32 + 26,
-            '0'..='9' => c as u32 - '0' as u32 + 52,
-            '+' => 62,
-            '/' => 63,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((buffer >> bits) & 0xff) as u8);
-        }
-    }
-    (padding <= 2 && bits < 6).then_some(out)
 }
 
 #[cfg(test)]
@@ -929,16 +896,6 @@ spec:
         );
     }
 
-    #[test]
-    fn base64() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVsbG8").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
-        assert_eq!(base64_decode("").unwrap(), b"");
-        assert!(base64_decode("a=b").is_none());
-        assert!(base64_decode("*").is_none());
-    }
-
     /// YAML as `pm export` writes it reads back to
     /// the exact commands and values, whatever they hold.
     #[test]
@@ -980,7 +937,6 @@ spec:
     proptest::proptest! {
         #[test]
         fn readers_never_panic(text in "(?s).{0,80}") {
-            let _ = base64_decode(&text);
             for name in ["compose.yaml", "a.yaml", "a.service", MANIFEST] {
                 let _ = parse_export("prod", &[file(name, &text)]);
             }

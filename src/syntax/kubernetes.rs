@@ -1,8 +1,13 @@
 //! Kubernetes' expansion of `$(VAR)` in a container's command, args and env
-//! values, and the escape `pm export kubernetes` writes against it. The YAML
-//! itself is [`super::yaml`]'s.
+//! values, and the escape `pm export kubernetes` writes against it; the
+//! base64 of a Secret's `data`, as `pm audit` reads it. The YAML itself is
+//! [`super::yaml`]'s.
 //!
 //! Pure text in, text out.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// Kubernetes expands `$(VAR)` in a container's command, args and env values,
 /// and reads `$$` as `$`: a `$` followed by `$` or `(` is doubled, so the
@@ -17,6 +22,22 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// Standard base64, read liberally: padding optional, stray low bits in
+/// the last character accepted.
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// A value of a Secret's `data`: base64 (blanks and line breaks ignored) of
+/// UTF-8 text; None when it is neither.
+pub fn secret_value(data: &str) -> Option<String> {
+    let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+    String::from_utf8(BASE64.decode(compact).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -74,5 +95,25 @@ mod tests {
         }
         assert_eq!(escape("echo $PORT"), "echo $PORT");
         assert_eq!(escape("$(X) $$"), "$$(X) $$$");
+    }
+
+    #[test]
+    fn secret_values() {
+        assert_eq!(secret_value("aGVsbG8=").as_deref(), Some("hello"));
+        assert_eq!(secret_value("aGVsbG8").as_deref(), Some("hello"));
+        assert_eq!(secret_value("aGVs\nbG8h").as_deref(), Some("hello!"));
+        assert_eq!(secret_value("").as_deref(), Some(""));
+        assert_eq!(secret_value("a=b"), None);
+        assert_eq!(secret_value("*"), None);
+        assert_eq!(secret_value("%%%"), None);
+        // Base64 of bytes that are not UTF-8.
+        assert_eq!(secret_value("/w=="), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn secret_values_never_panic(text in "(?s).{0,80}") {
+            let _ = secret_value(&text);
+        }
     }
 }
