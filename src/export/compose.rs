@@ -12,7 +12,7 @@ use crate::config::pm_toml::{Check, Probe};
 use crate::error::{Error, Result};
 use crate::model::Restart;
 use crate::plan::{Plan, RELEASE};
-use crate::syntax::compose::escape as esc;
+use crate::syntax::compose::{self, escape as esc};
 use crate::syntax::{sh, yaml};
 
 pub const FILE: &str = "compose.yaml";
@@ -79,12 +79,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             "command": ["/bin/sh", "-c", esc(&spec.command)],
             "environment": environment,
             "deploy": {"replicas": spec.count},
-            "restart": match spec.restart.policy {
-                _ if is_release => "no",
-                Restart::OnFailure => "on-failure",
-                Restart::Always => "always",
-                Restart::Never => "no",
-            },
+            "restart": compose::restart(if is_release { Restart::Never } else { spec.restart.policy }),
             "stop_signal": spec.stop_signal.as_str(),
             "stop_grace_period": duration(spec.stop_timeout),
         });

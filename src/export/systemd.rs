@@ -6,9 +6,8 @@ use std::fmt::Write as _;
 
 use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
 use crate::error::{Error, Result};
-use crate::model::Restart;
 use crate::plan::{Plan, ProcessSpec, RELEASE};
-use crate::syntax::systemd::{env_value, is_env_name, word};
+use crate::syntax::systemd::{env_value, is_env_name, restart, word};
 
 /// Unit names allow ASCII letters, digits, `:`, `_`, `.` and `-` (and `@`
 /// for templates, which the app name must not contain).
@@ -26,14 +25,6 @@ fn setting(what: &str, text: &str) -> Result<String> {
             "{what} {text:?} cannot be written in a systemd unit (line break, control character or blank at either end)"
         ))
     })
-}
-
-fn restart(policy: Restart) -> &'static str {
-    match policy {
-        Restart::OnFailure => "on-failure",
-        Restart::Always => "always",
-        Restart::Never => "no",
-    }
 }
 
 pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {

@@ -1,7 +1,7 @@
 //! systemd's syntaxes, written by `pm export systemd` and read back by
 //! `pm audit`: command-line words (`ExecStart=`), settings that take the rest
-//! of the line, the `KEY=value` entries of a unit file, and EnvironmentFile
-//! lines. Each writer's output is read back by the reader beside it in the
+//! of the line, `Restart=` values, the `KEY=value` entries of a unit file,
+//! and EnvironmentFile lines. Each writer's output is read back by the reader beside it in the
 //! tests below, so the two cannot disagree.
 //!
 //! Pure text in, text or values out: nothing here does I/O or knows what an
@@ -9,6 +9,7 @@
 
 use crate::config::one_line;
 use crate::error::{Error, Result};
+use crate::model::Restart;
 
 /// A systemd command-line word in single quotes, read back by systemd as
 /// exactly `text`: C escapes for `\`, `'` and control characters (systemd
@@ -69,6 +70,27 @@ pub fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The `Restart=` value for a restart policy.
+pub fn restart(policy: Restart) -> &'static str {
+    match policy {
+        Restart::OnFailure => "on-failure",
+        Restart::Always => "always",
+        Restart::Never => "no",
+    }
+}
+
+/// The restart policy a `Restart=` value means, in pm's terms (every
+/// `on-*` that restarts after a failure is on-failure); None for one pm has
+/// no word for (`on-success`).
+pub fn restart_policy(value: &str) -> Option<Restart> {
+    match value {
+        "no" => Some(Restart::Never),
+        "always" => Some(Restart::Always),
+        "on-failure" | "on-abnormal" | "on-abort" | "on-watchdog" => Some(Restart::OnFailure),
+        _ => None,
+    }
 }
 
 /// `KEY=value` entries of a unit file, continuation lines joined.
@@ -376,6 +398,15 @@ mod tests {
             .map(|(i, v)| (format!("V{i}"), v.to_string()))
             .collect();
         assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn restarts_round_trip() {
+        for policy in [Restart::OnFailure, Restart::Always, Restart::Never] {
+            assert_eq!(restart_policy(restart(policy)), Some(policy));
+        }
+        assert_eq!(restart_policy("on-abnormal"), Some(Restart::OnFailure));
+        assert_eq!(restart_policy("on-success"), None);
     }
 
     #[test]

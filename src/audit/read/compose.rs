@@ -7,8 +7,7 @@ use serde_json::Value;
 use super::super::{Process, Side, Stated, Var};
 use super::{ExportFile, count, join_shown, scalar, strings};
 use crate::error::{Error, Result};
-use crate::model::Restart;
-use crate::syntax::compose::unescape;
+use crate::syntax::compose::{restart_policy, unescape};
 use crate::syntax::sh;
 use crate::syntax::yaml::documents;
 
@@ -99,12 +98,7 @@ pub fn read(dir: &str, files: &[&ExportFile]) -> Result<Side> {
                     .and_then(scalar)
             })
             .unwrap_or_else(|| "no".to_string());
-        let restart = match restart_text.as_str() {
-            "no" | "none" | "false" => Some(Restart::Never),
-            "always" | "unless-stopped" | "any" => Some(Restart::Always),
-            t if t.starts_with("on-failure") => Some(Restart::OnFailure),
-            _ => None,
-        };
+        let restart = restart_policy(&restart_text);
         processes.push(Process {
             name: name.clone(),
             command,
@@ -145,6 +139,7 @@ mod tests {
     use crate::audit::read::parse_export;
     use crate::audit::read::tests::TRICKY;
     use crate::audit::read::tests::{env_of, file, pairs};
+    use crate::model::Restart;
     use crate::syntax::{compose, yaml};
 
     #[test]

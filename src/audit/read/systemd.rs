@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use super::super::{Process, Side, Stated, Var};
 use super::ExportFile;
 use crate::error::{Error, Result};
-use crate::model::Restart;
 use crate::syntax::sh;
 use crate::syntax::systemd::{self, exec_words, unit_entries};
 
@@ -94,12 +93,7 @@ pub fn read(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Side>
         })?;
         let one_shot = !template || get("Type") == Some("oneshot");
         let restart_text = get("Restart").unwrap_or("no").to_string();
-        let restart = match restart_text.as_str() {
-            "no" => Some(Restart::Never),
-            "always" => Some(Restart::Always),
-            "on-failure" | "on-abnormal" | "on-abort" | "on-watchdog" => Some(Restart::OnFailure),
-            _ => None,
-        };
+        let restart = systemd::restart_policy(&restart_text);
         processes.push(Process {
             name: name.clone(),
             command: sh::command(&words),
@@ -129,6 +123,7 @@ mod tests {
     use super::*;
     use crate::audit::read::tests::{env_of, file, pairs};
     use crate::audit::read::{MANIFEST, parse_export};
+    use crate::model::Restart;
 
     fn systemd_files() -> Vec<ExportFile> {
         vec![
