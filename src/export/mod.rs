@@ -34,12 +34,20 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 3] = [Format::Systemd, Format::Compose, Format::Kubernetes];
+
+    /// The format's name, as the command line and the manifest spell it.
     pub fn name(self) -> &'static str {
         match self {
             Format::Systemd => "systemd",
             Format::Compose => "compose",
             Format::Kubernetes => "kubernetes",
         }
+    }
+
+    /// The format a manifest names.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -332,6 +340,14 @@ mod tests {
         assert_eq!(clean("my app!", k, "x").ok().as_deref(), Some("my-app"));
         assert_eq!(clean("--a__b--", k, "x").ok().as_deref(), Some("a-b"));
         assert!(clean("!!!", k, "x").is_err());
+    }
+
+    #[test]
+    fn format_names() {
+        for format in Format::ALL {
+            assert_eq!(Format::from_name(format.name()), Some(format));
+        }
+        assert_eq!(Format::from_name("nomad"), None);
     }
 
     #[test]

@@ -143,6 +143,11 @@ mod tests {
     use crate::syntax::{compose, yaml};
 
     #[test]
+    fn the_file_the_export_writes_is_the_first_looked_for() {
+        assert_eq!(FILES[0], crate::export::compose::FILE);
+    }
+
+    #[test]
     fn compose_export() {
         let text = r#"
 name: shop

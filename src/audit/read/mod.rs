@@ -24,9 +24,7 @@ use serde_json::Value;
 use super::Side;
 use crate::config::one_line;
 use crate::error::{Error, Result, io_message};
-
-/// The manifest `pm export` writes last in its directory.
-pub const MANIFEST: &str = ".pm-export.json";
+use crate::export::{Format, MANIFEST};
 
 /// Reads every `--against` argument, in order (a later one wins for a
 /// variable or process type that several define).
@@ -65,14 +63,6 @@ fn read_text(path: &Path, shown: &str) -> Result<String> {
         path: shown.to_string(),
         message: io_message(&e),
     })
-}
-
-/// The three layouts `pm export` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Systemd,
-    Compose,
-    Kubernetes,
 }
 
 /// One file of an export directory: its name in the directory, the name to
@@ -142,16 +132,15 @@ pub fn parse_export(dir: &str, files: &[ExportFile]) -> Result<Side> {
             message: format!("invalid manifest: {}", one_line(&e.to_string())),
         })?;
         app = value.get("app").and_then(Value::as_str).map(str::to_string);
-        format = match value.get("format").and_then(Value::as_str) {
-            Some("systemd") => Some(Format::Systemd),
-            Some("compose") => Some(Format::Compose),
-            Some("kubernetes") => Some(Format::Kubernetes),
-            other => {
+        let named = value.get("format").and_then(Value::as_str);
+        format = match named.and_then(Format::from_name) {
+            Some(format) => Some(format),
+            None => {
                 return Err(Error::File {
                     path: manifest.shown.clone(),
                     message: format!(
                         "unknown export format {} (expected systemd, compose or kubernetes)",
-                        other.map_or("(none)".to_string(), |f| format!("\"{}\"", one_line(f)))
+                        named.map_or("(none)".to_string(), |f| format!("\"{}\"", one_line(f)))
                     ),
                 });
             }

@@ -121,8 +121,9 @@ pub fn read(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Side>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::read::parse_export;
     use crate::audit::read::tests::{env_of, file, pairs};
-    use crate::audit::read::{MANIFEST, parse_export};
+    use crate::export::MANIFEST;
     use crate::model::Restart;
 
     fn systemd_files() -> Vec<ExportFile> {
