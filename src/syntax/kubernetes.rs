@@ -1,6 +1,7 @@
 //! Kubernetes' expansion of `$(VAR)` in a container's command, args and env
-//! values, and the escape `pm export kubernetes` writes against it; the
-//! base64 of a Secret's `data`, as `pm audit` reads it. The YAML itself is
+//! values: the escape `pm export kubernetes` writes against it, and its
+//! undoing when `pm audit` reads an object back. The base64 of a Secret's
+//! `data`, as `pm audit` reads it. The YAML itself is
 //! [`super::yaml`]'s.
 //!
 //! Pure text in, text out.
@@ -22,6 +23,13 @@ pub fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// What Kubernetes makes of a string that references no variable it
+/// knows: `$$` is `$`, and everything else (`$(X)` included) stays as
+/// written. The reverse of [`escape`].
+pub fn unescape(text: &str) -> String {
+    text.replace("$$", "$")
 }
 
 /// Standard base64, read liberally: padding optional, stray low bits in
@@ -91,7 +99,9 @@ mod tests {
             "é$(✓)",
             "",
         ] {
-            assert_eq!(expand(&escape(text)), text, "{text}");
+            let written = escape(text);
+            assert_eq!(expand(&written), text, "{text}");
+            assert_eq!(unescape(&written), text, "{written}");
         }
         assert_eq!(escape("echo $PORT"), "echo $PORT");
         assert_eq!(escape("$(X) $$"), "$$(X) $$$");

@@ -750,6 +750,22 @@ fn nasty_commands_round_trip_through_kubernetes() {
     }
 }
 
+/// What `pm export` writes, `pm audit` reads back as the app it came from:
+/// the nasty commands and env are in parity in every format.
+#[test]
+fn nasty_exports_are_in_parity_with_the_app() {
+    let app = nasty();
+    for format in ["systemd", "compose", "kubernetes"] {
+        let mut args = vec![format, format, "--app", "nasty"];
+        if format != "systemd" {
+            args.extend(["--image", "img:1"]);
+        }
+        export(&app, &args).assert_ok();
+        let out = app.run(&["audit", "--against", format]);
+        assert_eq!(out.assert_ok(), "in parity: no drift found\n", "{format}");
+    }
+}
+
 // --- Determinism, --force, formation, names, errors. ---
 
 #[test]

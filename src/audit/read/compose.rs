@@ -79,10 +79,13 @@ pub fn read(dir: &str, files: &[&ExportFile]) -> Result<Side> {
             .filter(|h| h.get("disable").and_then(Value::as_bool) != Some(true));
         let ready = match health {
             Some(h) => Stated::Yes(match h.get("test") {
-                Some(Value::Array(test)) => {
-                    test.iter().filter_map(scalar).collect::<Vec<_>>().join(" ")
-                }
-                Some(other) => scalar(other).unwrap_or_default(),
+                Some(Value::Array(test)) => test
+                    .iter()
+                    .filter_map(scalar)
+                    .map(|w| unescape(&w))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Some(other) => unescape(&scalar(other).unwrap_or_default()),
                 None => "healthcheck".to_string(),
             }),
             None => Stated::Absent,
@@ -191,6 +194,19 @@ services:
             p[1].restart,
             Stated::Yes((Restart::Always, "restart: unless-stopped".into()))
         );
+    }
+
+    /// A healthcheck is shown as compose runs it: `$$` is `$`.
+    #[test]
+    fn healthchecks_read_back_unescaped() {
+        let text = "services:\n  web:\n    command: puma\n    healthcheck:\n      test: [\"CMD-SHELL\", \"nc -z 127.0.0.1 \\\"$$PORT\\\"\"]\n  worker:\n    command: sidekiq\n    healthcheck:\n      test: \"pgrep -f $$NAME\"\n";
+        let side = parse_export("prod", &[file("compose.yaml", text)]).unwrap();
+        let p = side.processes.unwrap();
+        assert_eq!(
+            p[0].ready,
+            Stated::Yes("CMD-SHELL nc -z 127.0.0.1 \"$PORT\"".into())
+        );
+        assert_eq!(p[1].ready, Stated::Yes("pgrep -f $NAME".into()));
     }
 
     /// YAML as `pm export` writes it reads back to the exact commands and

@@ -1,8 +1,8 @@
 //! A kubernetes export: a ConfigMap and a Secret holding the env, and per
 //! process type a Deployment (release: a Job) whose first container runs it.
-//! The YAML is read with [`crate::syntax::yaml`] and Secret `data` decoded
-//! with [`crate::syntax::kubernetes`], the modules `pm export kubernetes`
-//! writes with.
+//! The YAML is read with [`crate::syntax::yaml`], and Secret `data` and the
+//! `$$` in commands and env values undone with [`crate::syntax::kubernetes`],
+//! the modules `pm export kubernetes` writes with.
 
 use serde_json::Value;
 
@@ -10,7 +10,7 @@ use super::super::{Process, Side, Stated, Var};
 use super::{ExportFile, count, scalar, strings};
 use crate::config::one_line;
 use crate::error::{Error, Result};
-use crate::syntax::kubernetes::secret_value;
+use crate::syntax::kubernetes::{secret_value, unescape};
 use crate::syntax::sh;
 use crate::syntax::yaml::documents;
 
@@ -76,7 +76,7 @@ pub fn read(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Side>
                             {
                                 container_env.push(Var {
                                     name: name.to_string(),
-                                    value,
+                                    value: unescape(&value),
                                     file: file.shown.clone(),
                                 });
                             }
@@ -115,6 +115,12 @@ fn first_container(object: &Value) -> Option<&Value> {
         .first()
 }
 
+/// Words as the kubelet runs them (Kubernetes expands `$(VAR)` and `$$`
+/// in a container's command and args, and in an exec probe's command).
+fn unescaped(words: &[String]) -> Vec<String> {
+    words.iter().map(|w| unescape(w)).collect()
+}
+
 fn probe(container: Option<&Value>, key: &str) -> Stated<String> {
     let Some(probe) = container.and_then(|c| c.get(key)) else {
         return Stated::Absent;
@@ -124,7 +130,7 @@ fn probe(container: Option<&Value>, key: &str) -> Stated<String> {
     } else if probe.get("tcpSocket").is_some() {
         "tcp".to_string()
     } else if let Some(command) = strings(probe.pointer("/exec/command")) {
-        format!("exec {}", sh::command(&command))
+        format!("exec {}", sh::command(&unescaped(&command)))
     } else {
         "probe".to_string()
     };
@@ -161,6 +167,7 @@ fn workload(object: &Value, kind: &str, app: Option<&str>, file: &ExportFile) ->
     };
     let mut words = strings(container.get("command")).unwrap_or_default();
     words.extend(strings(container.get("args")).unwrap_or_default());
+    let words = unescaped(&words);
     let one_shot = kind == "Job";
     Ok(Process {
         name,
@@ -187,7 +194,7 @@ mod tests {
     use crate::audit::read::parse_export;
     use crate::audit::read::tests::TRICKY;
     use crate::audit::read::tests::{env_of, file, pairs};
-    use crate::syntax::yaml;
+    use crate::syntax::{kubernetes, yaml};
 
     #[test]
     fn kubernetes_export() {
@@ -268,11 +275,25 @@ spec:
         );
     }
 
-    /// YAML as `pm export` writes it reads back to the exact values,
-    /// whatever they hold.
+    /// YAML as `pm export` writes it reads back to the exact values and
+    /// commands, whatever they hold.
     #[test]
     fn yaml_written_by_the_export_reads_back() {
         for value in TRICKY {
+            let deployment = serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "shop-web", "annotations": {"pm/process-type": "web"}},
+                "spec": {"template": {"spec": {"containers": [{
+                    "name": "web",
+                    "command": ["/bin/sh", "-c", kubernetes::escape(value)],
+                    "env": [{"name": "V", "value": kubernetes::escape(value)}],
+                }]}}},
+            });
+            let text = yaml::write(&deployment).unwrap();
+            let side = parse_export("prod", &[file("shop-web.yaml", &text)]).unwrap();
+            assert_eq!(side.processes.unwrap()[0].command, value, "{text}");
+            assert_eq!(side.env[0].value, value, "{text}");
+
             let config = serde_json::json!({
                 "apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": "shop-env"},
