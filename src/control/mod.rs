@@ -1,12 +1,14 @@
 //! Live control from another shell: a Unix socket that answers JSON lines.
 //!
 //! `protocol` holds the request and reply types (the documented contract),
-//! `server` the listener run by `pm start`, `client` what `pm ps`, `pm
-//! restart`, `pm stop` and `pm scale` use. The server never touches the
-//! supervisor: it hands each request to the runtime and writes the reply.
+//! `server` the listener run by `pm start`, `reply` the replies built from
+//! the supervisor's state and answers, `client` what `pm ps`, `pm restart`,
+//! `pm stop` and `pm scale` use. The server never touches the supervisor: it
+//! hands each request to the runtime and writes the reply.
 
 pub mod client;
 pub mod protocol;
+pub mod reply;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -15,12 +15,11 @@ use nix::sys::signal::Signal;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, watch};
 
-use crate::config::formation::MAX_COUNT;
 use crate::config::pm_toml::Check;
-use crate::config::ports;
-use crate::control::protocol::{Command, InstanceInfo, Reply};
+use crate::control::protocol::{Command, Reply};
+use crate::control::reply;
 use crate::health::{self, Kind, Verdict};
-use crate::supervisor::{Event, Intent, Phase, State};
+use crate::supervisor::{Event, Phase};
 
 use crate::error::{Error, Result};
 use crate::model::ExitStatus;
@@ -289,7 +288,7 @@ impl Runtime {
         let Some(id) = self.live_run(instance_pid).filter(|_| !stopping) else {
             return Err(std::io::Error::other("the process is stopping"));
         };
-        let env = self.plan.instance_env(&self.plan.instances[id]);
+        let env = self.plan.instance_env(&self.sup.instances()[id].spec);
         let pid = process::spawn_quiet(command, &self.plan.root, &env)?;
         self.groups.insert(pid);
         self.guardian.watch(pid);
@@ -301,14 +300,7 @@ impl Runtime {
     /// Publishes each balanced type's instances in rotation.
     fn update_rotations(&self) {
         for b in &self.balancers {
-            let mut ports: Vec<(u32, u16)> = (0..self.sup.instances().len())
-                .filter(|&id| {
-                    self.plan.instances[id].type_index == b.type_index && self.sup.in_rotation(id)
-                })
-                .map(|id| (self.plan.instances[id].number, self.plan.instances[id].port))
-                .collect();
-            ports.sort_unstable();
-            let ports: Vec<u16> = ports.into_iter().map(|(_, port)| port).collect();
+            let ports = self.sup.rotation(b.type_index);
             b.rotation.send_if_modified(|current| {
                 let changed = *current != ports;
                 if changed {
@@ -319,301 +311,27 @@ impl Runtime {
         }
     }
 
-    /// Answers one control request.
+    /// Answers one control request: the supervisor decides, the runtime
+    /// carries out what it decided, the control protocol words the reply.
     fn control(&mut self, command: Command) -> Reply {
         let now = Instant::now();
-        if self.sup.phase() == Phase::Release && command != Command::Ps {
-            return Reply::error(
-                "the release phase is running: nothing else can change until it has completed",
-            );
-        }
-        match command {
-            Command::Ps => Reply::instances(self.ps(now)),
-            Command::Restart { targets } => match self.targets(&targets) {
-                Ok((ids, names)) => {
-                    let actions = self.sup.restart(&ids, now);
-                    self.apply(actions);
-                    let balanced = ids.iter().any(|&id| {
-                        self.plan.types[self.plan.instances[id].type_index]
-                            .proxy
-                            .is_some()
-                    });
-                    let how = if balanced {
-                        " (balanced instances one at a time, each once the one before is ready)"
-                    } else {
-                        ""
-                    };
-                    Reply::message(format!("restarting {}{how}", names.join(", ")))
-                }
-                Err(e) => Reply::error(e),
-            },
-            Command::Stop { targets } => match self.targets(&targets) {
-                Ok((ids, names)) => {
-                    let actions = self.sup.stop(&ids, false, now);
-                    self.apply(actions);
-                    Reply::message(format!("stopping {}", names.join(", ")))
-                }
-                Err(e) => Reply::error(e),
-            },
-            Command::Scale { formation } => match self.scale(&formation, now) {
-                Ok(text) => Reply::message(text),
-                Err(e) => Reply::error(e),
-            },
-        }
-    }
-
-    fn ps(&self, now: Instant) -> Vec<InstanceInfo> {
-        // In Procfile order, then by number, whatever order scaling added them in.
-        let mut ids: Vec<usize> = (0..self.sup.instances().len()).collect();
-        ids.sort_by_key(|&id| {
-            let spec = &self.plan.instances[id];
-            (spec.type_index, spec.number)
-        });
-        ids.into_iter()
-            .map(|id| (id, &self.sup.instances()[id]))
-            .filter(|(_, inst)| !inst.retired)
-            .map(|(id, inst)| {
-                let spec = &self.plan.instances[id];
-                let (pid, uptime, state) = match inst.state {
-                    State::Running {
-                        pid,
-                        since,
-                        kill_at,
-                        ..
-                    } => (
-                        Some(pid),
-                        Some(now.saturating_duration_since(since).as_secs_f64()),
-                        if kill_at.is_some() {
-                            "stopping"
-                        } else if self.sup.health(id) == Some("ready") {
-                            "ready"
-                        } else {
-                            "running"
-                        },
-                    ),
-                    State::Waiting | State::Pending => (None, None, "starting"),
-                    State::Backoff { .. } => (None, None, "backing-off"),
-                    State::Exited(_) => (None, None, "exited"),
-                    State::Failed(_) => (None, None, "failed"),
-                    State::Stopped => (None, None, "stopped"),
-                };
-                InstanceInfo {
-                    name: inst.name.clone(),
-                    type_name: self.plan.types[spec.type_index].name.clone(),
-                    index: spec.number,
-                    pid,
-                    state: state.to_string(),
-                    restarts: inst.restarts,
-                    uptime_s: uptime.map(|u| (u * 10.0).round() / 10.0),
-                    port: spec.port,
-                    health: self.sup.health(id).map(str::to_string),
-                }
-            })
-            .collect()
-    }
-
-    /// Instance ids for `web` (every instance) or `web.2`.
-    fn targets(
-        &self,
-        targets: &[String],
-    ) -> std::result::Result<(Vec<usize>, Vec<String>), String> {
-        if targets.is_empty() {
-            return Err("no target given (expected a process type like \"web\" or an instance like \"web.2\")".into());
-        }
-        let mut ids = Vec::new();
-        for target in targets {
-            let found: Vec<usize> = self
-                .sup
-                .instances()
-                .iter()
-                .enumerate()
-                .filter(|(id, inst)| {
-                    !inst.retired
-                        && (inst.name == *target
-                            || self.plan.types[self.plan.instances[*id].type_index].name == *target)
-                })
-                .map(|(id, _)| id)
-                .collect();
-            if found.is_empty() {
-                let known: Vec<&str> = self.plan.types.iter().map(|t| t.name.as_str()).collect();
-                return Err(format!(
-                    "no process or instance \"{}\" is running here (process types: {})",
-                    crate::config::one_line(target),
-                    known.join(", ")
-                ));
+        let (actions, reply) = match command {
+            Command::Ps => (Vec::new(), reply::ps(&self.sup, now)),
+            Command::Restart { targets } => {
+                let (actions, answer) = self.sup.restart_named(&targets, now);
+                (actions, reply::restarting(answer))
             }
-            for id in found {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
+            Command::Stop { targets } => {
+                let (actions, answer) = self.sup.stop_named(&targets, now);
+                (actions, reply::stopping(answer))
             }
-        }
-        let names = ids
-            .iter()
-            .map(|&id| self.sup.instances()[id].name.clone())
-            .collect();
-        Ok((ids, names))
-    }
-
-    /// Brings each named type to its count: new instances get the ports
-    /// `pm start` would give them; the highest-numbered ones go first.
-    fn scale(
-        &mut self,
-        formation: &std::collections::BTreeMap<String, u32>,
-        now: Instant,
-    ) -> std::result::Result<String, String> {
-        if formation.is_empty() {
-            return Err("empty formation (expected NAME=COUNT...)".into());
-        }
-        for (name, &count) in formation {
-            let Some(spec) = self.plan.type_named(name) else {
-                let known: Vec<&str> = self.plan.types.iter().map(|t| t.name.as_str()).collect();
-                return Err(format!(
-                    "unknown process type \"{name}\" (known: {})",
-                    known.join(", ")
-                ));
-            };
-            if name == crate::plan::RELEASE {
-                return Err("\"release\" runs once before the others; it cannot be scaled".into());
+            Command::Scale { formation } => {
+                let (actions, answer) = self.sup.scale(&formation, now);
+                (actions, reply::scaled(answer))
             }
-            if count > MAX_COUNT {
-                return Err(format!(
-                    "count {count} for \"{name}\" is above the limit of {MAX_COUNT}"
-                ));
-            }
-            ports::port_for(
-                self.plan.base_port,
-                self.plan.port_step,
-                spec.position,
-                count.max(1),
-                name,
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        let (target, pulled) = self.with_dependencies(formation)?;
-        let mut changes = Vec::new();
-        for (name, &count) in &target {
-            let Some(type_index) = self.plan.types.iter().position(|t| t.name == *name) else {
-                continue;
-            };
-            let position = self.plan.types[type_index].position;
-            for number in 1..=count {
-                let existing = self
-                    .plan
-                    .instances
-                    .iter()
-                    .position(|i| i.type_index == type_index && i.number == number);
-                match existing {
-                    // Scaled away, or still stopping from a scale down.
-                    Some(id)
-                        if self.sup.instances()[id].retired
-                            || self.sup.instances()[id].intent == Some(Intent::Retire) =>
-                    {
-                        let actions = self.sup.restart(&[id], now);
-                        self.apply(actions);
-                    }
-                    Some(_) => {}
-                    None => {
-                        let name = format!("{name}.{number}");
-                        let port = ports::port_for(
-                            self.plan.base_port,
-                            self.plan.port_step,
-                            position,
-                            number,
-                            &name,
-                        )
-                        .map_err(|e| e.to_string())?;
-                        self.plan.instances.push(crate::plan::InstanceSpec {
-                            type_index,
-                            number,
-                            name: name.clone(),
-                            port,
-                        });
-                        let actions = self.sup.add_instance(name, type_index, port, now);
-                        self.apply(actions);
-                    }
-                }
-            }
-            let extra: Vec<usize> = self
-                .plan
-                .instances
-                .iter()
-                .enumerate()
-                .filter(|(id, i)| {
-                    i.type_index == type_index
-                        && i.number > count
-                        && !self.sup.instances()[*id].retired
-                })
-                .map(|(id, _)| id)
-                .collect();
-            let actions = self.sup.stop(&extra, true, now);
-            self.apply(actions);
-            changes.push(format!("{name}={count}"));
-        }
-        let also = if pulled.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " ({} started too: what the scaled types depend on)",
-                pulled.join(", ")
-            )
         };
-        Ok(format!("scaled to {}{also}", changes.join(", ")))
-    }
-
-    /// The formation of a `pm scale`, with what it needs: a type that will
-    /// run starts what it depends on when none of it runs (as `pm start`
-    /// does), and a dependency cannot go to 0 under a type that runs.
-    fn with_dependencies(
-        &self,
-        formation: &std::collections::BTreeMap<String, u32>,
-    ) -> std::result::Result<(std::collections::BTreeMap<String, u32>, Vec<String>), String> {
-        let active = |t: usize| {
-            self.sup
-                .instances()
-                .iter()
-                .filter(|i| i.type_index == t && !i.retired && i.intent != Some(Intent::Retire))
-                .count()
-        };
-        let index = |name: &str| self.plan.types.iter().position(|t| t.name == name);
-        let mut target = formation.clone();
-        let mut pulled = Vec::new();
-        let mut stack: Vec<String> = target
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(name, _)| name.clone())
-            .collect();
-        while let Some(name) = stack.pop() {
-            let Some(t) = index(&name) else { continue };
-            for dep in &self.plan.types[t].depends_on {
-                match target.get(dep) {
-                    Some(0) => {
-                        return Err(format!(
-                            "\"{name}\" depends on \"{dep}\", which cannot be scaled to 0 while {name} runs"
-                        ));
-                    }
-                    Some(_) => {}
-                    None if index(dep).is_some_and(|d| active(d) == 0) => {
-                        target.insert(dep.clone(), 1);
-                        pulled.push(dep.clone());
-                        stack.push(dep.clone());
-                    }
-                    None => {}
-                }
-            }
-        }
-        for (name, _) in target.iter().filter(|(_, n)| **n == 0) {
-            for (u, spec) in self.plan.types.iter().enumerate() {
-                let runs = target.get(&spec.name).map_or(active(u) > 0, |&n| n > 0);
-                if runs && spec.depends_on.contains(name) {
-                    return Err(format!(
-                        "\"{}\" depends on \"{name}\", which cannot be scaled to 0 while {} runs",
-                        spec.name, spec.name
-                    ));
-                }
-            }
-        }
-        Ok((target, pulled))
+        self.apply(actions);
+        reply
     }
 
     /// A run's output is drained (or closed): if the process was reaped too,
@@ -755,7 +473,7 @@ impl Runtime {
     }
 
     fn spawn(&mut self, id: usize) -> Vec<Action> {
-        let instance = &self.plan.instances[id];
+        let instance = &self.sup.instances()[id].spec;
         let spec = &self.plan.types[instance.type_index];
         let env = self.plan.instance_env(instance);
         let result = process::spawn(&SpawnSpec {

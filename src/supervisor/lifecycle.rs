@@ -1,0 +1,303 @@
+//! An instance's life: start, spawn, exit, and the backoff before a restart.
+//!
+//! Each exit goes through [`policy::decide`](super::policy::decide) unless a
+//! user's intent (`pm restart`, `pm stop`, `pm scale` down) or a shutdown
+//! says otherwise. When every instance of the formation has ended for good,
+//! pm stops with 0. Pure: `now` comes in, actions go out.
+
+use std::time::Instant;
+
+use super::policy::{Decision, decide};
+use super::{Action, Event, Intent, Phase, State, Stop, Supervisor};
+use crate::model::ExitStatus;
+
+impl Supervisor {
+    /// Starts what may start: the release phase first (with what release
+    /// depends on), each type once the types it depends on are ready.
+    pub fn start(&mut self, now: Instant) -> Vec<Action> {
+        if (0..self.instances.len()).any(|id| self.is_release(id)) {
+            self.phase = Phase::Release;
+        }
+        for inst in &mut self.instances {
+            inst.state = State::Waiting;
+        }
+        self.say_who_waits();
+        self.start_waiting(now);
+        self.finish_if_all_done(now);
+        self.take()
+    }
+
+    pub fn spawned(&mut self, id: usize, pid: i32, now: Instant) -> Vec<Action> {
+        let stopping = matches!(self.phase, Phase::Stopping { .. } | Phase::Killing { .. });
+        self.instances[id].state = State::Running {
+            pid,
+            since: now,
+            stop: Stop::No,
+        };
+        self.instances[id].ready = false;
+        self.instances[id].was_ready = false;
+        let spec = &self.instances[id].spec;
+        let (name, port) = (spec.name.clone(), spec.port);
+        self.say(Event::Started { name, pid, port });
+        if stopping {
+            // A spawn raced with a shutdown: stop it right away.
+            self.stop_instance(id, now);
+        }
+        self.take()
+    }
+
+    pub fn spawn_failed(&mut self, id: usize, error: String, now: Instant) -> Vec<Action> {
+        let name = self.name(id);
+        self.say(Event::SpawnFailed { name, error });
+        self.instances[id].state = State::Running {
+            pid: 0,
+            since: now,
+            stop: Stop::No,
+        };
+        // 127 is what a shell reports for a command that could not run.
+        let mut actions = self.take();
+        actions.extend(self.exited(id, ExitStatus::Code(127), now));
+        actions
+    }
+
+    /// Instance `id` exited (its output is drained).
+    pub fn exited(&mut self, id: usize, status: ExitStatus, now: Instant) -> Vec<Action> {
+        let State::Running { since, .. } = self.instances[id].state else {
+            return self.take();
+        };
+        let name = self.name(id);
+        match self.phase {
+            Phase::Stopping { .. } | Phase::Killing { .. } => {
+                self.instances[id].state = State::Exited(status);
+                self.say(Event::Exited { name, status });
+                // Its dependencies may stop now that it has.
+                self.stop_next_wave(now);
+            }
+            Phase::Release | Phase::Running if self.instances[id].intent.is_some() => {
+                let inst = &mut self.instances[id];
+                let intent = inst.intent.take();
+                self.say(Event::Exited { name, status });
+                match intent {
+                    Some(Intent::Restart) => {
+                        let inst = &mut self.instances[id];
+                        inst.in_a_row = 0;
+                        inst.state = State::Pending;
+                        self.actions.push(Action::Spawn(id));
+                    }
+                    Some(Intent::Retire) => {
+                        self.instances[id].state = State::Stopped;
+                        self.instances[id].retired = true;
+                        self.finish_if_all_done(now);
+                    }
+                    Some(Intent::Stop) | None => {
+                        self.instances[id].state = State::Stopped;
+                        self.finish_if_all_done(now);
+                    }
+                }
+            }
+            Phase::Release if self.is_release(id) => {
+                if status.success() {
+                    self.instances[id].state = State::Exited(status);
+                    self.say(Event::ReleaseDone { name });
+                    self.phase = Phase::Running;
+                    self.finish_if_all_done(now);
+                } else {
+                    self.instances[id].state = State::Failed(status);
+                    self.say(Event::ReleaseFailed { name, status });
+                    self.begin_stop(status.shell_code(), now);
+                }
+            }
+            Phase::Release | Phase::Running => {
+                let rules = self.type_of(id).restart;
+                let inst = &mut self.instances[id];
+                match decide(
+                    rules,
+                    status,
+                    now.saturating_duration_since(since),
+                    inst.in_a_row,
+                ) {
+                    Decision::Restart { delay, in_a_row } => {
+                        inst.in_a_row = in_a_row;
+                        inst.restarts += 1;
+                        inst.state = State::Backoff { until: now + delay };
+                        self.say(Event::Restarting {
+                            name,
+                            status,
+                            delay,
+                        });
+                    }
+                    Decision::Done => {
+                        inst.state = State::Exited(status);
+                        self.say(Event::Exited { name, status });
+                        self.finish_if_all_done(now);
+                    }
+                    Decision::GiveUp => {
+                        let restarts = inst.in_a_row;
+                        inst.state = State::Failed(status);
+                        self.say(Event::GaveUp {
+                            name: name.clone(),
+                            status,
+                            restarts,
+                        });
+                        self.say(Event::FailedStopping { name });
+                        self.begin_stop(status.shell_code(), now);
+                    }
+                }
+            }
+        }
+        self.after_change(now);
+        self.take()
+    }
+
+    /// Spawns again every instance whose backoff is over.
+    pub(super) fn restart_due(&mut self, now: Instant) {
+        for id in 0..self.instances.len() {
+            if let State::Backoff { until } = self.instances[id].state
+                && until <= now
+            {
+                self.instances[id].state = State::Pending;
+                self.actions.push(Action::Spawn(id));
+            }
+        }
+    }
+
+    /// What any change may unblock: waiting instances and rolling restarts.
+    pub(super) fn after_change(&mut self, now: Instant) {
+        self.start_waiting(now);
+        self.advance_rolls(now);
+    }
+
+    /// When every instance has ended for good, pm stops (exit 0).
+    pub(super) fn finish_if_all_done(&mut self, now: Instant) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        // Instances scaled away do not count; with none left, pm waits for
+        // `pm scale` rather than exiting.
+        let mut active = self.instances.iter().filter(|i| !i.retired).peekable();
+        let all_done = active.peek().is_some()
+            && active.all(|i| matches!(i.state, State::Exited(_) | State::Failed(_)));
+        if all_done {
+            self.say(Event::AllDone);
+            self.begin_stop(0, now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use nix::sys::signal::Signal;
+
+    use super::super::testing::*;
+    use super::super::*;
+
+    #[test]
+    fn start_spawns_everything() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(&plan(&[("web", 2), ("worker", 1)], None));
+        assert_eq!(spawns(&sup.start(t0)), vec![0, 1, 2]);
+        assert_eq!(sup.phase(), Phase::Running);
+    }
+
+    #[test]
+    fn crash_loop_backs_off_then_gives_up_and_stops_everything() {
+        let t0 = Instant::now();
+        let mut sup = started(&[("web", 1), ("worker", 1)], Some(2), t0);
+        let s = Duration::from_secs;
+        let a = sup.exited(0, ExitStatus::Code(1), t0 + s(1));
+        assert_eq!(said(&a), ["web.1 exited with code 1, restarting in 0.5s"]);
+        assert_eq!(
+            sup.next_deadline(t0),
+            Some(t0 + s(1) + Duration::from_millis(500))
+        );
+        // Nothing happens before the deadline.
+        assert!(sup.tick(t0 + s(1)).is_empty());
+        assert_eq!(spawns(&sup.tick(t0 + s(2))), vec![0]);
+        sup.spawned(0, 200, t0 + s(2));
+        let a = sup.exited(0, ExitStatus::Code(1), t0 + s(3));
+        assert_eq!(said(&a), ["web.1 exited with code 1, restarting in 1s"]);
+        assert_eq!(spawns(&sup.tick(t0 + s(4))), vec![0]);
+        sup.spawned(0, 201, t0 + s(4));
+        let a = sup.exited(0, ExitStatus::Code(1), t0 + s(5));
+        assert_eq!(
+            said(&a),
+            [
+                "web.1 exited with code 1, gave up after 2 restarts",
+                "web.1 failed, stopping all processes",
+                "sending SIGTERM to all processes",
+            ]
+        );
+        assert!(a.contains(&Action::Signal(1, Signal::SIGTERM)));
+        assert!(a.contains(&Action::SignalStragglers(Signal::SIGTERM)));
+        assert_eq!(sup.finished(|| false, t0 + s(5)), None, "worker still runs");
+        sup.exited(1, ExitStatus::Signal(Signal::SIGTERM), t0 + s(6));
+        assert_eq!(sup.finished(|| true, t0 + s(6)), None, "descendants left");
+        assert_eq!(sup.finished(|| false, t0 + s(6)), Some(1));
+    }
+
+    #[test]
+    fn uptime_resets_the_backoff() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut sup = started(&[("web", 1)], None, t0);
+        sup.exited(0, ExitStatus::Code(1), t0 + s(1));
+        sup.tick(t0 + s(2));
+        sup.spawned(0, 200, t0 + s(2));
+        let a = sup.exited(0, ExitStatus::Code(1), t0 + s(2) + s(40));
+        assert_eq!(said(&a), ["web.1 exited with code 1, restarting in 0.5s"]);
+        assert_eq!(sup.instances()[0].restarts, 2);
+    }
+
+    #[test]
+    fn exit_0_is_done_and_all_done_stops_with_0() {
+        let t0 = Instant::now();
+        let mut sup = started(&[("a", 1), ("b", 1)], None, t0);
+        let a = sup.exited(0, ExitStatus::Code(0), t0);
+        assert_eq!(said(&a), ["a.1 exited with code 0"]);
+        assert_eq!(sup.phase(), Phase::Running);
+        let a = sup.exited(1, ExitStatus::Code(0), t0);
+        assert_eq!(
+            said(&a),
+            ["b.1 exited with code 0", "all processes finished"]
+        );
+        assert_eq!(sup.finished(|| false, t0), Some(0));
+    }
+
+    #[test]
+    fn release_runs_first_and_alone() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(&plan(&[("web", 2), ("release", 1)], None));
+        assert_eq!(spawns(&sup.start(t0)), vec![2]);
+        assert_eq!(sup.phase(), Phase::Release);
+        sup.spawned(2, 300, t0);
+        let a = sup.exited(2, ExitStatus::Code(0), t0);
+        assert_eq!(
+            said(&a),
+            ["release.1 completed, starting the other processes"]
+        );
+        assert_eq!(spawns(&a), vec![0, 1]);
+    }
+
+    #[test]
+    fn failed_release_starts_nothing_and_exits_with_its_code() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(&plan(&[("web", 2), ("release", 1)], None));
+        sup.start(t0);
+        sup.spawned(2, 300, t0);
+        let a = sup.exited(2, ExitStatus::Code(4), t0);
+        assert!(spawns(&a).is_empty());
+        assert_eq!(sup.finished(|| false, t0), Some(4));
+    }
+
+    #[test]
+    fn spawn_failure_counts_as_exit_127() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(&plan(&[("web", 1)], Some(0)));
+        sup.start(t0);
+        let a = sup.spawn_failed(0, "no such file".into(), t0);
+        assert_eq!(said(&a)[0], "web.1 could not start: no such file");
+        assert_eq!(sup.finished(|| false, t0), Some(127));
+    }
+}
