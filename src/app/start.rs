@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::output;
 use crate::process::{self, Guardian};
 use crate::proxy;
-use crate::runtime::{Message, OutputStyle, Runtime};
+use crate::runtime::{OutputStyle, Runtime};
 
 pub fn start(args: StartArgs) -> Result<i32> {
     let options = LoadOptions {
@@ -72,12 +72,12 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
     process::become_subreaper();
 
-    let (messages_tx, messages) = Runtime::channel();
-    let broken = messages_tx.clone();
+    // The writer thread's one event, stdout going away, has its own channel.
+    let (broken, stdout_closed) = tokio::sync::oneshot::channel();
     let (out, writer) = output::spawn_writer(
         output::stdout_sink(),
         Box::new(move || {
-            let _ = broken.send(Message::BrokenPipe);
+            let _ = broken.send(());
         }),
     )
     .map_err(|e| Error::os("cannot start the output writer", e))?;
@@ -108,7 +108,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
     };
     let proxies = balancers.as_ref().map(|rt| (proxies, rt.handle().clone()));
     let result = runtime.block_on(
-        Runtime::new(plan, guardian, out, style, messages_tx, messages)
+        Runtime::new(plan, guardian, out, style, stdout_closed)
             .with_control(listener)
             .with_proxies(proxies)
             .run(),

@@ -4,12 +4,14 @@
 //! `server` the listener run by `pm start`, `reply` the replies built from
 //! the supervisor's state and answers, `client` what `pm ps`, `pm restart`,
 //! `pm stop` and `pm scale` use. The server never touches the supervisor: it
-//! hands each request to the runtime and writes the reply.
+//! hands each [`Request`] to the runtime and writes the reply.
 
 pub mod client;
 pub mod protocol;
 pub mod reply;
 pub mod server;
+
+pub use server::Request;
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,9 @@
 //! The control socket of a running `pm start`: binding (with stale-socket
 //! detection), the accept loop, and one short-lived task per connection.
+//!
+//! A connection's task reads and checks one request, hands it to the runtime
+//! as a [`Request`] (this source's own event type) and writes the reply it
+//! gets back. It never sees the supervisor.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -11,9 +15,15 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use super::protocol::{MAX_REQUEST, Reply, parse_request};
+use super::protocol::{Command, MAX_REQUEST, Reply, parse_request};
 use crate::error::Error;
-use crate::runtime::Message;
+
+/// A request from a control connection, with where its reply goes.
+#[derive(Debug)]
+pub struct Request {
+    pub command: Command,
+    pub reply: oneshot::Sender<Reply>,
+}
 
 /// A client has this long to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +81,7 @@ pub fn bind(path: &Path) -> Result<(std::os::unix::net::UnixListener, SocketGuar
 }
 
 /// Accepts connections until the runtime ends.
-pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: UnboundedSender<Message>) {
+pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: UnboundedSender<Request>) {
     let Ok(listener) = UnixListener::from_std(listener) else {
         return;
     };
@@ -87,7 +97,7 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: Unbounde
     }
 }
 
-async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Message>) {
+async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Request>) {
     let reply = answer(&mut stream, runtime).await;
     if let Ok(mut line) = serde_json::to_vec(&reply) {
         line.push(b'\n');
@@ -96,7 +106,7 @@ async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Message>) {
     let _ = stream.shutdown().await;
 }
 
-async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Message>) -> Reply {
+async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Request>) -> Reply {
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
     match stream.peer_cred() {
@@ -121,10 +131,15 @@ async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Message>) -> R
         Ok(request) => request,
         Err(message) => return Reply::error(message),
     };
-    let (tx, rx) = oneshot::channel();
-    if runtime.send(Message::Control(request.command, tx)).is_err() {
+    let (reply, answered) = oneshot::channel();
+    let request = Request {
+        command: request.command,
+        reply,
+    };
+    if runtime.send(request).is_err() {
         return Reply::error("pm is shutting down");
     }
-    rx.await
+    answered
+        .await
         .unwrap_or_else(|_| Reply::error("pm is shutting down"))
 }

@@ -2,9 +2,10 @@
 //! task that runs one check against one run of an instance.
 //!
 //! A task only probes and counts (with the pure rules of
-//! `supervisor::health`); it reports transitions to the runtime as messages
-//! and never touches supervisor state. `exec` probes are started by the
-//! runtime itself, because only the runtime's reaper may wait for children.
+//! `supervisor::health`); it sends what it has to say as a [`Report`] (this
+//! source's own event type) and never touches supervisor state. `exec`
+//! probes are started by the runtime itself, because only the runtime's
+//! reaper may wait for children: the task asks with [`Report::Exec`].
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -12,7 +13,6 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 use crate::config::pm_toml::{Check, Probe};
 use crate::model::{ExitStatus, How, Secs};
-use crate::runtime::Message;
 use crate::supervisor::health::{Threshold, Transition};
 
 /// Which of an instance's checks.
@@ -22,13 +22,30 @@ pub enum Kind {
     Live,
 }
 
-/// What a check task tells the runtime.
+/// What a check concluded about a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Ready,
     Unready(String),
     LiveFailed(String),
 }
+
+/// What a check task tells the runtime.
+#[derive(Debug)]
+pub enum Report {
+    /// A check of the run `pid` reached a verdict.
+    Verdict { pid: i32, verdict: Verdict },
+    /// An `exec` probe of the run `instance_pid` asks for its command to be
+    /// started; the reply carries the probe's pid and, later, its status.
+    Exec {
+        instance_pid: i32,
+        command: String,
+        reply: oneshot::Sender<ExecStarted>,
+    },
+}
+
+/// The answer to [`Report::Exec`].
+pub type ExecStarted = std::io::Result<(i32, oneshot::Receiver<ExitStatus>)>;
 
 /// One check of one run: the instance's pid identifies the run.
 #[derive(Debug, Clone)]
@@ -40,7 +57,7 @@ pub struct Watch {
 }
 
 /// Probes until aborted (the runtime aborts the task when the run ends).
-pub async fn watch(w: Watch, tx: UnboundedSender<Message>) {
+pub async fn watch(w: Watch, tx: UnboundedSender<Report>) {
     let mut threshold = Threshold::new(w.check.failures, w.check.successes);
     let mut wait = None;
     loop {
@@ -63,7 +80,7 @@ pub async fn watch(w: Watch, tx: UnboundedSender<Message>) {
         };
         if let Some(verdict) = verdict
             && tx
-                .send(Message::Health {
+                .send(Report::Verdict {
                     pid: w.pid,
                     verdict,
                 })
@@ -79,7 +96,7 @@ fn reason(result: Result<(), String>) -> String {
 }
 
 /// One probe, bounded by the check's timeout. Err says why it failed.
-async fn probe(w: &Watch, tx: &UnboundedSender<Message>) -> Result<(), String> {
+async fn probe(w: &Watch, tx: &UnboundedSender<Report>) -> Result<(), String> {
     let timeout = w.check.timeout;
     let attempt = async {
         match &w.check.probe {
@@ -166,9 +183,9 @@ pub fn status_code(head: &[u8]) -> Option<u16> {
 }
 
 /// Runs the command (through the runtime, which spawns and reaps it).
-async fn exec(pid: i32, command: &str, tx: &UnboundedSender<Message>) -> Result<(), String> {
+async fn exec(pid: i32, command: &str, tx: &UnboundedSender<Report>) -> Result<(), String> {
     let (reply, started) = oneshot::channel();
-    tx.send(Message::Exec {
+    tx.send(Report::Exec {
         instance_pid: pid,
         command: command.to_string(),
         reply,

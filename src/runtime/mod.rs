@@ -1,10 +1,15 @@
 //! The runtime: the actor that owns the supervisor and carries out its
-//! actions with real processes.
+//! actions with real processes. It only acts: what an event means (a
+//! restart, a stop, which instances a request names, what a scale changes)
+//! is the supervisor's to decide.
 //!
-//! One task owns all state. It `select!`s over OS signals (shutdown requests
-//! and SIGCHLD), relay events and the supervisor's next deadline; it never
-//! sleeps, so a second Ctrl-C is answered at once. SIGCHLD leads to
-//! [`process::reap`], the only `waitpid(-1)` in pm.
+//! One task owns all state. It `select!`s over one receiver per event
+//! source, each sending its own type: OS signals ([`SignalEvent`]), relays
+//! ([`RelayEvent`]), the writer thread (stdout is gone), health checks
+//! ([`health::Report`]), control connections ([`control::Request`]), and
+//! the supervisor's next deadline. It never sleeps, so a second Ctrl-C is
+//! answered at once. SIGCHLD leads to [`process::reap`], the only
+//! `waitpid(-1)` in pm. No event source imports the runtime.
 
 pub mod relay;
 
@@ -17,8 +22,8 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::pm_toml::Check;
 use crate::control::protocol::{Command, Reply};
-use crate::control::reply;
-use crate::health::{self, Kind, Verdict};
+use crate::control::{self, reply};
+use crate::health::{self, ExecStarted, Kind, Report, Verdict};
 use crate::supervisor::{Event, Phase};
 
 use crate::error::{Error, Result};
@@ -29,31 +34,6 @@ use crate::process::{self, Guardian, SpawnSpec};
 use crate::signals::{SignalEvent, Signals};
 use crate::supervisor::{Action, Supervisor};
 use relay::RelayEvent;
-
-/// Messages from other tasks and threads to the runtime.
-#[derive(Debug)]
-pub enum Message {
-    Relay(RelayEvent),
-    /// Nobody reads pm's stdout any more.
-    BrokenPipe,
-    /// A request from the control socket, with where to send the reply.
-    Control(Command, oneshot::Sender<Reply>),
-    /// A health check of the run `pid` reached a verdict.
-    Health {
-        pid: i32,
-        verdict: Verdict,
-    },
-    /// An `exec` probe of the run `instance_pid` asks for its command to be
-    /// started; the reply carries the probe's pid and, later, its status.
-    Exec {
-        instance_pid: i32,
-        command: String,
-        reply: oneshot::Sender<ExecStarted>,
-    },
-}
-
-/// The answer to [`Message::Exec`].
-pub type ExecStarted = std::io::Result<(i32, oneshot::Receiver<ExitStatus>)>;
 
 /// How output is shown: computed once from the flags and the terminal.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +73,16 @@ pub struct Runtime {
     style: OutputStyle,
     system: Framer,
     clock: Clock,
-    messages_tx: UnboundedSender<Message>,
-    messages: UnboundedReceiver<Message>,
+    /// One channel per event source; the runtime keeps a sender of each so
+    /// that none closes while it runs.
+    relay_tx: UnboundedSender<RelayEvent>,
+    relays: UnboundedReceiver<RelayEvent>,
+    health_tx: UnboundedSender<Report>,
+    health: UnboundedReceiver<Report>,
+    request_tx: UnboundedSender<control::Request>,
+    requests: UnboundedReceiver<control::Request>,
+    /// The writer thread's one event: nobody reads stdout any more.
+    stdout_closed: Option<oneshot::Receiver<()>>,
     runs: HashMap<i32, Run>,
     /// Process groups pm started that may still have members.
     groups: BTreeSet<i32>,
@@ -118,10 +106,12 @@ impl Runtime {
         guardian: Guardian,
         out: OutputTx,
         style: OutputStyle,
-        messages_tx: UnboundedSender<Message>,
-        messages: UnboundedReceiver<Message>,
+        stdout_closed: oneshot::Receiver<()>,
     ) -> Runtime {
         let sup = Supervisor::new(&plan);
+        let (relay_tx, relays) = mpsc::unbounded_channel();
+        let (health_tx, health) = mpsc::unbounded_channel();
+        let (request_tx, requests) = mpsc::unbounded_channel();
         Runtime {
             plan,
             sup,
@@ -130,8 +120,13 @@ impl Runtime {
             style,
             system: Framer::system(style.width, style.color, style.timestamps),
             clock: Clock::default(),
-            messages_tx,
-            messages,
+            relay_tx,
+            relays,
+            health_tx,
+            health,
+            request_tx,
+            requests,
+            stdout_closed: Some(stdout_closed),
             runs: HashMap::new(),
             groups: BTreeSet::new(),
             open_relays: 0,
@@ -172,21 +167,12 @@ impl Runtime {
         self
     }
 
-    /// A channel for messages to a runtime that does not exist yet (the
-    /// output writer needs a sender before the runtime is built).
-    pub fn channel() -> (UnboundedSender<Message>, UnboundedReceiver<Message>) {
-        mpsc::unbounded_channel()
-    }
-
     /// Supervises until everything has ended; returns pm's exit code.
     pub async fn run(mut self) -> Result<i32> {
         let mut signals =
             Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
         if let Some(listener) = self.control.take() {
-            tokio::spawn(crate::control::server::serve(
-                listener,
-                self.messages_tx.clone(),
-            ));
+            tokio::spawn(control::server::serve(listener, self.request_tx.clone()));
         }
         if let Some(handle) = &self.proxy_runtime {
             for b in &mut self.balancers {
@@ -225,7 +211,16 @@ impl Runtime {
                     }
                     SignalEvent::Child => self.reap(),
                 },
-                Some(message) = self.messages.recv() => self.on_message(message),
+                Some(event) = self.relays.recv() => self.on_relay(event),
+                () = closed(&mut self.stdout_closed) => {
+                    let actions = self.sup.shutdown(Signal::SIGPIPE, Instant::now());
+                    self.apply(actions);
+                }
+                Some(report) = self.health.recv() => self.on_health(report),
+                Some(request) = self.requests.recv() => {
+                    let reply = self.control(request.command);
+                    let _ = request.reply.send(reply);
+                }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
@@ -237,22 +232,19 @@ impl Runtime {
         Ok(code)
     }
 
-    fn on_message(&mut self, message: Message) {
-        match message {
-            Message::Relay(RelayEvent::Drained(pid)) => self.output_done(pid, false),
-            Message::Relay(RelayEvent::Closed(pid)) => {
+    fn on_relay(&mut self, event: RelayEvent) {
+        match event {
+            RelayEvent::Drained(pid) => self.output_done(pid, false),
+            RelayEvent::Closed(pid) => {
                 self.open_relays = self.open_relays.saturating_sub(1);
                 self.output_done(pid, true);
             }
-            Message::BrokenPipe => {
-                let actions = self.sup.shutdown(Signal::SIGPIPE, Instant::now());
-                self.apply(actions);
-            }
-            Message::Control(command, reply) => {
-                let answer = self.control(command);
-                let _ = reply.send(answer);
-            }
-            Message::Health { pid, verdict } => {
+        }
+    }
+
+    fn on_health(&mut self, report: Report) {
+        match report {
+            Report::Verdict { pid, verdict } => {
                 let Some(id) = self.live_run(pid) else {
                     return;
                 };
@@ -264,7 +256,7 @@ impl Runtime {
                 };
                 self.apply(actions);
             }
-            Message::Exec {
+            Report::Exec {
                 instance_pid,
                 command,
                 reply,
@@ -501,7 +493,7 @@ impl Runtime {
                     framer,
                     self.out.clone(),
                     drain_rx,
-                    self.messages_tx.clone(),
+                    self.relay_tx.clone(),
                 ));
                 self.open_relays += 1;
                 let mut checks = Vec::new();
@@ -518,7 +510,7 @@ impl Runtime {
                             kind,
                             check,
                         };
-                        let task = tokio::spawn(health::watch(watch, self.messages_tx.clone()));
+                        let task = tokio::spawn(health::watch(watch, self.health_tx.clone()));
                         checks.push(task.abort_handle());
                     }
                 }
@@ -550,13 +542,26 @@ impl Runtime {
     async fn wait_for_relays(&mut self) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
         while self.open_relays > 0 {
-            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
-                Ok(Some(Message::Relay(RelayEvent::Closed(_)))) => self.open_relays -= 1,
-                Ok(Some(_)) => {}
+            match tokio::time::timeout_at(deadline, self.relays.recv()).await {
+                Ok(Some(RelayEvent::Closed(_))) => self.open_relays -= 1,
+                Ok(Some(RelayEvent::Drained(_))) => {}
                 Ok(None) | Err(_) => break,
             }
         }
     }
+}
+
+/// Resolves once, when the writer thread says stdout is gone; a writer that
+/// ended without saying so (pm is exiting) never resolves it.
+async fn closed(stdout: &mut Option<oneshot::Receiver<()>>) {
+    if let Some(rx) = stdout {
+        let said = rx.await.is_ok();
+        *stdout = None;
+        if said {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -3,8 +3,9 @@
 //!
 //! A relay never decides anything about its process. It answers a drain
 //! request (the process was reaped: read what is left, flush the partial line)
-//! and says when its output has ended, so `system` lines about the process
-//! come after the process's own last line.
+//! and says when its output has ended, each as a [`RelayEvent`] on a channel
+//! of its own, so `system` lines about the process come after the process's
+//! own last line.
 
 use std::cell::RefCell;
 use std::io;
@@ -16,7 +17,6 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
-use super::Message;
 use crate::output::{Clock, Framer, OutputTx};
 
 /// A partial line (a prompt, a progress bar) is printed after this long.
@@ -79,7 +79,7 @@ pub async fn relay(
     mut framer: Framer,
     out: OutputTx,
     mut drain: UnboundedReceiver<()>,
-    events: UnboundedSender<Message>,
+    events: UnboundedSender<RelayEvent>,
 ) {
     let mut clock = Clock::default();
     // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and
@@ -88,7 +88,7 @@ pub async fn relay(
     let afd = match registered {
         Ok(afd) => afd,
         Err(_) => {
-            let _ = events.send(Message::Relay(RelayEvent::Closed(pid)));
+            let _ = events.send(RelayEvent::Closed(pid));
             return;
         }
     };
@@ -156,10 +156,10 @@ pub async fn relay(
             out.send(buf).await;
         }
         if drained {
-            let _ = events.send(Message::Relay(RelayEvent::Drained(pid)));
+            let _ = events.send(RelayEvent::Drained(pid));
         }
         if ended {
-            let _ = events.send(Message::Relay(RelayEvent::Closed(pid)));
+            let _ = events.send(RelayEvent::Closed(pid));
             return;
         }
     }
