@@ -1,11 +1,13 @@
 //! Mechanism for health checks: the `tcp`, `http` and `exec` probes, and the
 //! task that runs one check against one run of an instance.
 //!
-//! A task only probes and counts (with the pure rules of
-//! `supervisor::health`); it sends what it has to say as a [`Report`] (this
-//! source's own event type) and never touches supervisor state. `exec`
-//! probes are started by the runtime itself, because only the runtime's
-//! reaper may wait for children: the task asks with [`Report::Exec`].
+//! A task only probes and counts (with the pure rules of `threshold`); it
+//! sends what it has to say as a [`Report`] (this source's own event type)
+//! and never touches supervisor state. `exec` probes are started by the
+//! runtime itself, because only the runtime's reaper may wait for children:
+//! the task asks with [`Report::Exec`].
+
+mod threshold;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,7 +15,7 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 use crate::config::pm_toml::{Check, Probe};
 use crate::model::{ExitStatus, How, Secs};
-use crate::supervisor::health::{Threshold, Transition};
+use threshold::{Threshold, Transition};
 
 /// Which of an instance's checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
