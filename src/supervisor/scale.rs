@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Action, Instance, Intent, State, Supervisor};
+use super::{Action, Instance, Intent, Phase, State, Supervisor};
 use crate::config::formation::MAX_COUNT;
 use crate::config::ports;
 use crate::plan::{InstanceSpec, RELEASE};
@@ -66,7 +66,11 @@ impl Supervisor {
             self.port(t, count.max(1), name)?;
         }
         let (target, pulled) = self.with_dependencies(formation)?;
+        // Every instance joins (or rejoins) the formation first, waiting, and
+        // only then may any start: a dependent never starts before the
+        // instances of what it depends on exist and are ready.
         let mut changes = Vec::new();
+        let mut extra = Vec::new();
         for (name, &count) in &target {
             let Some(t) = self.types.iter().position(|t| t.name == *name) else {
                 continue;
@@ -77,11 +81,10 @@ impl Supervisor {
                     .iter()
                     .position(|i| i.spec.type_index == t && i.spec.number == number);
                 match existing {
-                    // Scaled away, or still stopping from a scale down.
-                    Some(id)
-                        if self.instances[id].retired
-                            || self.instances[id].intent == Some(Intent::Retire) =>
-                    {
+                    Some(id) if self.instances[id].retired => self.rejoin(id),
+                    // Still stopping from a scale down: it starts again once
+                    // it has stopped.
+                    Some(id) if self.instances[id].intent == Some(Intent::Retire) => {
                         actions.extend(self.restart(&[id], now));
                     }
                     Some(_) => {}
@@ -94,19 +97,18 @@ impl Supervisor {
                             name,
                             port,
                         };
-                        actions.extend(self.add_instance(spec, now));
+                        self.add_instance(spec);
                     }
                 }
             }
-            let extra: Vec<usize> = (0..self.instances.len())
-                .filter(|&id| {
-                    let inst = &self.instances[id];
-                    inst.spec.type_index == t && inst.spec.number > count && !inst.retired
-                })
-                .collect();
-            actions.extend(self.stop(&extra, true, now));
+            extra.extend((0..self.instances.len()).filter(|&id| {
+                let inst = &self.instances[id];
+                inst.spec.type_index == t && inst.spec.number > count && !inst.retired
+            }));
             changes.push((name.clone(), count));
         }
+        // The highest-numbered stop; then what waits may start.
+        actions.extend(self.stop(&extra, true, now));
         Ok(Scaled { changes, pulled })
     }
 
@@ -117,12 +119,22 @@ impl Supervisor {
             .map_err(|e| e.to_string())
     }
 
-    /// `pm scale` up: a new instance joins the formation and starts (once
-    /// what it depends on is ready).
-    pub(super) fn add_instance(&mut self, spec: InstanceSpec, now: Instant) -> Vec<Action> {
+    /// `pm scale` up: a new instance joins the formation, waiting for what
+    /// it depends on (see `start_waiting`).
+    pub(super) fn add_instance(&mut self, spec: InstanceSpec) {
         self.instances.push(Instance::new(spec, State::Waiting));
-        self.start_waiting(now);
-        self.take()
+    }
+
+    /// An instance scaled away comes back into the formation, waiting as a
+    /// new one would (nothing starts while pm stops).
+    fn rejoin(&mut self, id: usize) {
+        if self.phase == Phase::Running {
+            let inst = &mut self.instances[id];
+            inst.retired = false;
+            inst.in_a_row = 0;
+            inst.intent = None;
+            inst.state = State::Waiting;
+        }
     }
 }
 
@@ -154,7 +166,8 @@ mod tests {
         sup.stop(&[0], true, t0);
         sup.exited(0, ExitStatus::Signal(Signal::SIGTERM), t0);
         assert_eq!(sup.phase(), Phase::Running);
-        assert_eq!(spawns(&sup.add_instance(web(2, 5001), t0)), vec![1]);
+        sup.add_instance(web(2, 5001));
+        assert_eq!(spawns(&sup.tick(t0)), vec![1]);
         // Restarting a retired instance brings it back into the formation.
         assert_eq!(spawns(&sup.restart(&[0], t0)), vec![0]);
         assert!(!sup.instances()[0].retired);
@@ -252,11 +265,52 @@ mod tests {
         assert_eq!(signals(&a), [(3, Signal::SIGTERM), (4, Signal::SIGTERM)]);
         sup.exited(4, ExitStatus::Signal(Signal::SIGTERM), t0);
         let (a, _) = sup.scale(&formation(&[("web", 3), ("worker", 2)]), t0);
-        assert_eq!(spawns(&a), [4, 2], "web.3 and worker.2 start again");
+        assert_eq!(spawns(&a), [2, 4], "worker.2 and web.3 start again");
         assert_eq!(sup.instances().len(), 5);
         assert_eq!(sup.instances()[3].intent, Some(Intent::Restart));
         let a = sup.exited(3, ExitStatus::Signal(Signal::SIGTERM), t0);
         assert_eq!(spawns(&a), [3], "web.2 starts again once it has stopped");
         assert!(sup.instances().iter().all(|i| !i.retired));
+    }
+
+    #[test]
+    fn a_scaled_type_brings_its_dependencies() {
+        let t0 = Instant::now();
+        let plan = plan_deps(
+            &[("web", 1), ("api", 0), ("db", 0)],
+            &[("api", &["db"])],
+            &[],
+        );
+        let mut sup = all_running(&plan, t0);
+        let (a, answer) = sup.scale(&formation(&[("api", 2)]), t0);
+        assert_eq!(
+            answer,
+            Ok(Scaled {
+                changes: vec![("api".into(), 2), ("db".into(), 1)],
+                pulled: vec!["db".into()]
+            })
+        );
+        assert_eq!(spawns(&a), [3], "db.1 first; api waits for it");
+        assert_eq!(sup.instances()[3].spec.name, "db.1");
+        assert_eq!(sup.instances()[3].spec.port, 5200);
+        sup.spawned(3, 300, t0);
+        assert_eq!(spawns(&sup.tick(t0 + SETTLE)), [1, 2]);
+    }
+
+    #[test]
+    fn a_dependent_scaled_back_up_waits_for_its_dependency_again() {
+        let t0 = Instant::now();
+        let plan = plan_deps(&[("db", 1), ("web", 1)], &[("web", &["db"])], &[]);
+        let mut sup = all_running(&plan, t0);
+        let (_, answer) = sup.scale(&formation(&[("web", 0), ("db", 0)]), t0);
+        assert!(answer.is_ok(), "{answer:?}");
+        sup.exited(1, ExitStatus::Signal(Signal::SIGTERM), t0);
+        sup.exited(0, ExitStatus::Signal(Signal::SIGTERM), t0);
+        assert!(sup.instances().iter().all(|i| i.retired));
+        let (a, answer) = sup.scale(&formation(&[("web", 1)]), t0);
+        assert_eq!(answer.map(|s| s.pulled), Ok(vec!["db".to_string()]));
+        assert_eq!(spawns(&a), [0], "db.1 first; web waits for it");
+        sup.spawned(0, 300, t0);
+        assert_eq!(spawns(&sup.tick(t0 + SETTLE)), [1]);
     }
 }
