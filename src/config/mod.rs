@@ -4,6 +4,7 @@
 //! and returns typed values or every located error it found. The same functions
 //! serve `pm check`, `pm start`, export, unit tests, property tests and fuzzing.
 
+pub mod command;
 pub mod envfile;
 pub mod formation;
 pub mod pm_toml;
