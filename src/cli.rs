@@ -16,9 +16,75 @@ use clap::{Args, Parser, Subcommand};
     propagate_version = true
 )]
 pub struct Cli {
+    /// The shared options given before the subcommand (`pm -f Procfile.dev
+    /// start`, as honcho takes them); the subcommand's own win.
+    #[command(flatten)]
+    pub before: BeforeArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
+
+impl Cli {
+    /// The subcommand, with the options given before it filled in where
+    /// the subcommand did not give them.
+    pub fn into_command(self) -> Command {
+        let mut command = self.command;
+        self.before.fill(command.app_mut());
+        command
+    }
+}
+
+/// The options of [`AppArgs`], as given before the subcommand.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BeforeArgs {
+    #[arg(short = 'f', long = "procfile", value_name = "PATH", hide = true)]
+    pub procfile: Option<PathBuf>,
+    #[arg(short = 'd', long = "root", value_name = "DIR", hide = true)]
+    pub root: Option<PathBuf>,
+    #[arg(
+        short = 'e',
+        long = "env",
+        value_name = "FILE",
+        value_delimiter = ',',
+        hide = true
+    )]
+    pub env: Vec<PathBuf>,
+    #[arg(short = 'p', long = "port", value_name = "N", hide = true)]
+    pub port: Option<String>,
+    #[arg(long = "port-step", value_name = "N", hide = true)]
+    pub port_step: Option<u16>,
+    #[arg(long = "socket", value_name = "PATH", hide = true)]
+    pub socket: Option<PathBuf>,
+}
+
+impl BeforeArgs {
+    fn fill(self, app: &mut AppArgs) {
+        if app.procfile.is_none() {
+            app.procfile = self.procfile;
+        }
+        if app.root.is_none() {
+            app.root = self.root;
+        }
+        if app.env.is_empty() {
+            app.env = self.env;
+        }
+        if app.port.is_none() {
+            app.port = self.port;
+        }
+        if let Some(step) = self.port_step
+            && app.port_step == DEFAULT_PORT_STEP
+        {
+            app.port_step = step;
+        }
+        if app.socket.is_none() {
+            app.socket = self.socket;
+        }
+    }
+}
+
+/// `--port-step`'s default.
+pub const DEFAULT_PORT_STEP: u16 = 100;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -42,6 +108,22 @@ pub enum Command {
     Audit(AuditArgs),
 }
 
+impl Command {
+    /// The shared options of whichever subcommand this is.
+    pub fn app_mut(&mut self) -> &mut AppArgs {
+        match self {
+            Command::Start(a) => &mut a.app,
+            Command::Run(a) => &mut a.app,
+            Command::Check(a) => &mut a.app,
+            Command::Ps(a) => &mut a.app,
+            Command::Restart(a) | Command::Stop(a) => &mut a.app,
+            Command::Scale(a) => &mut a.app,
+            Command::Export(a) => &mut a.app,
+            Command::Audit(a) => &mut a.app,
+        }
+    }
+}
+
 /// Where the application is: shared by every subcommand.
 #[derive(Debug, Args, Clone, Default)]
 pub struct AppArgs {
@@ -62,7 +144,7 @@ pub struct AppArgs {
     pub port: Option<String>,
 
     /// Port distance between process types.
-    #[arg(long = "port-step", value_name = "N", default_value_t = 100)]
+    #[arg(long = "port-step", value_name = "N", default_value_t = DEFAULT_PORT_STEP)]
     pub port_step: u16,
 
     /// The control socket [default: $PM_SOCKET, else ROOT/.pm.sock].

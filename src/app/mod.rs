@@ -14,7 +14,7 @@ use crate::error::Result;
 
 /// Runs one command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    match cli.command {
+    match cli.into_command() {
         Command::Start(args) => start::start(args),
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
