@@ -13,7 +13,10 @@
 //!   everything after the first colon with surrounding whitespace trimmed (it may
 //!   itself contain colons).
 //!
-//! All errors are collected, so a user fixes a Procfile in one round.
+//! All errors are collected, so a user fixes a Procfile in one round. Two
+//! shapes from other formats get a hint instead of one error per line: a
+//! `NAME:` line with indented lines under it (YAML), and a command ending in
+//! `\` followed by continuation lines.
 
 use std::collections::HashMap;
 
@@ -53,11 +56,30 @@ pub fn parse(text: &str, file: &str) -> Result<Procfile, Vec<ConfigError>> {
     // another problem, so a duplicate always points at the first definition.
     let mut first_line: HashMap<String, usize> = HashMap::new();
 
+    // A `NAME:` line with nothing after it, and its indentation: the lines
+    // indented under it are YAML (a docker-compose or process-compose file
+    // given as a Procfile), not process types of their own.
+    let mut yaml_parent: Option<(usize, String)> = None;
+    // A command ending in `\`: the lines after it were meant as its
+    // continuation, which a Procfile does not have.
+    let mut continued = false;
+
     for (index, raw) in text.split('\n').enumerate() {
         let number = index + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let content = line.trim_start();
         if content.trim_end().is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        if let Some((parent_indent, _)) = &yaml_parent {
+            if indent > *parent_indent {
+                continue;
+            }
+            yaml_parent = None;
+        }
+        if continued {
+            continued = content.trim_end().ends_with('\\');
             continue;
         }
         let error = |message: String| ConfigError::new(file, Some(number), message);
@@ -104,9 +126,29 @@ pub fn parse(text: &str, file: &str) -> Result<Procfile, Vec<ConfigError>> {
 
         let command = command.trim();
         if command.is_empty() {
+            let next_indented = text
+                .split('\n')
+                .skip(index + 1)
+                .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .is_some_and(|l| l.len() - l.trim_start().len() > indent);
+            if next_indented {
+                errors.push(error(format!(
+                    "process type \"{name}\" has an empty command, and the indented lines under it look like YAML (a Procfile has one \"NAME: COMMAND\" line per type)"
+                )));
+                yaml_parent = Some((indent, name.to_string()));
+            } else {
+                errors.push(error(format!(
+                    "process type \"{name}\" has an empty command"
+                )));
+            }
+            continue;
+        }
+        if command.ends_with('\\') {
             errors.push(error(format!(
-                "process type \"{name}\" has an empty command"
+                "the command of \"{name}\" ends with \"\\\" (a Procfile has no continuation lines: write the command on one line)"
             )));
+            continued = true;
             continue;
         }
         types.push(ProcessType {
