@@ -149,6 +149,32 @@ pub fn env_files(
     (merged, read)
 }
 
+/// When the Procfile is missing but a development one sits where it should
+/// be (Rails apps often have only `Procfile.dev`), the command to use it.
+fn procfile_hint(paths: &Paths, e: &io::Error) -> String {
+    if e.kind() != io::ErrorKind::NotFound {
+        return String::new();
+    }
+    let dir = paths.procfile.parent().unwrap_or(Path::new(""));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    for other in ["Procfile.dev", "Procfile.development", "Procfile.local"] {
+        let candidate = dir.join(other);
+        if candidate != paths.procfile && candidate.is_file() {
+            let shown = if dir == Path::new(".") {
+                PathBuf::from(other)
+            } else {
+                candidate
+            };
+            return format!(" (found {0}: pass -f {0})", shown.display());
+        }
+    }
+    String::new()
+}
+
 /// The last value of `name` in an ordered variable list.
 pub fn lookup<'a, V>(vars: &'a [(String, V)], name: &str) -> Option<&'a V> {
     vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v)
@@ -216,7 +242,7 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
             errors.push(ConfigError::new(
                 paths.procfile_shown.clone(),
                 None,
-                io_message(&e),
+                format!("{}{}", io_message(&e), procfile_hint(&paths, &e)),
             ));
             None
         }
