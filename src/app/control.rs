@@ -7,12 +7,23 @@ use crate::app::load;
 use crate::cli::{AppArgs, PsArgs, ScaleArgs, TargetArgs};
 use crate::config::formation::Formation;
 use crate::control::protocol::{Command, InstanceInfo, Reply};
-use crate::control::{client, socket_path};
+use crate::control::{client, find_root, socket_path};
 use crate::error::{Error, Result};
 
 fn send(app: &AppArgs, command: Command) -> Result<Reply> {
-    let paths = load::paths(app)?;
-    let socket = socket_path(app.socket.as_ref(), &paths.root);
+    let root = match (&app.procfile, &app.root) {
+        // Neither -f nor -d: the nearest directory up that has a socket or
+        // a Procfile, else here.
+        (None, None) => {
+            let here = std::env::current_dir().map_err(|e| Error::File {
+                path: ".".into(),
+                message: crate::error::io_message(&e),
+            })?;
+            find_root(&here).unwrap_or(here)
+        }
+        _ => load::paths(app)?.root,
+    };
+    let socket = socket_path(app.socket.as_ref(), &root);
     let reply = client::send(&socket, command)?;
     if reply.ok {
         Ok(reply)

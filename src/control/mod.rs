@@ -18,6 +18,17 @@ use std::path::{Path, PathBuf};
 /// The socket's file name in the root directory.
 pub const SOCKET_NAME: &str = ".pm.sock";
 
+/// The directory a client looks in when neither `-f` nor `-d` says: `start`
+/// or the nearest parent of it that has a socket or a Procfile (as git finds
+/// `.git`), so `pm ps` works from `app/models/`. A Procfile without a socket
+/// there means no pm runs for that app. None when no parent has either.
+pub fn find_root(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join(SOCKET_NAME).exists() || dir.join("Procfile").is_file())
+        .map(Path::to_path_buf)
+}
+
 /// Where the socket is: `--socket`, else `PM_SOCKET`, else ROOT/.pm.sock.
 pub fn socket_path(explicit: Option<&PathBuf>, root: &Path) -> PathBuf {
     if let Some(path) = explicit {
