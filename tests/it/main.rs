@@ -6,6 +6,7 @@ mod harness;
 
 mod audit;
 mod balance;
+mod cli_habits;
 mod control;
 mod envfiles;
 mod errors;
