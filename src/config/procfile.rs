@@ -144,7 +144,7 @@ pub fn parse(text: &str, file: &str) -> Result<Procfile, Vec<ConfigError>> {
             }
             continue;
         }
-        if command.ends_with('\\') {
+        if command.ends_with('\\') && continues(text, index) {
             errors.push(error(format!(
                 "the command of \"{name}\" ends with \"\\\" (a Procfile has no continuation lines: write the command on one line)"
             )));
@@ -168,6 +168,20 @@ pub fn parse(text: &str, file: &str) -> Result<Procfile, Vec<ConfigError>> {
     } else {
         Err(errors)
     }
+}
+
+/// Whether the line after line `index` (0-based), skipping blanks and
+/// comments, was meant to continue it: it is not a `NAME: COMMAND` line.
+fn continues(text: &str, index: usize) -> bool {
+    text.split('\n')
+        .skip(index + 1)
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).trim())
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .is_some_and(|next| {
+            !next
+                .split_once(':')
+                .is_some_and(|(name, command)| is_valid_name(name) && !command.trim().is_empty())
+        })
 }
 
 /// Whether `name` is a valid process type name: `[A-Za-z0-9_-]+`.
