@@ -15,6 +15,7 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
 use crate::config::pm_toml::{Check, Probe};
 use crate::model::{ExitStatus, How, Secs};
+use crate::process::Group;
 use threshold::{Threshold, Transition};
 
 /// Which of an instance's checks.
@@ -38,7 +39,8 @@ pub enum Report {
     /// A check of the run `pid` reached a verdict.
     Verdict { pid: i32, verdict: Verdict },
     /// An `exec` probe of the run `instance_pid` asks for its command to be
-    /// started; the reply carries the probe's pid and, later, its status.
+    /// started; the reply carries the probe's process group and, later, its
+    /// status.
     Exec {
         instance_pid: i32,
         command: String,
@@ -47,7 +49,7 @@ pub enum Report {
 }
 
 /// The answer to [`Report::Exec`].
-pub type ExecStarted = std::io::Result<(i32, oneshot::Receiver<ExitStatus>)>;
+pub type ExecStarted = std::io::Result<(Group, oneshot::Receiver<ExitStatus>)>;
 
 /// One check of one run: the instance's pid identifies the run.
 #[derive(Debug, Clone)]
@@ -193,14 +195,14 @@ async fn exec(pid: i32, command: &str, tx: &UnboundedSender<Report>) -> Result<(
         reply,
     })
     .map_err(|_| "pm is stopping".to_string())?;
-    let (child, status) = started
+    let (group, status) = started
         .await
         .map_err(|_| "pm is stopping".to_string())?
         .map_err(|e| format!("`{command}` could not start: {e}"))?;
     // The guard kills the probe's group when this future ends: after the
     // probe exited (whatever it left in the background goes too), or when
     // the timeout drops it.
-    let _guard = KillOnDrop(child);
+    let _guard = KillOnDrop(group);
     let status = status.await.map_err(|_| "pm is stopping".to_string())?;
     match status {
         ExitStatus::Code(0) => Ok(()),
@@ -208,11 +210,11 @@ async fn exec(pid: i32, command: &str, tx: &UnboundedSender<Report>) -> Result<(
     }
 }
 
-struct KillOnDrop(i32);
+struct KillOnDrop(Group);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        crate::process::signal_group(self.0, nix::sys::signal::Signal::SIGKILL);
+        self.0.signal(nix::sys::signal::Signal::SIGKILL);
     }
 }
 

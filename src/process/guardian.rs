@@ -13,8 +13,10 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::sys::signal::{SigHandler, Signal, signal};
-use nix::unistd::{ForkResult, fork};
+use nix::sys::signal::{SigHandler, Signal, killpg, signal};
+use nix::unistd::{ForkResult, Pid, fork};
+
+use super::Group;
 
 /// pm's side of the guardian.
 #[derive(Debug)]
@@ -51,19 +53,19 @@ impl Guardian {
     }
 
     /// Records a process group pm started.
-    pub fn watch(&mut self, pgid: i32) {
-        self.send(b'+', pgid);
+    pub fn watch(&mut self, group: Group) {
+        self.send(b'+', group);
     }
 
     /// Records that a process group is empty, so its id may be reused safely.
-    pub fn forget(&mut self, pgid: i32) {
-        self.send(b'-', pgid);
+    pub fn forget(&mut self, group: Group) {
+        self.send(b'-', group);
     }
 
-    fn send(&mut self, op: u8, pgid: i32) {
+    fn send(&mut self, op: u8, group: Group) {
         let mut record = [0u8; 5];
         record[0] = op;
-        record[1..].copy_from_slice(&pgid.to_le_bytes());
+        record[1..].copy_from_slice(&group.id().to_le_bytes());
         if let Some(pipe) = self.pipe.as_mut() {
             // A failed write means the guardian is gone; pm keeps working
             // and loses only the SIGKILL safety net, so it is dropped.
@@ -82,7 +84,7 @@ impl Guardian {
         self.pipe = None;
         // Retry on EINTR; any other answer means it is reaped (now, or
         // earlier by the runtime: ECHILD).
-        let pid = nix::unistd::Pid::from_raw(self.pid);
+        let pid = Pid::from_raw(self.pid);
         while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
     }
 }
@@ -105,7 +107,7 @@ fn guard(read: OwnedFd) -> ! {
         let _ = unsafe { signal(sig, SigHandler::SigIgn) };
     }
     // Leave pm's process group, so a SIGKILL sent to that group spares it.
-    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
     detach_stdio();
     close_other_fds(read.as_raw_fd());
 
@@ -138,8 +140,7 @@ fn guard(read: OwnedFd) -> ! {
     }
     for pgid in groups {
         if pgid > 1 {
-            // SAFETY: kill has no memory preconditions.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
     }
     // SAFETY: _exit ends the process without running pm's atexit handlers or

@@ -2,6 +2,8 @@
 
 use std::fs;
 
+use super::Group;
+
 pub fn become_subreaper() {
     // Failure only means orphans go to init instead of pm; pm still works.
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -23,6 +25,12 @@ pub fn children() -> Vec<i32> {
         }
     }
     out
+}
+
+/// Any child of pm but the guardian: as a subreaper pm inherits every orphan,
+/// so the groups need not be looked at.
+pub fn descendants_left<'a>(guardian: i32, _groups: impl IntoIterator<Item = &'a Group>) -> bool {
+    children().into_iter().any(|pid| pid != guardian)
 }
 
 /// PR_SET_PDEATHSIG in the forked child, before exec: the kernel sends SIGKILL

@@ -1,7 +1,15 @@
 //! macOS specifics: no subreaper, no parent-death signal; the guardian covers
 //! the case where pm dies without cleaning up.
 
+use super::Group;
+
 pub fn become_subreaper() {}
+
+/// Any member of a group pm started: without a subreaper, orphans that left
+/// their group cannot be found.
+pub fn descendants_left<'a>(_guardian: i32, groups: impl IntoIterator<Item = &'a Group>) -> bool {
+    groups.into_iter().any(|group| group.is_alive())
+}
 
 pub fn children() -> Vec<i32> {
     Vec::new()

@@ -6,6 +6,7 @@
 //! status of its own children. Children are spawned with std's `Command`, never
 //! with `tokio::process`, which would reap them behind the reaper's back.
 
+mod group;
 mod guardian;
 mod spawn;
 
@@ -18,11 +19,12 @@ mod macos;
 #[cfg(target_os = "macos")]
 use macos as platform;
 
+pub use group::Group;
 pub use guardian::Guardian;
 pub use spawn::{SpawnSpec, Spawned, spawn, spawn_quiet};
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -51,19 +53,9 @@ pub fn reap() -> Vec<(i32, ExitStatus)> {
     out
 }
 
-/// Sends `sig` to the process group `pgid`. Returns false when the group is gone.
-pub fn signal_group(pgid: i32, sig: Signal) -> bool {
-    !matches!(killpg(Pid::from_raw(pgid), sig), Err(Errno::ESRCH))
-}
-
 /// Sends `sig` to one process. Returns false when it is gone.
 pub fn signal_pid(pid: i32, sig: Signal) -> bool {
     !matches!(kill(Pid::from_raw(pid), sig), Err(Errno::ESRCH))
-}
-
-/// Whether any process is still in the group `pgid`.
-pub fn group_alive(pgid: i32) -> bool {
-    !matches!(killpg(Pid::from_raw(pgid), None), Err(Errno::ESRCH))
 }
 
 /// Makes pm a child subreaper where the platform has one (Linux), so orphaned
@@ -76,4 +68,16 @@ pub fn become_subreaper() {
 /// platform can list them; an empty list elsewhere.
 pub fn children() -> Vec<i32> {
     platform::children()
+}
+
+/// Whether anything pm started is still alive, apart from the guardian.
+///
+/// Where pm is a subreaper (Linux), every descendant that outlived its parent
+/// became pm's child, so pm's children tell; elsewhere, the members of the
+/// `groups` pm started do (a process that left its group is not seen).
+pub fn descendants_left<'a>(
+    guardian: &Guardian,
+    groups: impl IntoIterator<Item = &'a Group>,
+) -> bool {
+    platform::descendants_left(guardian.pid(), groups)
 }

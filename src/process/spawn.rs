@@ -10,13 +10,14 @@ use std::process::{Command, Stdio};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use super::platform;
+use super::{Group, platform};
 
-/// A freshly started child: its pid (which is also its process group id) and
-/// the read end of its output.
+/// A freshly started child: its pid, the process group it leads, and the read
+/// end of its output.
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: i32,
+    pub group: Group,
     pub output: OwnedFd,
 }
 
@@ -82,15 +83,23 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     // end-of-file once the child and everything it started have closed theirs.
     drop(cmd);
     set_nonblocking_cloexec(&output)?;
+    let pid = child.id() as i32;
     Ok(Spawned {
-        pid: child.id() as i32,
+        pid,
+        // A new session (pty) is a new group too, led by the same process.
+        group: Group::led_by(pid),
         output,
     })
 }
 
 /// Starts `command` through `/bin/sh -c` with no input or output, in its own
 /// process group (a health check's `exec` probe). Same rules as [`spawn`].
-pub fn spawn_quiet(command: &str, cwd: &Path, env: &[(String, String)]) -> io::Result<i32> {
+/// Returns its pid and its group.
+pub fn spawn_quiet(
+    command: &str,
+    cwd: &Path,
+    env: &[(String, String)],
+) -> io::Result<(i32, Group)> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(command).current_dir(cwd);
     for (key, value) in env {
@@ -105,8 +114,8 @@ pub fn spawn_quiet(command: &str, cwd: &Path, env: &[(String, String)]) -> io::R
     unsafe {
         cmd.pre_exec(move || child_setup(parent));
     }
-    let child = cmd.spawn()?;
-    Ok(child.id() as i32)
+    let pid = cmd.spawn()?.id() as i32;
+    Ok((pid, Group::led_by(pid)))
 }
 
 /// Runs in the child after fork: ties its life to pm's.

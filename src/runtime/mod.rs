@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::model::ExitStatus;
 use crate::output::{Clock, Framer, OutputTx};
 use crate::plan::Plan;
-use crate::process::{self, Guardian, SpawnSpec};
+use crate::process::{self, Group, Guardian, SpawnSpec};
 use crate::signals::{SignalEvent, Signals};
 use crate::supervisor::{Action, Supervisor};
 use relay::RelayEvent;
@@ -46,6 +46,7 @@ pub struct OutputStyle {
 /// One run of one instance, from spawn until its exit has been handled.
 struct Run {
     id: usize,
+    group: Group,
     exit: Option<ExitStatus>,
     output_open: bool,
     drain: UnboundedSender<()>,
@@ -85,11 +86,13 @@ pub struct Runtime {
     stdout_closed: Option<oneshot::Receiver<()>>,
     runs: HashMap<i32, Run>,
     /// Process groups pm started that may still have members.
-    groups: BTreeSet<i32>,
+    groups: BTreeSet<Group>,
     /// Relays whose output has not ended yet.
     open_relays: usize,
     /// Set once stragglers are being signaled; new orphans get it too.
     straggler_signal: Option<Signal>,
+    /// The groups and the adopted orphans already sent a straggler signal.
+    signaled_groups: HashSet<(Group, Signal)>,
     signaled: HashSet<(i32, Signal)>,
     /// The control socket, served once the runtime runs.
     control: Option<std::os::unix::net::UnixListener>,
@@ -131,6 +134,7 @@ impl Runtime {
             groups: BTreeSet::new(),
             open_relays: 0,
             straggler_signal: None,
+            signaled_groups: HashSet::new(),
             signaled: HashSet::new(),
             control: None,
             balancers: Vec::new(),
@@ -281,12 +285,12 @@ impl Runtime {
             return Err(std::io::Error::other("the process is stopping"));
         };
         let env = self.plan.instance_env(&self.sup.instances()[id].spec);
-        let pid = process::spawn_quiet(command, &self.plan.root, &env)?;
-        self.groups.insert(pid);
-        self.guardian.watch(pid);
+        let (pid, group) = process::spawn_quiet(command, &self.plan.root, &env)?;
+        self.groups.insert(group);
+        self.guardian.watch(group);
         let (tx, rx) = oneshot::channel();
         self.probes.insert(pid, tx);
-        Ok((pid, rx))
+        Ok((group, rx))
     }
 
     /// Publishes each balanced type's instances in rotation.
@@ -379,27 +383,22 @@ impl Runtime {
     }
 
     fn forget_empty_groups(&mut self) {
-        let live: HashSet<i32> = self.runs.keys().copied().collect();
-        let empty: Vec<i32> = self
+        let live: HashSet<Group> = self.runs.values().map(|run| run.group).collect();
+        let empty: Vec<Group> = self
             .groups
             .iter()
             .copied()
-            .filter(|pgid| !live.contains(pgid) && !process::group_alive(*pgid))
+            .filter(|group| !live.contains(group) && !group.is_alive())
             .collect();
-        for pgid in empty {
-            self.groups.remove(&pgid);
-            self.guardian.forget(pgid);
+        for group in empty {
+            self.groups.remove(&group);
+            self.guardian.forget(group);
         }
     }
 
     /// Whether anything pm started is still alive, apart from the guardian.
     fn descendants_left(&self) -> bool {
-        let guardian = self.guardian.pid();
-        if cfg!(target_os = "linux") {
-            process::children().into_iter().any(|pid| pid != guardian)
-        } else {
-            self.groups.iter().any(|pgid| process::group_alive(*pgid))
-        }
+        process::descendants_left(&self.guardian, &self.groups)
     }
 
     fn apply(&mut self, actions: Vec<Action>) {
@@ -412,10 +411,10 @@ impl Runtime {
                     self.update_rotations();
                     let current = self
                         .runs
-                        .iter()
-                        .find(|(_, run)| run.id == id && run.exit.is_none());
-                    if let Some((&pid, _)) = current {
-                        process::signal_group(pid, sig);
+                        .values()
+                        .find(|run| run.id == id && run.exit.is_none());
+                    if let Some(run) = current {
+                        run.group.signal(sig);
                     }
                 }
                 Action::SignalStragglers(sig) => {
@@ -423,8 +422,8 @@ impl Runtime {
                     self.signal_stragglers(sig);
                 }
                 Action::KillAll => {
-                    for &pgid in &self.groups {
-                        process::signal_group(pgid, Signal::SIGKILL);
+                    for group in &self.groups {
+                        group.signal(Signal::SIGKILL);
                     }
                     self.straggler_signal = Some(Signal::SIGKILL);
                     self.signal_stragglers(Signal::SIGKILL);
@@ -439,26 +438,27 @@ impl Runtime {
     /// instances that already exited (their background jobs) and orphans
     /// adopted as subreaper. Each gets a given signal once.
     fn signal_stragglers(&mut self, sig: Signal) {
-        let running: HashSet<i32> = self
+        let running: HashMap<i32, Group> = self
             .runs
             .iter()
             .filter(|(_, run)| run.exit.is_none())
-            .map(|(&pid, _)| pid)
+            .map(|(&pid, run)| (pid, run.group))
             .collect();
-        let groups: Vec<i32> = self
+        let running_groups: HashSet<Group> = running.values().copied().collect();
+        let groups: Vec<Group> = self
             .groups
             .iter()
             .copied()
-            .filter(|pgid| !running.contains(pgid))
+            .filter(|group| !running_groups.contains(group))
             .collect();
-        for pgid in groups {
-            if self.signaled.insert((-pgid, sig)) {
-                process::signal_group(pgid, sig);
+        for group in groups {
+            if self.signaled_groups.insert((group, sig)) {
+                group.signal(sig);
             }
         }
         let guardian = self.guardian.pid();
         for pid in process::children() {
-            if pid != guardian && !running.contains(&pid) && self.signaled.insert((pid, sig)) {
+            if pid != guardian && !running.contains_key(&pid) && self.signaled.insert((pid, sig)) {
                 process::signal_pid(pid, sig);
             }
         }
@@ -478,8 +478,8 @@ impl Runtime {
         match result {
             Ok(spawned) => {
                 let pid = spawned.pid;
-                self.groups.insert(pid);
-                self.guardian.watch(pid);
+                self.groups.insert(spawned.group);
+                self.guardian.watch(spawned.group);
                 let framer = Framer::new(
                     &instance.name,
                     self.style.width,
@@ -518,6 +518,7 @@ impl Runtime {
                     pid,
                     Run {
                         id,
+                        group: spawned.group,
                         exit: None,
                         output_open: true,
                         drain: drain_tx,
