@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nix::sys::stat::{Mode, umask};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc::UnboundedSender;
@@ -60,13 +61,11 @@ pub fn bind(path: &Path) -> Result<(std::os::unix::net::UnixListener, SocketGuar
             }
         }
     }
-    // Only the owner may connect: create it 0600 from the start.
-    // SAFETY: umask only swaps the process's file-creation mask; pm creates
-    // no other file while it is narrowed.
-    let old = unsafe { libc::umask(0o177) };
+    // Only the owner may connect: create it 0600 from the start. pm creates
+    // no other file while the mask is narrowed.
+    let old = umask(Mode::from_bits_truncate(0o177));
     let bound = std::os::unix::net::UnixListener::bind(path);
-    // SAFETY: as above, restoring the previous mask.
-    unsafe { libc::umask(old) };
+    umask(old);
     let listener =
         bound.map_err(|e| Error::os(format!("{shown}: cannot create the control socket"), e))?;
     let guard = SocketGuard {
@@ -107,10 +106,9 @@ async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Request>) {
 }
 
 async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Request>) -> Reply {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid();
     match stream.peer_cred() {
-        Ok(cred) if cred.uid() == me => {}
+        Ok(cred) if cred.uid() == me.as_raw() => {}
         _ => return Reply::error("permission denied: only the user running pm may control it"),
     }
     let mut line = Vec::new();

@@ -6,10 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A cache of the current local time as `HH:MM:SS`, keyed by the unix second.
 ///
-/// Create the first one early, before pm starts other threads: the first
-/// conversion makes the C library read `TZ` from the environment, and reading
-/// the environment must not race a thread that changes it. Later conversions
-/// do not read it again (glibc's `localtime_r` initializes the zone once).
+/// Each relay and the runtime keep one; any thread may create one, since the
+/// conversion ([`crate::process::local_time`]) reads only an environment
+/// that pm never changes.
 #[derive(Debug, Clone)]
 pub struct Clock {
     second: i64,
@@ -55,20 +54,8 @@ fn unix_second() -> i64 {
 /// `second` as local `HH:MM:SS`, or as UTC when the C library cannot convert
 /// it (an out-of-range time): a wrong zone is better than no line.
 fn local_hms(second: i64) -> [u8; 8] {
-    // `time_t` is 32 bits on some targets, where the conversion can fail;
-    // on 64-bit targets it is the identity.
-    #[allow(clippy::useless_conversion)]
-    let time: Option<libc::time_t> = second.try_into().ok();
-    if let Some(time) = time {
-        // SAFETY: an all-zero `tm` is a valid value (integers and a null
-        // `tm_zone` pointer); `localtime_r` only writes into it and is
-        // thread-safe, unlike `localtime`.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are valid for the duration of the call.
-        let converted = unsafe { libc::localtime_r(&time, &mut tm) };
-        if !converted.is_null() {
-            return hms(tm.tm_hour, tm.tm_min, tm.tm_sec);
-        }
+    if let Some((hour, minute, sec)) = crate::process::local_time(second) {
+        return hms(hour, minute, sec);
     }
     let of_day = second.rem_euclid(86_400);
     // The values are below 86 400, so the conversions cannot fail.

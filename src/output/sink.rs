@@ -5,91 +5,77 @@
 //! and must never close fd 1.
 
 use std::io::{self, IoSlice, Write};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 /// The most buffers one `writev` accepts (`IOV_MAX` is 1024 on Linux and
 /// macOS); more make it fail with `EINVAL`.
 pub(super) const IOV_MAX: usize = 1024;
 
-/// Writes straight to a file descriptor it does not own (and so never
-/// closes), with no buffering of its own.
+/// Writes straight to the file descriptor of `F`, with no buffering of its
+/// own. `F` is what lends the descriptor (a `BorrowedFd`, std's `Stdout`),
+/// so the sink closes nothing that `F` would not.
 ///
 /// If the descriptor is non-blocking (a terminal shared with a program that
 /// set `O_NONBLOCK`), a full descriptor is waited for with `poll` instead of
 /// failing: the writer runs on its own thread, where waiting is fine.
 #[derive(Debug, Clone, Copy)]
-pub struct FdSink<'fd> {
-    fd: BorrowedFd<'fd>,
+pub struct FdSink<F> {
+    fd: F,
 }
 
 /// A sink on pm's own stdout (fd 1).
-pub fn stdout_sink() -> FdSink<'static> {
-    // SAFETY: fd 1 is never closed by pm; when pm was started with it closed,
-    // writes fail with EBADF, which the writer treats like a broken pipe.
-    FdSink::new(unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) })
+///
+/// std's handle only lends its descriptor: nothing is written through it,
+/// so its line buffer stays empty.
+pub fn stdout_sink() -> FdSink<io::Stdout> {
+    FdSink::new(io::stdout())
 }
 
-impl<'fd> FdSink<'fd> {
-    /// A sink writing to `fd`.
-    pub fn new(fd: BorrowedFd<'fd>) -> Self {
+impl<F: AsFd> FdSink<F> {
+    /// A sink writing to `fd`'s descriptor.
+    pub fn new(fd: F) -> Self {
         FdSink { fd }
     }
 
     /// Runs one write call, retrying on EINTR and waiting out EAGAIN.
-    fn retry(&self, mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    fn retry(
+        &self,
+        mut call: impl FnMut(BorrowedFd<'_>) -> nix::Result<usize>,
+    ) -> io::Result<usize> {
         loop {
-            let written = call();
-            if let Ok(written) = usize::try_from(written) {
-                return Ok(written);
-            }
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::Interrupted => {}
-                io::ErrorKind::WouldBlock => self.wait_writable()?,
-                _ => return Err(error),
+            match call(self.fd.as_fd()) {
+                Ok(written) => return Ok(written),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => self.wait_writable()?,
+                Err(error) => return Err(error.into()),
             }
         }
     }
 
     fn wait_writable(&self) -> io::Result<()> {
-        let mut pollfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLOUT,
-            revents: 0,
-        };
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLOUT)];
         loop {
-            // SAFETY: one valid pollfd, count 1; no timeout.
-            let ready = unsafe { libc::poll(&mut pollfd, 1, -1) };
-            if ready >= 0 {
+            match poll(&mut fds, PollTimeout::NONE) {
                 // Errors and hang-ups show in the next write's result.
-                return Ok(());
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => {}
+                Err(error) => return Err(error.into()),
             }
         }
     }
 }
 
-impl Write for FdSink<'_> {
+impl<F: AsFd> Write for FdSink<F> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let fd = self.fd.as_raw_fd();
-        // Writes above isize::MAX are undefined for write(2); a short write
-        // is allowed anyway.
-        let len = buf.len().min(isize::MAX as usize);
-        // SAFETY: `buf` is valid for reads of `len` bytes during the call.
-        self.retry(|| unsafe { libc::write(fd, buf.as_ptr().cast(), len) })
+        self.retry(|fd| nix::unistd::write(fd, buf))
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let fd = self.fd.as_raw_fd();
-        let count = bufs.len().min(IOV_MAX);
-        // `count` is at most 1024, so it fits a c_int.
-        let count = libc::c_int::try_from(count).unwrap_or(0);
-        // SAFETY: IoSlice is guaranteed ABI-compatible with `struct iovec` on
-        // Unix, and the first `count` slices are valid for the call.
-        self.retry(|| unsafe { libc::writev(fd, bufs.as_ptr().cast(), count) })
+        let bufs = &bufs[..bufs.len().min(IOV_MAX)];
+        self.retry(|fd| nix::sys::uio::writev(fd, bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {

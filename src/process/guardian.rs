@@ -115,18 +115,13 @@ fn guard(read: OwnedFd) -> ! {
     let mut buf = [0u8; 4096];
     let mut pending: Vec<u8> = Vec::new();
     loop {
-        // SAFETY: reads into a live buffer of the given length.
-        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 {
-            break;
-        }
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        pending.extend_from_slice(&buf[..n as usize]);
+        let n = match nix::unistd::read(&read, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        };
+        pending.extend_from_slice(&buf[..n]);
         let whole = pending.len() / 5 * 5;
         for record in pending[..whole].chunks_exact(5) {
             let pgid = i32::from_le_bytes([record[1], record[2], record[3], record[4]]);

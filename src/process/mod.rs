@@ -8,6 +8,8 @@
 
 mod group;
 mod guardian;
+mod localtime;
+mod pipe;
 mod spawn;
 
 #[cfg(target_os = "linux")]
@@ -21,6 +23,8 @@ use macos as platform;
 
 pub use group::Group;
 pub use guardian::Guardian;
+pub use localtime::local_time;
+pub use pipe::OutputPipe;
 pub use spawn::{SpawnSpec, Spawned, spawn, spawn_quiet};
 
 use nix::errno::Errno;

@@ -123,8 +123,7 @@ fn child_setup(parent: libc::pid_t) -> io::Result<()> {
     platform::set_parent_death_signal()?;
     // pm may have died between fork and prctl; then the death signal would
     // never come, so stop here instead.
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != parent {
+    if nix::unistd::getppid().as_raw() != parent {
         return Err(io::Error::other("pm exited while starting the process"));
     }
     Ok(())

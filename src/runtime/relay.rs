@@ -9,15 +9,14 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
 use crate::output::{Clock, Framer, OutputTx};
+use crate::process::OutputPipe;
 
 /// A partial line (a prompt, a progress bar) is printed after this long.
 pub const PARTIAL_WAIT: Duration = Duration::from_millis(500);
@@ -49,26 +48,24 @@ enum Read {
 }
 
 /// Reads once into the shared buffer and frames what came into `out`.
-fn read_once(fd: &OwnedFd, framer: &mut Framer, clock: &mut Clock, out: &mut Vec<u8>) -> Read {
+fn read_once(pipe: &OutputPipe, framer: &mut Framer, clock: &mut Clock, out: &mut Vec<u8>) -> Read {
     SCRATCH.with(|scratch| {
         let mut buf = scratch.borrow_mut();
-        // SAFETY: reads at most buf.len() bytes into a live, owned buffer.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n > 0 {
-            let data = &buf[..n as usize];
-            framer.push(data, clock, out);
-            return Read::Data {
-                newline: memchr::memchr(b'\n', data).is_some(),
-            };
-        }
-        if n == 0 {
-            return Read::End;
-        }
-        match io::Error::last_os_error().kind() {
-            io::ErrorKind::WouldBlock => Read::WouldBlock,
-            io::ErrorKind::Interrupted => Read::Data { newline: false },
-            // EIO is how a pty says that its last writer is gone.
-            _ => Read::End,
+        match pipe.read(&mut buf) {
+            Ok(0) => Read::End,
+            Ok(n) => {
+                let data = &buf[..n];
+                framer.push(data, clock, out);
+                Read::Data {
+                    newline: memchr::memchr(b'\n', data).is_some(),
+                }
+            }
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock => Read::WouldBlock,
+                io::ErrorKind::Interrupted => Read::Data { newline: false },
+                // EIO is how a pty says that its last writer is gone.
+                _ => Read::End,
+            },
         }
     })
 }
@@ -82,11 +79,8 @@ pub async fn relay(
     events: UnboundedSender<RelayEvent>,
 ) {
     let mut clock = Clock::default();
-    // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and
-    // names the same pipe (or pty) for as long as it is registered.
-    let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
-    let afd = match registered {
-        Ok(afd) => afd,
+    let pipe = match OutputPipe::register(fd) {
+        Ok(pipe) => pipe,
         Err(_) => {
             let _ = events.send(RelayEvent::Closed(pid));
             return;
@@ -107,7 +101,7 @@ pub async fn relay(
                         // The process is gone: what it wrote is already in the
                         // pipe, so read until the pipe is empty, then flush.
                         loop {
-                            match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
+                            match read_once(&pipe, &mut framer, &mut clock, &mut buf) {
                                 Read::Data { .. } => continue,
                                 Read::WouldBlock => break,
                                 Read::End => { ended = true; break }
@@ -119,9 +113,9 @@ pub async fn relay(
                     None => drain_open = false,
                 }
             }
-            ready = afd.readable() => {
+            ready = pipe.readable() => {
                 match ready {
-                    Ok(mut guard) => match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
+                    Ok(mut guard) => match read_once(&pipe, &mut framer, &mut clock, &mut buf) {
                         Read::Data { newline } => new_line = newline,
                         Read::WouldBlock => guard.clear_ready(),
                         Read::End => ended = true,
@@ -134,7 +128,7 @@ pub async fn relay(
                 // The wait may have been spent blocked on a slow stdout while
                 // the rest of the line sat in the pipe, unseen by the reactor:
                 // look before declaring the line partial.
-                match read_once(afd.get_ref(), &mut framer, &mut clock, &mut buf) {
+                match read_once(&pipe, &mut framer, &mut clock, &mut buf) {
                     Read::Data { newline } => new_line = newline,
                     Read::WouldBlock => framer.flush_partial(&mut clock, &mut buf),
                     Read::End => ended = true,

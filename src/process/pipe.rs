@@ -1,0 +1,39 @@
+//! A child's output as the runtime reads it: the read end of its pipe (or
+//! pty), registered with tokio's reactor, read without blocking.
+//!
+//! Registering a descriptor is `unsafe` in tokio because the registration
+//! must keep naming the same open file; [`OutputPipe`] owns the descriptor
+//! and never hands out a way to replace or close it, so that holds.
+
+use std::io;
+use std::os::fd::OwnedFd;
+
+use tokio::io::Interest;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
+
+/// The read end of a child's output, owned and registered for readability.
+#[derive(Debug)]
+pub struct OutputPipe(AsyncFd<OwnedFd>);
+
+impl OutputPipe {
+    /// Registers `fd` (non-blocking) with the current tokio runtime.
+    pub fn register(fd: OwnedFd) -> io::Result<OutputPipe> {
+        // SAFETY: the AsyncFd owns the OwnedFd, and this type exposes it only
+        // by shared reference, so the descriptor stays open and names the
+        // same pipe (or pty) for as long as it is registered.
+        let registered = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) };
+        Ok(OutputPipe(registered?))
+    }
+
+    /// Waits until the reactor reports the pipe readable. The guard's
+    /// `clear_ready` says a read found it empty after all.
+    pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, OwnedFd>> {
+        self.0.readable().await
+    }
+
+    /// One `read` into `buf`: `Ok(0)` at the end of the output, `WouldBlock`
+    /// when nothing is there yet.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        nix::unistd::read(self.0.get_ref(), buf).map_err(io::Error::from)
+    }
+}
