@@ -43,7 +43,7 @@
 use std::env;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -56,8 +56,9 @@ mod common;
 
 use common::{
     Row, all_stats, become_subreaper, binaries, clock_ticks_per_second, descendants,
-    die_with_bench, env_on, finish_run, is_alive, kill_all, mono_ns, quote, ratio, read_stat,
-    reap_orphans, run_when_benched, signal_group, signal_pid, task_cpu_ns, tempdir, write_file,
+    die_with_bench, env_on, finish_run, is_alive, kill_all, mono_ns, pidfd_open, quote, ratio,
+    read_stat, reap_orphans, run_when_benched, signal_group, signal_pid, task_cpu_ns, tempdir,
+    write_file,
 };
 
 fn main() {
@@ -1528,13 +1529,6 @@ fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
             return false;
         }
     }
-}
-
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes two integers; a negative result is an error.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a non-negative result is a new descriptor that we own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Whether our child `pid` has exited, without reaping it.

@@ -7,11 +7,19 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io;
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as platform;
 
 /// The end of a bench's `main`. `cargo bench` passes `--bench`; without it
 /// (`cargo test --benches`) this prints a note and returns, so test runs
@@ -183,10 +191,10 @@ pub fn finish_run(rows: &[Row], columns: [&str; 2], started: Instant, strict: bo
     if strict && missed > 0 { 1 } else { 0 }
 }
 
-/// Orphans of what the bench starts are reparented to it and reaped.
+/// Orphans of what the bench starts are reparented to it and reaped (where
+/// the platform has a subreaper: Linux).
 pub fn become_subreaper() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+    platform::become_subreaper();
 }
 
 /// Sends `signal` to `pid`, never to init or to the bench itself.
@@ -206,17 +214,16 @@ pub fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-/// The process `cmd` starts gets `signal` when the bench dies.
+/// The process `cmd` starts gets `signal` when the bench dies (where the
+/// platform has a parent-death signal: Linux).
 pub fn die_with_bench(cmd: &mut Command, signal: i32) {
-    // SAFETY: prctl is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    platform::die_with_bench(cmd, signal);
+}
+
+/// A descriptor that polls readable once `pid` has exited; None where the
+/// platform has no pidfd (then exits are polled for).
+pub fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    platform::pidfd_open(pid)
 }
 
 /// SIGKILLs each process and its process group.

@@ -22,26 +22,26 @@ use super::Group;
 #[derive(Debug)]
 pub struct Guardian {
     pid: i32,
-    pipe: Option<std::fs::File>,
+    pipe: Option<io::PipeWriter>,
 }
 
 impl Guardian {
     /// Forks the guardian. Must be called while pm has a single thread.
     pub fn start() -> io::Result<Guardian> {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        // Close-on-exec on every platform: no child pm spawns holds it open.
+        let (read, write) = io::pipe()?;
         // SAFETY: pm is single-threaded here (no runtime, no writer thread
         // yet), so the child may run arbitrary code after fork.
         match unsafe { fork() }.map_err(io::Error::from)? {
             ForkResult::Child => {
                 drop(write);
-                guard(read)
+                guard(OwnedFd::from(read))
             }
             ForkResult::Parent { child } => {
                 drop(read);
                 Ok(Guardian {
                     pid: child.as_raw(),
-                    pipe: Some(std::fs::File::from(write)),
+                    pipe: Some(write),
                 })
             }
         }

@@ -67,7 +67,9 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         }
         pty.master
     } else {
-        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        // std's pipe is close-on-exec on every platform, so no other child
+        // inherits either end.
+        let (read, write) = io::pipe()?;
         cmd.stdout(Stdio::from(write.try_clone()?));
         cmd.stderr(Stdio::from(write));
         cmd.process_group(0);
@@ -75,7 +77,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         unsafe {
             cmd.pre_exec(move || child_setup(parent));
         }
-        read
+        OwnedFd::from(read)
     };
 
     let child = cmd.spawn()?;
