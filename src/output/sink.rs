@@ -108,20 +108,59 @@ mod tests {
     #[test]
     fn waits_out_a_full_non_blocking_pipe() {
         use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        use std::sync::mpsc::{RecvTimeoutError, channel};
+        use std::time::Duration;
+
         let (mut reader, writer) = std::io::pipe().unwrap();
         fcntl(&writer, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).unwrap();
-        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
-        let expected = data.clone();
+        // Fill the pipe until a write would block: large writes first, then
+        // single bytes, so no room is left at all.
+        let mut expected = Vec::new();
+        for chunk in [&[b'f'; 4096][..], &[b'F'][..]] {
+            loop {
+                match nix::unistd::write(&writer, chunk) {
+                    Ok(n) => expected.extend_from_slice(&chunk[..n]),
+                    Err(Errno::EAGAIN) => break,
+                    Err(e) => panic!("filling the pipe: {e}"),
+                }
+            }
+        }
+        assert!(!expected.is_empty());
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        expected.extend_from_slice(&data);
+
+        let (started_tx, started) = channel();
+        let (done_tx, done) = channel();
         let thread = std::thread::spawn(move || {
             let mut sink = FdSink::new(writer.as_fd());
-            sink.write_all(&data).unwrap();
+            started_tx.send(()).unwrap();
+            let result = sink.write_all(&data).map_err(|e| e.kind());
+            // Closing the write end ends the reader's read_to_end.
+            drop(writer);
+            done_tx.send(result).unwrap();
         });
-        // Let the writer fill the pipe and hit EAGAIN before reading.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let mut got = Vec::new();
-        reader.read_to_end(&mut got).unwrap();
+        started.recv_timeout(Duration::from_secs(10)).unwrap();
+        // Nobody reads, so the write can neither complete nor give up with
+        // EAGAIN: it must still be waiting when this window closes. (Without
+        // the poll, the first write's EAGAIN would arrive at once.)
+        assert_eq!(
+            done.recv_timeout(Duration::from_millis(200)),
+            Err(RecvTimeoutError::Timeout),
+            "the write ended while the pipe was full"
+        );
+
+        let (got_tx, got) = channel();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let result = reader.read_to_end(&mut bytes).map(|_| bytes);
+            got_tx.send(result.map_err(|e| e.kind())).unwrap();
+        });
+        let deadline = Duration::from_secs(10);
+        assert_eq!(done.recv_timeout(deadline).unwrap(), Ok(()));
+        let bytes = got.recv_timeout(deadline).unwrap().unwrap();
+        assert_eq!(bytes.len(), expected.len());
+        assert!(bytes == expected, "the bytes arrived changed");
         thread.join().unwrap();
-        assert_eq!(got, expected);
     }
 
     #[test]
