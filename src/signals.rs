@@ -1,7 +1,7 @@
-//! OS signals turned into one typed stream for the supervisor.
+//! OS signals turned into one typed stream for the runtime.
 //!
-//! Handlers are installed once, before any child is spawned, so no SIGCHLD or
-//! SIGTERM is missed. This module only reports; it never acts on a signal.
+//! Handlers are installed once, before any instance is spawned, so no SIGCHLD
+//! or SIGTERM is missed. This module only reports; it never acts on a signal.
 
 use std::io;
 

@@ -1,4 +1,5 @@
-//! Linux specifics: child subreaper and listing pm's children through /proc.
+//! Linux specifics: child subreaper, listing pm's children through /proc,
+//! and the parent-death signal.
 
 use std::fs;
 

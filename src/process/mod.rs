@@ -1,10 +1,20 @@
-//! Mechanism: every system call that creates, signals or reaps a process.
+//! Mechanism: every system call that creates, signals or reaps a process,
+//! and the few other calls that need `unsafe`.
 //!
-//! This module owns all the `unsafe` of pm. It decides nothing: the supervisor
-//! tells it what to do. [`reap`] is the only caller of `waitpid` in pm, so that
-//! pm, as a child subreaper, reaps adopted orphans without stealing the exit
-//! status of its own children. Children are spawned with std's `Command`, never
+//! This module owns all the `unsafe` of pm, each behind a small safe function
+//! or type: spawning (process groups, the parent-death signal), the guardian,
+//! registering a child's output with tokio ([`OutputPipe`]) and the C
+//! library's local time ([`local_time`]). It decides nothing: the runtime tells
+//! it what to do. Process groups are [`Group`]s, never negated pids.
+//!
+//! [`reap`] is the only `waitpid(-1)`, so that pm, as a child subreaper, reaps
+//! adopted orphans without stealing the exit status of its own children; the
+//! one other `waitpid`, in [`Guardian::release`], waits for the guardian's own
+//! pid after the last reap. Children are spawned with std's `Command`, never
 //! with `tokio::process`, which would reap them behind the reaper's back.
+//!
+//! What differs between platforms lives in `linux.rs` and `macos.rs`, which
+//! export the same functions.
 
 mod group;
 mod guardian;
@@ -36,7 +46,7 @@ use crate::model::ExitStatus;
 
 /// Reaps every child that has ended, without blocking.
 ///
-/// This is the only `waitpid` call in pm. It returns every (pid, status) pair,
+/// This is pm's only `waitpid(-1)`. It returns every (pid, status) pair,
 /// including orphans that pm adopted as a subreaper; the caller sorts them out.
 pub fn reap() -> Vec<(i32, ExitStatus)> {
     let mut out = Vec::new();

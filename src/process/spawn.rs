@@ -1,6 +1,7 @@
 //! Spawning one instance: `/bin/sh -c COMMAND` in its own process group (or,
 //! on a pseudo-terminal, its own session), stdout and stderr on one pipe so
-//! their relative order survives, stdin from /dev/null.
+//! their relative order survives, stdin from /dev/null; on a pty, all three
+//! are the pty.
 
 use std::io;
 use std::os::fd::OwnedFd;
