@@ -13,6 +13,7 @@ pub mod control;
 pub mod error;
 pub mod export;
 pub mod health;
+pub mod input;
 pub mod model;
 pub mod output;
 pub mod plan;

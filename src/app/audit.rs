@@ -13,7 +13,8 @@ use crate::audit::{self, Process, Severity, Side, Stated, Var};
 use crate::cli::AuditArgs;
 use crate::config::pm_toml::{Check, Probe};
 use crate::config::{envfile, procfile};
-use crate::error::{Error, Result, io_message};
+use crate::error::{Error, Result};
+use crate::input;
 use crate::plan::{Plan, RELEASE};
 
 pub fn audit(args: AuditArgs) -> Result<i32> {
@@ -78,20 +79,13 @@ fn describe(check: &Check) -> String {
 
 /// The local side: the Plan's env (with the file each variable's value came
 /// from) and its process types.
-fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[String]) -> Result<Side> {
+fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[load::EnvRead]) -> Result<Side> {
     // Which file gave each variable its last value: the last file read that
     // defines it. The values themselves come from the Plan.
     let mut defined_in: Vec<(String, String)> = Vec::new();
-    for (path, shown, _) in &paths.env_files {
-        if !env_read.contains(shown) {
-            continue;
-        }
-        let text = fs::read_to_string(path).map_err(|e| Error::File {
-            path: shown.clone(),
-            message: io_message(&e),
-        })?;
-        for (name, _) in envfile::parse_with_lookup(&text, shown, &|_| None)? {
-            defined_in.push((name, shown.clone()));
+    for file in env_read {
+        for (name, _) in envfile::parse_with_lookup(&file.text, &file.shown, &|_| None)? {
+            defined_in.push((name, file.shown.clone()));
         }
     }
     let file_of = |name: &str| {
@@ -137,7 +131,7 @@ fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[String]) -> Result<S
         .collect();
     Ok(Side {
         env,
-        env_files: env_read.to_vec(),
+        env_files: env_read.iter().map(|file| file.shown.clone()).collect(),
         processes: Some(processes),
         process_files: vec![plan.procfile.clone()],
     })
@@ -161,9 +155,9 @@ fn dev_procfile(args: &AuditArgs, procfile_path: &Path) -> Result<Option<Vec<Pro
         }
     };
     let shown = path.display().to_string();
-    let text = fs::read_to_string(&path).map_err(|e| Error::File {
+    let text = input::read(&path).map_err(|e| Error::File {
         path: shown.clone(),
-        message: io_message(&e),
+        message: e.to_string(),
     })?;
     let parsed = procfile::parse(&text, &shown)?;
     Ok(Some(

@@ -29,7 +29,11 @@ pub fn check(args: CheckArgs) -> Result<i32> {
         let s = if variables == 1 { "" } else { "s" };
         text.push_str(&format!(
             "env files: {} ({variables} variable{s})\n",
-            env_read.join(", ")
+            env_read
+                .iter()
+                .map(|file| file.shown.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let width = plan.types.iter().map(|t| t.name.len()).max().unwrap_or(0);

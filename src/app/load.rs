@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use crate::config::pm_toml::{self, Settings};
 use crate::config::value::Value;
 use crate::config::{ConfigError, envfile, ports, procfile};
 use crate::error::{Error, Result, io_message};
+use crate::input::{self, ReadError};
 use crate::plan::{LISTEN_HOST_VAR, Plan, PlanInputs, RELEASE, address_vars};
 
 /// What a subcommand wants loaded besides the files.
@@ -103,6 +103,14 @@ pub fn paths(app: &AppArgs) -> Result<Paths> {
     })
 }
 
+/// An env file that was read: its name as shown, and its text (kept, since
+/// a pipe such as `-e <(sops -d .env.enc)` cannot be read twice).
+#[derive(Debug, Clone)]
+pub struct EnvRead {
+    pub shown: String,
+    pub text: String,
+}
+
 /// Reads and parses the env files in order. Returns the variables (later
 /// entries win) and the files actually read. `is_address` tells the address
 /// variables, which stay in the values for each runtime to expand. A
@@ -112,15 +120,15 @@ pub fn env_files(
     paths: &Paths,
     is_address: &dyn Fn(&str) -> bool,
     errors: &mut Vec<ConfigError>,
-) -> (Vec<(String, Value)>, Vec<String>) {
+) -> (Vec<(String, Value)>, Vec<EnvRead>) {
     let mut merged: Vec<(String, Value)> = Vec::new();
     let mut read = Vec::new();
     for (path, shown, explicit) in &paths.env_files {
-        let text = match fs::read_to_string(path) {
+        let text = match input::read(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !explicit => continue,
+            Err(e) if e.is_not_found() && !explicit => continue,
             Err(e) => {
-                errors.push(ConfigError::new(shown.clone(), None, io_message(&e)));
+                errors.push(ConfigError::new(shown.clone(), None, e.to_string()));
                 continue;
             }
         };
@@ -144,15 +152,18 @@ pub fn env_files(
             }
             Err(e) => errors.push(e),
         }
-        read.push(shown.clone());
+        read.push(EnvRead {
+            shown: shown.clone(),
+            text,
+        });
     }
     (merged, read)
 }
 
 /// When the Procfile is missing but a development one sits where it should
 /// be (Rails apps often have only `Procfile.dev`), the command to use it.
-fn procfile_hint(paths: &Paths, e: &io::Error) -> String {
-    if e.kind() != io::ErrorKind::NotFound {
+fn procfile_hint(paths: &Paths, e: &ReadError) -> String {
+    if !e.is_not_found() {
         return String::new();
     }
     let dir = paths.procfile.parent().unwrap_or(Path::new(""));
@@ -218,11 +229,11 @@ fn base_port(
 }
 
 /// Loads everything and builds the Plan, or returns every problem found.
-pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)> {
+pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<EnvRead>)> {
     let paths = paths(app)?;
     let mut errors = Vec::new();
 
-    let types = match fs::read_to_string(&paths.procfile) {
+    let types = match input::read(&paths.procfile) {
         Ok(text) => match procfile::parse(&text, &paths.procfile_shown) {
             Ok(parsed) => Some(parsed.types),
             Err(es) => {
@@ -231,18 +242,14 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
             }
         },
         // `pm run` works in a directory with only a .env, as foreman's does.
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound
-                && options.procfile_optional
-                && app.procfile.is_none() =>
-        {
+        Err(e) if e.is_not_found() && options.procfile_optional && app.procfile.is_none() => {
             Some(Vec::new())
         }
         Err(e) => {
             errors.push(ConfigError::new(
                 paths.procfile_shown.clone(),
                 None,
-                format!("{}{}", io_message(&e), procfile_hint(&paths, &e)),
+                format!("{e}{}", procfile_hint(&paths, &e)),
             ));
             None
         }
@@ -257,7 +264,7 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
         .chain([LISTEN_HOST_VAR.to_string()])
         .collect();
     let (env, env_read) = env_files(&paths, &|name| address_names.contains(name), &mut errors);
-    let settings = match (&types, fs::read_to_string(&paths.settings)) {
+    let settings = match (&types, input::read(&paths.settings)) {
         (Some(types), Ok(text)) => {
             let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
             pm_toml::parse(&text, &paths.settings_shown, &names).unwrap_or_else(|es| {
@@ -265,12 +272,12 @@ pub fn load(app: &AppArgs, options: &LoadOptions) -> Result<(Plan, Vec<String>)>
                 Settings::default()
             })
         }
-        (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => Settings::default(),
+        (_, Err(e)) if e.is_not_found() => Settings::default(),
         (_, Err(e)) => {
             errors.push(ConfigError::new(
                 paths.settings_shown.clone(),
                 None,
-                io_message(&e),
+                e.to_string(),
             ));
             Settings::default()
         }

@@ -200,7 +200,7 @@ fn replace(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn read_manifest(dir: &Path) -> Option<Manifest> {
-    let text = fs::read_to_string(dir.join(MANIFEST)).ok()?;
+    let text = crate::input::read(&dir.join(MANIFEST)).ok()?;
     serde_json::from_str(&text).ok()
 }
 

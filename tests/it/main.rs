@@ -12,6 +12,7 @@ mod envfiles;
 mod errors;
 mod examples;
 mod export;
+mod inputs;
 mod output;
 mod run_check;
 mod shutdown;

@@ -25,6 +25,7 @@ use super::Side;
 use crate::config::one_line;
 use crate::error::{Error, Result, io_message};
 use crate::export::{Format, MANIFEST};
+use crate::input;
 
 /// Reads every `--against` argument, in order (a later one wins for a
 /// variable or process type that several define).
@@ -59,9 +60,9 @@ pub fn read_against(paths: &[(std::path::PathBuf, String)]) -> Result<Side> {
 }
 
 fn read_text(path: &Path, shown: &str) -> Result<String> {
-    fs::read_to_string(path).map_err(|e| Error::File {
+    input::read(path).map_err(|e| Error::File {
         path: shown.to_string(),
-        message: io_message(&e),
+        message: e.to_string(),
     })
 }
 
