@@ -102,6 +102,10 @@ pub enum Command {
     Stop(TargetArgs),
     /// Change the formation of the running `pm start`: `pm scale web=4 worker=0`.
     Scale(ScaleArgs),
+    /// Wait until instances of the running `pm start` are ready (all by default).
+    Wait(WaitArgs),
+    /// Shut the running `pm start` down (as on SIGTERM) and wait until it has exited.
+    Down(DownArgs),
     /// Write files that run the same process model on systemd, Docker Compose or Kubernetes.
     Export(ExportArgs),
     /// Compare this model with production's; exit 1 when they drift apart.
@@ -118,6 +122,8 @@ impl Command {
             Command::Ps(a) => &mut a.app,
             Command::Restart(a) | Command::Stop(a) => &mut a.app,
             Command::Scale(a) => &mut a.app,
+            Command::Wait(a) => &mut a.app,
+            Command::Down(a) => &mut a.app,
             Command::Export(a) => &mut a.app,
             Command::Audit(a) => &mut a.app,
         }
@@ -250,6 +256,21 @@ pub struct TargetArgs {
     /// A process type (every instance) or one instance, e.g. `web` or `web.2`.
     #[arg(value_name = "TARGET", required = true)]
     pub targets: Vec<String>,
+
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+/// How long `pm restart`, `pm stop` and `pm scale` wait for what they asked.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitFlags {
+    /// Seconds to wait for it to be done (new runs ready, instances stopped).
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
+
+    /// Return at once instead of waiting until it is done.
+    #[arg(long = "no-wait")]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +281,33 @@ pub struct ScaleArgs {
     /// New counts, as NAME=COUNT (types not named keep theirs).
     #[arg(value_name = "NAME=COUNT", required = true)]
     pub formation: Vec<String>,
+
+    #[command(flatten)]
+    pub wait: WaitFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// Process types or instances to wait for [default: every instance].
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// Seconds to wait before giving up (exit 1).
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 60.0)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// Seconds to wait for pm to exit [default: the longest stop grace + 5].
+    #[arg(long = "timeout", value_name = "SECONDS")]
+    pub timeout: Option<f64>,
 }
 
 /// The engines `pm export` writes for.

@@ -1,16 +1,21 @@
-//! `pm ps`, `pm restart`, `pm stop`, `pm scale`: clients of a running
-//! `pm start`, found through its control socket.
+//! `pm ps`, `pm restart`, `pm stop`, `pm scale`, `pm wait`, `pm down`:
+//! clients of a running `pm start`, found through its control socket.
+//! Waiting is pm's: a client sends how long it may take and reads the one
+//! answer (for `down`, then the end of the connection), never polling.
 
 use std::collections::BTreeMap;
 
 use crate::app::load;
-use crate::cli::{AppArgs, PsArgs, ScaleArgs, TargetArgs};
+use std::time::Duration;
+
+use crate::cli::{AppArgs, DownArgs, PsArgs, ScaleArgs, TargetArgs, WaitArgs, WaitFlags};
 use crate::config::formation::Formation;
-use crate::control::protocol::{Command, InstanceInfo, Reply};
+use crate::control::protocol::{Command, InstanceInfo, MAX_WAIT, Reply};
 use crate::control::{client, find_root, socket_path};
 use crate::error::{Error, Result};
 
-fn send(app: &AppArgs, command: Command) -> Result<Reply> {
+/// The socket of the pm that `app` names.
+fn socket(app: &AppArgs) -> Result<std::path::PathBuf> {
     let root = match (&app.procfile, &app.root) {
         // Neither -f nor -d: the nearest directory up that has a socket or
         // a Procfile, else here.
@@ -23,8 +28,11 @@ fn send(app: &AppArgs, command: Command) -> Result<Reply> {
         }
         _ => load::paths(app)?.root,
     };
-    let socket = socket_path(app.socket.as_ref(), &root);
-    let reply = client::send(&socket, command)?;
+    Ok(socket_path(app.socket.as_ref(), &root))
+}
+
+fn send(app: &AppArgs, command: Command) -> Result<Reply> {
+    let reply = client::send(&socket(app)?, command)?;
     if reply.ok {
         Ok(reply)
     } else {
@@ -86,11 +94,30 @@ pub fn table(instances: &[InstanceInfo]) -> String {
     out
 }
 
+/// How long pm may take: None with `--no-wait`.
+fn wait(flags: WaitFlags) -> Result<Option<f64>> {
+    if flags.no_wait {
+        return Ok(None);
+    }
+    seconds(flags.timeout).map(Some)
+}
+
+fn seconds(s: f64) -> Result<f64> {
+    if s.is_finite() && (0.0..=MAX_WAIT).contains(&s) {
+        Ok(s)
+    } else {
+        Err(Error::Invalid(format!(
+            "--timeout {s}: expected a number of seconds between 0 and {MAX_WAIT}"
+        )))
+    }
+}
+
 pub fn restart(args: TargetArgs) -> Result<i32> {
     let reply = send(
         &args.app,
         Command::Restart {
             targets: args.targets,
+            wait: wait(args.wait)?,
         },
     )?;
     println!("{}", reply.message.unwrap_or_default());
@@ -102,9 +129,53 @@ pub fn stop(args: TargetArgs) -> Result<i32> {
         &args.app,
         Command::Stop {
             targets: args.targets,
+            wait: wait(args.wait)?,
         },
     )?;
     println!("{}", reply.message.unwrap_or_default());
+    Ok(0)
+}
+
+/// `pm wait`: 0 once every target is ready at the same moment.
+pub fn wait_ready(args: WaitArgs) -> Result<i32> {
+    let reply = send(
+        &args.app,
+        Command::Wait {
+            targets: args.targets,
+            timeout: seconds(args.timeout)?,
+        },
+    )?;
+    println!("{}", reply.message.unwrap_or_default());
+    Ok(0)
+}
+
+/// The slack `pm down` gives pm on top of its longest grace.
+const DOWN_SLACK: Duration = Duration::from_secs(5);
+
+/// `pm down`: 0 once pm has exited.
+pub fn down(args: DownArgs) -> Result<i32> {
+    let explicit = args.timeout.map(seconds).transpose()?;
+    let (reply, exited) = client::down(&socket(&args.app)?, |reply| match explicit {
+        Some(s) => Duration::from_secs_f64(s),
+        None => {
+            let grace = reply.grace_s.filter(|g| g.is_finite() && *g >= 0.0);
+            Duration::from_secs_f64(grace.unwrap_or(0.0).min(MAX_WAIT)) + DOWN_SLACK
+        }
+    })?;
+    if !reply.ok {
+        return Err(Error::Invalid(
+            reply.error.unwrap_or_else(|| "request refused".into()),
+        ));
+    }
+    let pid = reply
+        .pid
+        .map_or_else(String::new, |p| format!(" (pid {p})"));
+    if !exited {
+        return Err(Error::Invalid(format!(
+            "pm{pid} has not exited in time; it goes on stopping"
+        )));
+    }
+    println!("pm{pid} has exited");
     Ok(0)
 }
 
@@ -117,7 +188,13 @@ pub fn scale(args: ScaleArgs) -> Result<i32> {
         ));
     }
     let formation: BTreeMap<String, u32> = parsed.entries.into_iter().collect();
-    let reply = send(&args.app, Command::Scale { formation })?;
+    let reply = send(
+        &args.app,
+        Command::Scale {
+            formation,
+            wait: wait(args.wait)?,
+        },
+    )?;
     println!("{}", reply.message.unwrap_or_default());
     Ok(0)
 }

@@ -22,6 +22,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restart(args) => control::restart(args),
         Command::Stop(args) => control::stop(args),
         Command::Scale(args) => control::scale(args),
+        Command::Wait(args) => control::wait_ready(args),
+        Command::Down(args) => control::down(args),
         Command::Export(args) => export::export(args),
         Command::Audit(args) => audit::audit(args),
     }

@@ -13,20 +13,60 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// Fields other than these are ignored (serde cannot refuse them next to a
 /// flattened, tagged command).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub version: u32,
     #[serde(flatten)]
     pub command: Command,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `wait`, where a command has it, is how many seconds pm may take to do
+/// what was asked before it answers; without it pm answers at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "lowercase")]
 pub enum Command {
     Ps,
-    Restart { targets: Vec<String> },
-    Stop { targets: Vec<String> },
-    Scale { formation: BTreeMap<String, u32> },
+    Restart {
+        targets: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait: Option<f64>,
+    },
+    Stop {
+        targets: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait: Option<f64>,
+    },
+    Scale {
+        formation: BTreeMap<String, u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait: Option<f64>,
+    },
+    /// Answered once every target (every instance when none) is ready at
+    /// the same moment, or with an error when one cannot be or at `timeout`.
+    Wait {
+        #[serde(default)]
+        targets: Vec<String>,
+        timeout: f64,
+    },
+    /// Shut down as on SIGTERM. The reply comes at once; the connection
+    /// stays open until pm's process has exited.
+    Down,
+}
+
+/// The longest wait a request may ask for, in seconds (a day).
+pub const MAX_WAIT: f64 = 86_400.0;
+
+impl Command {
+    /// The seconds pm may take before it answers, when it waits at all.
+    pub fn wait(&self) -> Option<f64> {
+        match self {
+            Command::Restart { wait, .. }
+            | Command::Stop { wait, .. }
+            | Command::Scale { wait, .. } => *wait,
+            Command::Wait { timeout, .. } => Some(*timeout),
+            Command::Ps | Command::Down => None,
+        }
+    }
 }
 
 /// One instance as `pm ps --json` shows it.
@@ -54,36 +94,55 @@ pub struct Reply {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<Vec<InstanceInfo>>,
+    /// `down`: the pid of the pm that is stopping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// `down`: the longest stop grace of its process types, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_s: Option<f64>,
 }
 
 impl Reply {
-    pub fn error(message: impl Into<String>) -> Reply {
+    fn empty(ok: bool) -> Reply {
         Reply {
             version: VERSION,
-            ok: false,
-            error: Some(message.into()),
+            ok,
+            error: None,
             message: None,
             instances: None,
+            pid: None,
+            grace_s: None,
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Reply {
+        Reply {
+            error: Some(message.into()),
+            ..Reply::empty(false)
         }
     }
 
     pub fn message(message: impl Into<String>) -> Reply {
         Reply {
-            version: VERSION,
-            ok: true,
-            error: None,
             message: Some(message.into()),
-            instances: None,
+            ..Reply::empty(true)
         }
     }
 
     pub fn instances(instances: Vec<InstanceInfo>) -> Reply {
         Reply {
-            version: VERSION,
-            ok: true,
-            error: None,
-            message: None,
             instances: Some(instances),
+            ..Reply::empty(true)
+        }
+    }
+
+    /// The answer to `down`.
+    pub fn down(pid: u32, grace: std::time::Duration) -> Reply {
+        Reply {
+            message: Some(format!("stopping pm (pid {pid})")),
+            pid: Some(pid),
+            grace_s: Some(grace.as_secs_f64()),
+            ..Reply::empty(true)
         }
     }
 }
@@ -102,7 +161,14 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         }
         None => return Err("request has no \"version\"".into()),
     }
-    serde_json::from_value(value).map_err(|e| format!("invalid request: {e}"))
+    let request: Request =
+        serde_json::from_value(value).map_err(|e| format!("invalid request: {e}"))?;
+    match request.command.wait() {
+        Some(s) if !(s.is_finite() && (0.0..=MAX_WAIT).contains(&s)) => Err(format!(
+            "invalid request: a wait must be between 0 and {MAX_WAIT} seconds, found {s}"
+        )),
+        _ => Ok(request),
+    }
 }
 
 #[cfg(test)]
@@ -117,14 +183,34 @@ mod tests {
         assert_eq!(
             r.command,
             Command::Restart {
-                targets: vec!["web.2".into()]
+                targets: vec!["web.2".into()],
+                wait: None,
             }
+        );
+        let r = parse_request(br#"{"version":1,"command":"stop","targets":["web"],"wait":60}"#)
+            .unwrap();
+        assert_eq!(r.command.wait(), Some(60.0));
+        let r = parse_request(br#"{"version":1,"command":"wait","timeout":5}"#).unwrap();
+        assert_eq!(
+            r.command,
+            Command::Wait {
+                targets: Vec::new(),
+                timeout: 5.0
+            }
+        );
+        let r = parse_request(br#"{"version":1,"command":"down"}"#).unwrap();
+        assert_eq!(r.command, Command::Down);
+        assert!(
+            parse_request(br#"{"version":1,"command":"wait","timeout":-1}"#)
+                .unwrap_err()
+                .contains("between 0 and")
         );
         let r = parse_request(br#"{"version":1,"command":"scale","formation":{"web":3}}"#).unwrap();
         assert_eq!(
             r.command,
             Command::Scale {
-                formation: [("web".to_string(), 3)].into_iter().collect()
+                formation: [("web".to_string(), 3)].into_iter().collect(),
+                wait: None,
             }
         );
         assert!(

@@ -1,6 +1,6 @@
 //! The replies of a running `pm start`, built from the supervisor's state
 //! and answers: the rows of `pm ps` and the messages of `pm restart`, `pm
-//! stop` and `pm scale`. The wording is part of the contract (docs/control.md).
+//! stop`, `pm scale` and `pm wait`. The wording is part of the contract (docs/control.md).
 //!
 //! It only reads: what a request changes is the supervisor's to decide and
 //! the runtime's to carry out.
@@ -76,6 +76,15 @@ pub fn stopping(answer: Result<Stopping, String>) -> Reply {
     match answer {
         Ok(Stopping { names }) => Reply::message(format!("stopping {}", names.join(", "))),
         Err(e) => Reply::error(e),
+    }
+}
+
+/// `pm wait`, once the targets are ready.
+pub fn ready(targets: &[String]) -> Reply {
+    if targets.is_empty() {
+        Reply::message("every instance is ready")
+    } else {
+        Reply::message(format!("ready: {}", targets.join(", ")))
     }
 }
 

@@ -97,15 +97,34 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: Unbounde
 }
 
 async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Request>) {
-    let reply = answer(&mut stream, runtime).await;
+    let mut down = false;
+    let reply = answer(&mut stream, runtime, &mut down).await;
     if let Ok(mut line) = serde_json::to_vec(&reply) {
         line.push(b'\n');
         let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(&line)).await;
     }
+    if down && reply.ok {
+        hold_until_exit(stream);
+        return;
+    }
     let _ = stream.shutdown().await;
 }
 
-async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Request>) -> Reply {
+/// `pm down`'s connection stays open for as long as pm's process lives:
+/// its descriptor is let go of, never closed, so the kernel closes it when
+/// pm exits and the client learns of the exit from the end of the stream,
+/// without polling. (Its descriptor is close-on-exec: no child inherits it.)
+fn hold_until_exit(stream: UnixStream) {
+    if let Ok(stream) = stream.into_std() {
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(stream);
+    }
+}
+
+async fn answer(
+    stream: &mut UnixStream,
+    runtime: UnboundedSender<Request>,
+    down: &mut bool,
+) -> Reply {
     let me = nix::unistd::geteuid();
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == me.as_raw() => {}
@@ -129,6 +148,7 @@ async fn answer(stream: &mut UnixStream, runtime: UnboundedSender<Request>) -> R
         Ok(request) => request,
         Err(message) => return Reply::error(message),
     };
+    *down = request.command == Command::Down;
     let (reply, answered) = oneshot::channel();
     let request = Request {
         command: request.command,

@@ -12,9 +12,10 @@
 //! `waitpid(-1)` in pm. No event source imports the runtime.
 
 pub mod relay;
+mod waiters;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -34,6 +35,7 @@ use crate::process::{self, Group, Guardian, SpawnSpec};
 use crate::signals::{SignalEvent, Signals};
 use crate::supervisor::{Action, Supervisor};
 use relay::RelayEvent;
+use waiters::Waiters;
 
 /// How output is shown: computed once from the flags and the terminal.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +103,8 @@ pub struct Runtime {
     proxy_runtime: Option<tokio::runtime::Handle>,
     /// Running `exec` probes: where their exit status goes.
     probes: HashMap<i32, oneshot::Sender<ExitStatus>>,
+    /// Control clients waiting for something to be done.
+    waiters: Waiters,
 }
 
 impl Runtime {
@@ -140,6 +144,7 @@ impl Runtime {
             balancers: Vec::new(),
             proxy_runtime: None,
             probes: HashMap::new(),
+            waiters: Waiters::default(),
         }
     }
 
@@ -202,6 +207,7 @@ impl Runtime {
             // Reap first: a child may have ended before the handlers existed.
             self.reap();
             let now = Instant::now();
+            let recheck = self.waiters.settle(&self.sup, now);
             if let Some(code) = self.sup.finished(|| self.descendants_left(), now) {
                 break code;
             }
@@ -221,14 +227,13 @@ impl Runtime {
                     self.apply(actions);
                 }
                 Some(report) = self.health.recv() => self.on_health(report),
-                Some(request) = self.requests.recv() => {
-                    let reply = self.control(request.command);
-                    let _ = request.reply.send(reply);
-                }
+                Some(request) = self.requests.recv() => self.control(request),
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
                 }
+                // A waiting client's time is up, or an instance has settled.
+                _ = sleep_until(recheck), if recheck.is_some() => {}
             }
         };
         self.wait_for_relays().await;
@@ -309,25 +314,51 @@ impl Runtime {
 
     /// Answers one control request: the supervisor decides, the runtime
     /// carries out what it decided, the control protocol words the reply.
-    fn control(&mut self, command: Command) -> Reply {
+    /// A request that waits is answered once the supervisor says its goal
+    /// is reached (or cannot be, or its time is up).
+    fn control(&mut self, request: control::Request) {
         let now = Instant::now();
-        let (actions, reply) = match command {
-            Command::Ps => (Vec::new(), reply::ps(&self.sup, now)),
-            Command::Restart { targets } => {
+        let wait = request.command.wait().map(Duration::from_secs_f64);
+        let (actions, reply, goal) = match request.command {
+            Command::Ps => (Vec::new(), reply::ps(&self.sup, now), None),
+            Command::Restart { targets, .. } => {
+                // Taken before the restart: only the runs it starts count.
+                let goal = self.sup.goal_restarted(&targets).ok();
                 let (actions, answer) = self.sup.restart_named(&targets, now);
-                (actions, reply::restarting(answer))
+                (actions, reply::restarting(answer), goal)
             }
-            Command::Stop { targets } => {
+            Command::Stop { targets, .. } => {
+                let goal = self.sup.goal_stopped(&targets).ok();
                 let (actions, answer) = self.sup.stop_named(&targets, now);
-                (actions, reply::stopping(answer))
+                (actions, reply::stopping(answer), goal)
             }
-            Command::Scale { formation } => {
+            Command::Scale { formation, .. } => {
                 let (actions, answer) = self.sup.scale(&formation, now);
-                (actions, reply::scaled(answer))
+                let goal = answer
+                    .as_ref()
+                    .ok()
+                    .map(|scaled| self.sup.goal_scaled(&scaled.changes));
+                (actions, reply::scaled(answer), goal)
+            }
+            Command::Wait { targets, .. } => match self.sup.goal_ready(&targets) {
+                Ok(goal) => (Vec::new(), reply::ready(&targets), Some(goal)),
+                Err(e) => (Vec::new(), Reply::error(e), None),
+            },
+            Command::Down => {
+                let actions = self.sup.down(now);
+                let grace = self.sup.longest_grace();
+                (actions, Reply::down(std::process::id(), grace), None)
             }
         };
         self.apply(actions);
-        reply
+        match (wait, goal) {
+            (Some(timeout), Some(goal)) if reply.ok => {
+                self.waiters.add(goal, timeout, reply, request.reply, now);
+            }
+            _ => {
+                let _ = request.reply.send(reply);
+            }
+        }
     }
 
     /// A run's output is drained (or closed): if the process was reaped too,

@@ -44,6 +44,8 @@ pub enum Event {
     ShutdownRequested {
         signal: Signal,
     },
+    /// `pm down` asked pm to stop.
+    DownRequested,
     StoppingAll {
         signal: Signal,
     },
@@ -130,6 +132,7 @@ impl fmt::Display for Event {
             Event::ShutdownRequested { signal } => {
                 write!(f, "{} received, stopping all processes", signal.as_str())
             }
+            Event::DownRequested => write!(f, "pm down requested, stopping all processes"),
             Event::StoppingAll { signal } => {
                 write!(f, "sending {} to all processes", signal.as_str())
             }
@@ -223,6 +226,10 @@ mod tests {
                     signal: Signal::SIGINT,
                 },
                 "SIGINT received, stopping all processes",
+            ),
+            (
+                Event::DownRequested,
+                "pm down requested, stopping all processes",
             ),
             (
                 Event::Killing {

@@ -36,6 +36,7 @@ impl Supervisor {
         };
         self.instances[id].ready = false;
         self.instances[id].was_ready = false;
+        self.instances[id].runs += 1;
         let spec = &self.instances[id].spec;
         let (name, port) = (spec.name.clone(), spec.port);
         self.say(Event::Started { name, pid, port });

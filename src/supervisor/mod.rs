@@ -16,7 +16,7 @@
 //! `shutdown` (waves, grace, SIGKILL, the exit code), `rolling` (rolling
 //! restarts and the balancer's rotation), `targets` (`pm restart` and `pm
 //! stop` of named instances), `scale` (`pm scale`), `health` (check verdicts
-//! and their thresholds). `event` is the wording of pm's own lines, `policy`
+//! and their thresholds), `wait` (what a waiting client waits for). `event` is the wording of pm's own lines, `policy`
 //! the restart decision.
 
 pub mod deps;
@@ -28,6 +28,7 @@ pub mod rolling;
 pub mod scale;
 pub mod shutdown;
 pub mod targets;
+pub mod wait;
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,7 @@ pub use event::Event;
 use rolling::Roll;
 pub use scale::Scaled;
 pub use targets::{Restarting, Stopping};
+pub use wait::{Goal, Progress};
 
 use crate::model::{ExitStatus, RestartSettings};
 use crate::plan::{InstanceSpec, Plan, RELEASE};
@@ -138,6 +140,8 @@ pub struct Instance {
     pub ready: bool,
     /// The current run has been ready at least once (liveness counts from then).
     pub was_ready: bool,
+    /// Runs started so far: a waiting client tells a new run from the old.
+    pub runs: u32,
 }
 
 impl Instance {
@@ -151,6 +155,7 @@ impl Instance {
             retired: false,
             ready: false,
             was_ready: false,
+            runs: 0,
         }
     }
 

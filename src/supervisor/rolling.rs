@@ -17,12 +17,19 @@ pub(super) struct Roll {
     current: Option<usize>,
 }
 
+impl Roll {
+    /// Whether instance `id` is restarting or queued to.
+    pub(super) fn holds(&self, id: usize) -> bool {
+        self.current == Some(id) || self.queue.contains(&id)
+    }
+}
+
 impl Supervisor {
     /// Queues instance `id` (live, of a balanced type) for a rolling
     /// restart; false when it is already queued or restarting.
     pub(super) fn queue_roll(&mut self, id: usize) -> bool {
         let roll = &mut self.rolls[self.instances[id].spec.type_index];
-        if roll.current == Some(id) || roll.queue.contains(&id) {
+        if roll.holds(id) {
             return false;
         }
         roll.queue.push_back(id);

@@ -7,7 +7,7 @@
 //! goes through [`Supervisor::stop_instance`] too, so it gets the same grace.
 //! Pure: `now` comes in, actions go out.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -27,6 +27,26 @@ impl Supervisor {
             }
         }
         self.take()
+    }
+
+    /// `pm down`: the same as a first SIGTERM; while pm already stops, it
+    /// changes nothing (a second SIGTERM would kill everything at once).
+    pub fn down(&mut self, now: Instant) -> Vec<Action> {
+        if matches!(self.phase, Phase::Release | Phase::Running) {
+            self.say(Event::DownRequested);
+            self.begin_stop(0, now);
+        }
+        self.take()
+    }
+
+    /// The longest stop grace of any process type: how long a shutdown may
+    /// take before SIGKILL ends it.
+    pub fn longest_grace(&self) -> Duration {
+        self.types
+            .iter()
+            .map(|t| t.stop_timeout)
+            .max()
+            .unwrap_or_default()
     }
 
     pub(super) fn begin_stop(&mut self, code: i32, now: Instant) {

@@ -25,15 +25,16 @@ pub struct Stopping {
 }
 
 impl Supervisor {
-    /// Refuses changes while the release phase runs.
+    /// Refuses changes while the release phase runs or pm shuts down.
     pub(super) fn changes_allowed(&self) -> Result<(), String> {
-        if self.phase == Phase::Release {
-            return Err(
+        match self.phase {
+            Phase::Release => Err(
                 "the release phase is running: nothing else can change until it has completed"
                     .into(),
-            );
+            ),
+            Phase::Stopping { .. } | Phase::Killing { .. } => Err("pm is shutting down".into()),
+            Phase::Running => Ok(()),
         }
-        Ok(())
     }
 
     /// Instance ids for `web` (every instance) or `web.2`, in the order

@@ -5,6 +5,7 @@
 mod harness;
 
 mod audit;
+mod background;
 mod balance;
 mod cli_habits;
 mod control;
