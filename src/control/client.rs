@@ -67,6 +67,7 @@ fn request(
             io_message(&e)
         ))
     })?;
+    super::check_peer(&stream, &shown)?;
     let _ = stream.set_read_timeout(Some(patience));
     let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
     let request = Request {

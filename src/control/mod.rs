@@ -5,15 +5,32 @@
 //! the supervisor's state and answers, `client` what `pm ps`, `pm restart`,
 //! `pm stop` and `pm scale` use. The server never touches the supervisor: it
 //! hands each [`Request`] to the runtime and writes the reply.
+//!
+//! The socket trusts no one else (docs/control.md): the server answers only
+//! its own user, a client talks only to a server of its own user
+//! ([`check_peer`], from `linux.rs` or `macos.rs`), and `pm start` replaces
+//! a socket file only when it is its user's own and nobody answers on it.
 
 pub mod client;
 pub mod protocol;
 pub mod reply;
 pub mod server;
 
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as platform;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as platform;
+
 pub use server::Request;
 
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+
+use crate::error::{Error, io_message};
 
 /// The socket's file name in the root directory.
 pub const SOCKET_NAME: &str = ".pm.sock";
@@ -38,4 +55,21 @@ pub fn socket_path(explicit: Option<&PathBuf>, root: &Path) -> PathBuf {
         return PathBuf::from(path);
     }
     root.join(SOCKET_NAME)
+}
+
+/// Checks that the process at the other end of `stream` runs as this user,
+/// before anything is sent to it: in a directory others may write to,
+/// another user could have put a socket of their own in pm's place.
+pub fn check_peer(stream: &UnixStream, shown: &str) -> Result<(), Error> {
+    let me = nix::unistd::geteuid().as_raw();
+    match platform::peer_uid(stream) {
+        Ok(uid) if uid == me => Ok(()),
+        Ok(uid) => Err(Error::Invalid(format!(
+            "{shown}: the process answering here runs as uid {uid}, not as you (uid {me}); nothing was sent to it"
+        ))),
+        Err(e) => Err(Error::Invalid(format!(
+            "{shown}: cannot tell who answers on this socket ({}); nothing was sent to it",
+            io_message(&e)
+        ))),
+    }
 }

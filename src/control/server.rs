@@ -1,12 +1,13 @@
 //! The control socket of a running `pm start`: binding (with stale-socket
-//! detection), the accept loop, and one short-lived task per connection.
+//! detection that never replaces what is not its own), the accept loop, and
+//! one short-lived task per connection.
 //!
 //! A connection's task reads and checks one request, hands it to the runtime
 //! as a [`Request`] (this source's own event type) and writes the reply it
 //! gets back. It never sees the supervisor.
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use super::protocol::{Command, MAX_REQUEST, Reply, parse_request};
-use crate::error::Error;
+use crate::error::{Error, io_message};
 
 /// A request from a control connection, with where its reply goes.
 #[derive(Debug)]
@@ -29,38 +30,33 @@ pub struct Request {
 /// A client has this long to send its request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Removes the socket file when dropped, on every way out of `pm start`.
+/// Removes the socket file when dropped, on every way out of `pm start`,
+/// while the name is still the socket pm bound (the same inode): never a
+/// file someone else put there since.
 #[derive(Debug)]
 pub struct SocketGuard {
     path: PathBuf,
+    inode: (u64, u64),
 }
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
-/// Binds the socket at `path`, mode 0600. A socket file nobody answers on
-/// (left by a killed pm) is replaced; one that answers means another pm
-/// runs here, which is an error.
+/// Binds the socket at `path`, mode 0600. A socket file of this user's that
+/// nobody answers on (left by a killed pm) is replaced; one that answers
+/// means another pm runs here, and anything else there (another user's
+/// socket, one pm may not connect to, a symbolic link, a file) is left alone
+/// and is an error. No symbolic link is ever followed: the name is looked at
+/// with `lstat`, `bind` never follows one, and the mode comes from the umask
+/// in effect during `bind`, not from a `chmod` after it.
 pub fn bind(path: &Path) -> Result<(std::os::unix::net::UnixListener, SocketGuard), Error> {
     let shown = path.display().to_string();
-    if path.exists() {
-        match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(Error::Invalid(format!(
-                    "{shown}: pm is already running here (its control socket answers); stop it first or use --socket"
-                )));
-            }
-            Err(_) => {
-                // Stale: whoever made it is gone.
-                std::fs::remove_file(path).map_err(|e| {
-                    Error::os(format!("{shown}: cannot remove the stale socket"), e)
-                })?;
-            }
-        }
-    }
+    make_room(path, &shown)?;
     // Only the owner may connect: create it 0600 from the start. pm creates
     // no other file while the mask is narrowed.
     let old = umask(Mode::from_bits_truncate(0o177));
@@ -68,15 +64,78 @@ pub fn bind(path: &Path) -> Result<(std::os::unix::net::UnixListener, SocketGuar
     umask(old);
     let listener =
         bound.map_err(|e| Error::os(format!("{shown}: cannot create the control socket"), e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| Error::os(format!("{shown}: cannot check the control socket"), e))?;
+    if !meta.file_type().is_socket() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return Err(Error::Invalid(format!(
+            "{shown}: the control socket is not the private socket pm just created (mode {:o}, uid {}); refusing to use it",
+            meta.mode() & 0o7777,
+            meta.uid()
+        )));
+    }
     let guard = SocketGuard {
         path: path.to_path_buf(),
+        inode: (meta.dev(), meta.ino()),
     };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::os(format!("{shown}: cannot set the socket's mode"), e))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::os(format!("{shown}: cannot use the control socket"), e))?;
     Ok((listener, guard))
+}
+
+/// Clears the way for the socket: nothing there, or a stale socket of this
+/// user's (removed). Anything else is an error naming what is there.
+fn make_room(path: &Path, shown: &str) -> Result<(), Error> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::os(
+                format!("{shown}: cannot look at the control socket"),
+                e,
+            ));
+        }
+    };
+    let refuse = |what: String| {
+        Err(Error::Invalid(format!(
+            "{shown}: {what}; pm leaves it alone (remove it or use --socket)"
+        )))
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link, which pm never follows for its socket".into());
+    }
+    if !meta.file_type().is_socket() {
+        return refuse("exists and is not a socket".into());
+    }
+    if meta.uid() != me {
+        return refuse(format!(
+            "is a socket of uid {}, not yours (uid {me}): another user's pm may run here",
+            meta.uid()
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(stream) => {
+            super::check_peer(&stream, shown)?;
+            Err(Error::Invalid(format!(
+                "{shown}: pm is already running here (its control socket answers); stop it first or use --socket"
+            )))
+        }
+        // Stale: whoever made it is gone.
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(|e| Error::os(format!("{shown}: cannot remove the stale socket"), e)),
+        // Gone since it was looked at.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => refuse(format!(
+            "is a socket pm cannot connect to ({}): it may be another user's pm",
+            io_message(&e)
+        )),
+    }
 }
 
 /// Accepts connections until the runtime ends.

@@ -17,4 +17,5 @@ mod inputs;
 mod output;
 mod run_check;
 mod shutdown;
+mod socket_trust;
 mod supervision;
