@@ -46,7 +46,17 @@ pub enum Event {
     },
     /// `pm down` asked pm to stop.
     DownRequested,
+    /// The stop signals about to go out, per signal the types that get it
+    /// (in Procfile order).
     StoppingAll {
+        signals: Vec<(Signal, Vec<String>)>,
+    },
+    /// An instance's leader (its shell, or the program) exited while other
+    /// processes remain in its group: they get the type's stop signal, and
+    /// the run ends once the group is empty.
+    LeftBehind {
+        name: String,
+        status: ExitStatus,
         signal: Signal,
     },
     FailedStopping {
@@ -133,9 +143,28 @@ impl fmt::Display for Event {
                 write!(f, "{} received, stopping all processes", signal.as_str())
             }
             Event::DownRequested => write!(f, "pm down requested, stopping all processes"),
-            Event::StoppingAll { signal } => {
-                write!(f, "sending {} to all processes", signal.as_str())
-            }
+            Event::StoppingAll { signals } => match signals.as_slice() {
+                [(signal, _)] => write!(f, "sending {} to all processes", signal.as_str()),
+                _ => {
+                    let parts: Vec<String> = signals
+                        .iter()
+                        .map(|(signal, types)| {
+                            format!("{} to {}", signal.as_str(), types.join(", "))
+                        })
+                        .collect();
+                    write!(f, "sending {}", parts.join(", "))
+                }
+            },
+            Event::LeftBehind {
+                name,
+                status,
+                signal,
+            } => write!(
+                f,
+                "{name}'s command {}, sending {} to the processes it left in its group",
+                How(*status),
+                signal.as_str()
+            ),
             Event::FailedStopping { name } => write!(f, "{name} failed, stopping all processes"),
             Event::AllDone => write!(f, "all processes finished"),
             Event::Killing { name, after } => write!(

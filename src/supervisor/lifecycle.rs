@@ -61,6 +61,31 @@ impl Supervisor {
         actions
     }
 
+    /// Instance `id`'s leader exited with `status` while other processes
+    /// remain in its group. The run is not over: the rest of the group gets
+    /// the type's stop signal (unless pm already sent one), SIGKILL after the
+    /// grace, and [`Supervisor::exited`] comes once the group is empty, so
+    /// the next run never meets the old one on its port.
+    pub fn leader_exited(&mut self, id: usize, status: ExitStatus, now: Instant) -> Vec<Action> {
+        let rules = self.type_of(id);
+        let (signal, timeout) = (rules.stop_signal, rules.stop_timeout);
+        if let State::Running { stop, .. } = &mut self.instances[id].state
+            && *stop == Stop::No
+        {
+            *stop = Stop::Signalled {
+                kill_at: now + timeout,
+            };
+            let name = self.instances[id].spec.name.clone();
+            self.say(Event::LeftBehind {
+                name,
+                status,
+                signal,
+            });
+            self.actions.push(Action::Signal(id, signal));
+        }
+        self.take()
+    }
+
     /// Instance `id` exited (its output is drained).
     pub fn exited(&mut self, id: usize, status: ExitStatus, now: Instant) -> Vec<Action> {
         let State::Running { since, .. } = self.instances[id].state else {
@@ -236,6 +261,37 @@ mod tests {
         sup.exited(1, ExitStatus::Signal(Signal::SIGTERM), t0 + s(6));
         assert_eq!(sup.finished(|| true, t0 + s(6)), None, "descendants left");
         assert_eq!(sup.finished(|| false, t0 + s(6)), Some(1));
+    }
+
+    #[test]
+    fn a_leader_that_leaves_its_group_behind_ends_the_run_only_with_it() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut sup = started(&[("web", 1)], None, t0);
+        // The shell exited; the rest of the group gets the stop signal once,
+        // and nothing is said about an exit yet.
+        let a = sup.leader_exited(0, ExitStatus::Code(0), t0 + s(1));
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+        assert_eq!(
+            said(&a),
+            [
+                "web.1's command exited with code 0, sending SIGTERM to the processes it left in its group"
+            ]
+        );
+        assert!(sup.instances()[0].state.is_running());
+        assert!(
+            sup.leader_exited(0, ExitStatus::Code(0), t0 + s(1))
+                .is_empty()
+        );
+        // Still there at the end of the grace: SIGKILL.
+        let a = sup.tick(t0 + s(6));
+        assert_eq!(signals(&a), [(0, Signal::SIGKILL)]);
+        // The group is empty: the run ends with the leader's status.
+        let a = sup.exited(0, ExitStatus::Code(0), t0 + s(6));
+        assert_eq!(
+            said(&a),
+            ["web.1 exited with code 0", "all processes finished"]
+        );
     }
 
     #[test]

@@ -65,10 +65,20 @@ impl Supervisor {
                 _ => None,
             })
             .fold(now, Instant::max);
-        let mut signal = Signal::SIGTERM;
+        // The signal each running type gets, for the announcement.
+        let mut signals: Vec<(Signal, Vec<String>)> = Vec::new();
         for id in 0..self.instances.len() {
             match self.instances[id].state {
-                State::Running { .. } => signal = self.type_of(id).stop_signal,
+                State::Running { .. } => {
+                    let t = self.instances[id].spec.type_index;
+                    let signal = self.types[t].stop_signal;
+                    let name = self.types[t].name.clone();
+                    match signals.iter_mut().find(|(s, _)| *s == signal) {
+                        Some((_, types)) if !types.contains(&name) => types.push(name),
+                        Some(_) => {}
+                        None => signals.push((signal, vec![name])),
+                    }
+                }
                 State::Pending | State::Backoff { .. } => self.instances[id].state = State::Stopped,
                 _ => {}
             }
@@ -83,7 +93,7 @@ impl Supervisor {
         }
         self.phase = Phase::Stopping { code, until };
         if self.instances.iter().any(|i| i.state.is_running()) {
-            self.say(Event::StoppingAll { signal });
+            self.say(Event::StoppingAll { signals });
         }
         self.stop_next_wave(now);
     }
