@@ -35,7 +35,7 @@ pub use group::Group;
 pub use guardian::Guardian;
 pub use localtime::local_time;
 pub use pipe::OutputPipe;
-pub use spawn::{SpawnSpec, Spawned, spawn, spawn_quiet};
+pub use spawn::{SpawnSpec, Spawned, Stdin, spawn, spawn_quiet};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
@@ -70,6 +70,13 @@ pub fn reap() -> Vec<(i32, ExitStatus)> {
 /// Sends `sig` to one process. Returns false when it is gone.
 pub fn signal_pid(pid: i32, sig: Signal) -> bool {
     !matches!(kill(Pid::from_raw(pid), sig), Err(Errno::ESRCH))
+}
+
+/// The process group `pid` is in, if it still exists.
+pub fn group_of(pid: i32) -> Option<Group> {
+    nix::unistd::getpgid(Some(Pid::from_raw(pid)))
+        .ok()
+        .map(|pgid| Group::led_by(pgid.as_raw()))
 }
 
 /// Makes pm a child subreaper where the platform has one (Linux), so orphaned

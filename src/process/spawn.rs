@@ -1,7 +1,9 @@
 //! Spawning one instance: `/bin/sh -c COMMAND` in its own process group (or,
 //! on a pseudo-terminal, its own session), stdout and stderr on one pipe so
-//! their relative order survives, stdin from /dev/null; on a pty, all three
-//! are the pty.
+//! their relative order survives, and stdin a pipe whose write end pm holds
+//! for the instance's life (a program reading stdin waits instead of seeing
+//! end-of-file; `/dev/null` only for a one-shot that must not wait on a
+//! prompt). On a pty, all three are the pty.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -13,13 +15,25 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
 use super::{Group, platform};
 
-/// A freshly started child: its pid, the process group it leads, and the read
-/// end of its output.
+/// A freshly started child: its pid, the process group it leads, the read
+/// end of its output, and the write end of its stdin pipe (None on a pty,
+/// whose master is `output`, and with [`Stdin::Null`]). Dropping `stdin`
+/// gives the child end-of-file.
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: i32,
     pub group: Group,
     pub output: OwnedFd,
+    pub stdin: Option<OwnedFd>,
+}
+
+/// What an instance reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdin {
+    /// A pipe pm keeps open (the pty itself on a pty).
+    Pipe,
+    /// `/dev/null`: a one-shot such as `release` must not wait on a prompt.
+    Null,
 }
 
 /// What to run and how.
@@ -30,6 +44,7 @@ pub struct SpawnSpec<'a> {
     pub env: &'a [(String, String)],
     /// Run on a pseudo-terminal instead of a pipe.
     pub pty: bool,
+    pub stdin: Stdin,
 }
 
 /// Starts `spec.command` through `/bin/sh -c`.
@@ -42,14 +57,17 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     for (key, value) in spec.env {
         cmd.env(key, value);
     }
-    cmd.stdin(Stdio::null());
+    let mut stdin = None;
 
     let parent = std::process::id() as libc::pid_t;
     let output = if spec.pty {
         let pty = nix::pty::openpty(Some(&window_size()), None).map_err(io::Error::from)?;
         cmd.stdout(Stdio::from(pty.slave.try_clone()?));
         cmd.stderr(Stdio::from(pty.slave.try_clone()?));
-        cmd.stdin(Stdio::from(pty.slave));
+        match spec.stdin {
+            Stdin::Pipe => cmd.stdin(Stdio::from(pty.slave)),
+            Stdin::Null => cmd.stdin(Stdio::null()),
+        };
         // SAFETY: the closure runs between fork and exec and calls only
         // async-signal-safe functions (setsid, ioctl, prctl, getppid); it
         // allocates nothing.
@@ -70,6 +88,16 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     } else {
         // std's pipe is close-on-exec on every platform, so no other child
         // inherits either end.
+        match spec.stdin {
+            Stdin::Pipe => {
+                let (read, write) = io::pipe()?;
+                cmd.stdin(Stdio::from(read));
+                stdin = Some(OwnedFd::from(write));
+            }
+            Stdin::Null => {
+                cmd.stdin(Stdio::null());
+            }
+        }
         let (read, write) = io::pipe()?;
         cmd.stdout(Stdio::from(write.try_clone()?));
         cmd.stderr(Stdio::from(write));
@@ -92,6 +120,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         // A new session (pty) is a new group too, led by the same process.
         group: Group::led_by(pid),
         output,
+        stdin,
     })
 }
 

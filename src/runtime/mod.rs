@@ -27,11 +27,13 @@ use crate::control::{self, reply};
 use crate::health::{self, ExecStarted, Kind, Report, Verdict};
 use crate::supervisor::{Event, Phase};
 
+use crate::config::command::exec_form;
 use crate::error::{Error, Result};
 use crate::model::ExitStatus;
 use crate::output::{Clock, Framer, OutputTx};
 use crate::plan::Plan;
-use crate::process::{self, Group, Guardian, SpawnSpec};
+use crate::plan::RELEASE;
+use crate::process::{self, Group, Guardian, SpawnSpec, Stdin};
 use crate::signals::{SignalEvent, Signals};
 use crate::supervisor::{Action, Supervisor};
 use relay::RelayEvent;
@@ -46,15 +48,30 @@ pub struct OutputStyle {
 }
 
 /// One run of one instance, from spawn until its exit has been handled.
+///
+/// A run is its process group, not its leader: it ends once the group is
+/// empty (and its output drained), whenever the leader itself exited.
 struct Run {
     id: usize,
     group: Group,
+    /// The leader's status, once it has been reaped.
     exit: Option<ExitStatus>,
+    /// The group is empty: the run is ending (its output is being drained).
+    ending: bool,
     output_open: bool,
     drain: UnboundedSender<()>,
+    /// The write end of the instance's stdin, held open for the run's life
+    /// so that a program reading stdin waits instead of seeing end-of-file.
+    #[allow(dead_code)]
+    stdin: Option<std::os::fd::OwnedFd>,
     /// Its health check tasks, aborted when the run ends.
     checks: Vec<tokio::task::AbortHandle>,
 }
+
+/// How often a run whose leader exited is looked at while other processes
+/// remain in its group, besides every reap: the last of them may be reaped
+/// by a parent of its own, which pm does not hear of.
+const GROUP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A balanced type's listener, bound before anything starts: (type index,
 /// address as shown, the socket).
@@ -212,6 +229,10 @@ impl Runtime {
                 break code;
             }
             let deadline = self.sup.next_deadline(now);
+            let poll_groups = self
+                .runs
+                .values()
+                .any(|run| run.exit.is_some() && !run.ending);
             tokio::select! {
                 biased;
                 signal = signals.recv() => match signal {
@@ -234,6 +255,7 @@ impl Runtime {
                 }
                 // A waiting client's time is up, or an instance has settled.
                 _ = sleep_until(recheck), if recheck.is_some() => {}
+                _ = tokio::time::sleep(GROUP_POLL), if poll_groups => self.end_empty_runs(),
             }
         };
         self.wait_for_relays().await;
@@ -370,7 +392,9 @@ impl Runtime {
         if closed {
             run.output_open = false;
         }
-        if let Some(status) = run.exit {
+        // Output may close before the group is empty (a member redirected
+        // its output): the run still ends only with its group.
+        if let (Some(status), true) = (run.exit, run.ending || !closed) {
             self.finish_run(pid, status);
         }
     }
@@ -384,11 +408,14 @@ impl Runtime {
             match self.runs.get_mut(&pid) {
                 Some(run) => {
                     run.exit = Some(status);
-                    if run.output_open && run.drain.send(()).is_ok() {
-                        // The relay answers with Drained; the exit waits.
-                        continue;
+                    if run.group.is_alive() {
+                        // Other processes remain in the group (a shell's
+                        // background job, a program the shell did not exec):
+                        // the run goes on until the group is empty.
+                        let id = run.id;
+                        let actions = self.sup.leader_exited(id, status, Instant::now());
+                        self.apply(actions);
                     }
-                    self.finish_run(pid, status);
                 }
                 None => {
                     // An adopted orphan (or the guardian): reaped, nothing more.
@@ -396,9 +423,34 @@ impl Runtime {
                 }
             }
         }
+        self.end_empty_runs();
         self.forget_empty_groups();
         if let Some(sig) = self.straggler_signal {
             self.signal_stragglers(sig);
+        }
+    }
+
+    /// Ends every run whose leader was reaped and whose group is empty:
+    /// its relay drains what the group wrote, then the exit is handled.
+    fn end_empty_runs(&mut self) {
+        let empty: Vec<i32> = self
+            .runs
+            .iter()
+            .filter(|(_, run)| run.exit.is_some() && !run.ending && !run.group.is_alive())
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in empty {
+            let Some(run) = self.runs.get_mut(&pid) else {
+                continue;
+            };
+            run.ending = true;
+            if run.output_open && run.drain.send(()).is_ok() {
+                // The relay answers with Drained; the exit waits.
+                continue;
+            }
+            if let Some(status) = run.exit {
+                self.finish_run(pid, status);
+            }
         }
     }
 
@@ -440,10 +492,9 @@ impl Runtime {
                 Action::Signal(id, sig) => {
                     // Out of the rotation before the signal can reach it.
                     self.update_rotations();
-                    let current = self
-                        .runs
-                        .values()
-                        .find(|run| run.id == id && run.exit.is_none());
+                    // The run's group, also after its leader exited: the
+                    // rest of the group is what the signal is for then.
+                    let current = self.runs.values().find(|run| run.id == id && !run.ending);
                     if let Some(run) = current {
                         run.group.signal(sig);
                     }
@@ -465,14 +516,15 @@ impl Runtime {
         self.update_rotations();
     }
 
-    /// Signals what pm started that is not a running instance: the groups of
-    /// instances that already exited (their background jobs) and orphans
-    /// adopted as subreaper. Each gets a given signal once.
+    /// Signals what pm started that is not an instance's run: groups pm
+    /// still knows that no run owns, and orphans adopted as subreaper that
+    /// left their instance's group. Each gets a given signal once; an
+    /// orphan still in a run's group is that run's, and gets the run's stop
+    /// signal with its group, not a second one.
     fn signal_stragglers(&mut self, sig: Signal) {
         let running: HashMap<i32, Group> = self
             .runs
             .iter()
-            .filter(|(_, run)| run.exit.is_none())
             .map(|(&pid, run)| (pid, run.group))
             .collect();
         let running_groups: HashSet<Group> = running.values().copied().collect();
@@ -489,7 +541,13 @@ impl Runtime {
         }
         let guardian = self.guardian.pid();
         for pid in process::children() {
-            if pid != guardian && !running.contains_key(&pid) && self.signaled.insert((pid, sig)) {
+            if pid == guardian || running.contains_key(&pid) {
+                continue;
+            }
+            if process::group_of(pid).is_some_and(|g| running_groups.contains(&g)) {
+                continue;
+            }
+            if self.signaled.insert((pid, sig)) {
                 process::signal_pid(pid, sig);
             }
         }
@@ -499,11 +557,20 @@ impl Runtime {
         let instance = &self.sup.instances()[id].spec;
         let spec = &self.plan.types[instance.type_index];
         let env = self.plan.instance_env(instance);
+        // A simple command runs as its program (`exec` in front), so the pid
+        // pm shows and signals is the program's.
+        let command = exec_form(&spec.command);
         let result = process::spawn(&SpawnSpec {
-            command: &spec.command,
+            command: command.as_deref().unwrap_or(&spec.command),
             cwd: &self.plan.root,
             env: &env,
             pty: spec.pty,
+            // A one-shot must not wait on a prompt.
+            stdin: if spec.name == RELEASE {
+                Stdin::Null
+            } else {
+                Stdin::Pipe
+            },
         });
         let now = Instant::now();
         match result {
@@ -551,8 +618,10 @@ impl Runtime {
                         id,
                         group: spawned.group,
                         exit: None,
+                        ending: false,
                         output_open: true,
                         drain: drain_tx,
+                        stdin: spawned.stdin,
                         checks,
                     },
                 );

@@ -14,6 +14,7 @@ mod errors;
 mod examples;
 mod export;
 mod inputs;
+mod lifetime;
 mod output;
 mod run_check;
 mod shutdown;

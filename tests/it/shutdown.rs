@@ -211,16 +211,21 @@ fn all_done_exits_0() {
 }
 
 #[test]
-fn an_exited_instance_leaves_its_background_job_until_shutdown_then_it_goes() {
-    let app =
-        App::with_procfile("starter: sleep 1000 & echo \"grandchild=$!\"\nstay: exec sleep 1000\n");
+fn an_instance_whose_shell_exits_ends_with_the_rest_of_its_group() {
+    // The shell exits at once; its background job is the rest of the run:
+    // it gets the type's stop signal, and the exit line follows its end.
+    let app = App::with_procfile(
+        "starter: sh -c 'trap \"echo job stopping; exit 0\" TERM; touch trapped; while :; do sleep 0.1; done' & echo \"grandchild=$!\"; until [ -e trapped ]; do sleep 0.01; done\nstay: exec sleep 1000\n",
+    );
     let mut pm = app.start(&["start", "--no-timestamp"]);
+    pm.wait_for_line(
+        "starter.1's command exited with code 0, sending SIGTERM to the processes it left in its group",
+        SECS(10),
+    );
+    pm.wait_for_line("job stopping", SECS(10));
     pm.wait_for_line("starter.1 exited with code 0", SECS(10));
     let grandchild = numbers_after(&pm.seen, "grandchild=")[0];
-    assert!(alive(grandchild));
+    // The exit line came after the job's end: it is gone already.
+    assert!(!alive(grandchild), "the rest of the group outlived the run");
     pm.stop_ok(SECS(10));
-    assert!(
-        !alive(grandchild),
-        "the background job of an exited instance survived"
-    );
 }
