@@ -30,7 +30,9 @@ impl Cli {
     /// the subcommand did not give them.
     pub fn into_command(self) -> Command {
         let mut command = self.command;
-        self.before.fill(command.app_mut());
+        if let Some(app) = command.app_mut() {
+            self.before.fill(app);
+        }
         command
     }
 }
@@ -110,22 +112,28 @@ pub enum Command {
     Export(ExportArgs),
     /// Compare this model with production's; exit 1 when they drift apart.
     Audit(AuditArgs),
+    /// Balance TCP connections over TARGETs as `pm start`'s proxy does (the balancer exports run).
+    Balance(BalanceArgs),
+    /// Wait until every TARGET passes a readiness check (exports order start-up with it).
+    Probe(ProbeArgs),
 }
 
 impl Command {
-    /// The shared options of whichever subcommand this is.
-    pub fn app_mut(&mut self) -> &mut AppArgs {
+    /// The shared options of whichever subcommand this is; None for the
+    /// subcommands that read no application (`balance`, `probe`).
+    pub fn app_mut(&mut self) -> Option<&mut AppArgs> {
         match self {
-            Command::Start(a) => &mut a.app,
-            Command::Run(a) => &mut a.app,
-            Command::Check(a) => &mut a.app,
-            Command::Ps(a) => &mut a.app,
-            Command::Restart(a) | Command::Stop(a) => &mut a.app,
-            Command::Scale(a) => &mut a.app,
-            Command::Wait(a) => &mut a.app,
-            Command::Down(a) => &mut a.app,
-            Command::Export(a) => &mut a.app,
-            Command::Audit(a) => &mut a.app,
+            Command::Start(a) => Some(&mut a.app),
+            Command::Run(a) => Some(&mut a.app),
+            Command::Check(a) => Some(&mut a.app),
+            Command::Ps(a) => Some(&mut a.app),
+            Command::Restart(a) | Command::Stop(a) => Some(&mut a.app),
+            Command::Scale(a) => Some(&mut a.app),
+            Command::Wait(a) => Some(&mut a.app),
+            Command::Down(a) => Some(&mut a.app),
+            Command::Export(a) => Some(&mut a.app),
+            Command::Audit(a) => Some(&mut a.app),
+            Command::Balance(_) | Command::Probe(_) => None,
         }
     }
 }
@@ -346,6 +354,10 @@ pub struct ExportArgs {
     #[arg(long = "user", value_name = "USER")]
     pub user: Option<String>,
 
+    /// pm's absolute path, as the units run `pm balance` and `pm probe` (systemd) [default: this pm].
+    #[arg(long = "pm-path", value_name = "PATH")]
+    pub pm_path: Option<PathBuf>,
+
     /// Overwrite existing files, and remove those an earlier export of this app wrote.
     #[arg(long = "force")]
     pub force: bool,
@@ -371,6 +383,64 @@ pub struct AuditArgs {
     /// Count warnings (settings the production format cannot carry) as drift.
     #[arg(long = "strict")]
     pub strict: bool,
+}
+
+/// How `pm balance` and `pm probe` check a target, with pm.toml's readiness
+/// keys and defaults (a tcp connect unless `--http`).
+#[derive(Debug, Args, Clone)]
+pub struct ReadyArgs {
+    /// Probe with an HTTP GET of this path (2xx and 3xx pass) instead of a tcp connect.
+    #[arg(long = "http", value_name = "PATH")]
+    pub http: Option<String>,
+
+    /// Seconds between probes.
+    #[arg(long = "interval", value_name = "SECONDS", default_value_t = 1.0)]
+    pub interval: f64,
+
+    /// Seconds one probe may take.
+    #[arg(long = "timeout", value_name = "SECONDS", default_value_t = 1.0)]
+    pub timeout: f64,
+
+    /// Consecutive passes that make a target ready.
+    #[arg(long = "successes", value_name = "N", default_value_t = 1)]
+    pub successes: u32,
+
+    /// Consecutive failures that make a ready target unready.
+    #[arg(long = "failures", value_name = "N", default_value_t = 3)]
+    pub failures: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct BalanceArgs {
+    /// Where to listen, as HOST:PORT (`0.0.0.0:8080`).
+    #[arg(value_name = "LISTEN")]
+    pub listen: String,
+
+    /// The instances, as HOST:PORT; a name resolving to several addresses is each of them,
+    /// resolved again as they come and go.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+
+    #[command(flatten)]
+    pub ready: ReadyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// What to wait for, as HOST:PORT; every address a name resolves to must pass.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+
+    #[command(flatten)]
+    pub ready: ReadyArgs,
+
+    /// Pass when this command exits 0 (run by /bin/sh with PORT and PM_PROBE_HOST set to the target's).
+    #[arg(long = "exec", value_name = "COMMAND", conflicts_with = "http")]
+    pub exec: Option<String>,
+
+    /// Give up after this many seconds (exit 1) [default: wait as long as it takes].
+    #[arg(long = "within", value_name = "SECONDS")]
+    pub within: Option<f64>,
 }
 
 /// The `--color` choice.

@@ -71,20 +71,75 @@ pub struct Plan {
 }
 
 /// Where the other processes reach a process type (`PM_<TYPE>_HOST` and
-/// `PM_<TYPE>_PORT`) on this machine, under `pm start`, `pm run` and systemd.
+/// `PM_<TYPE>_PORT`): one address per [`Engine`], derived from the type's
+/// name, base port and proxy, so `pm start`, the exports and the audit agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Address {
     /// `PM_STORE_HOST`, `PM_STORE_PORT`: the type's variable names.
     pub host_var: String,
     pub port_var: String,
+    /// The host on this machine (`pm start`, `pm run`, systemd).
     pub host: String,
-    /// The proxy's port when the type is balanced, else instance 1's port.
+    /// On this machine: the proxy's port when the type is balanced, else
+    /// instance 1's port.
     pub port: u16,
+    /// The process type's name (a compose service, a Kubernetes Service).
+    pub type_name: String,
+    /// Instance 1's port: what every replica listens on in a container.
+    pub base_port: u16,
+    /// The proxy's port, when the type is balanced.
+    pub proxy_port: Option<u16>,
 }
 
-/// Where an instance should bind, under `pm start`, `pm run` and systemd.
+/// Where a Plan runs, as far as addresses go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// `pm start`, `pm run` and systemd: every instance on this machine.
+    Local,
+    /// Docker Compose: a service per type on the project's network.
+    Compose,
+    /// Kubernetes: a Service per type, named after `app` (a DNS-1123 label).
+    Kubernetes { app: String },
+}
+
+impl Engine {
+    /// `PM_LISTEN_HOST`: where an instance binds.
+    pub fn listen_host(&self) -> &'static str {
+        match self {
+            Engine::Local => LOCAL_HOST,
+            Engine::Compose | Engine::Kubernetes { .. } => ANY_HOST,
+        }
+    }
+}
+
+/// The compose service that balances a proxied type: `web-balancer`.
+pub fn balancer_service(type_name: &str) -> String {
+    format!("{type_name}-balancer")
+}
+
+impl Address {
+    /// The host and port other processes reach the type at on `engine`.
+    pub fn on(&self, engine: &Engine) -> (String, u16) {
+        match engine {
+            Engine::Local => (self.host.clone(), self.port),
+            Engine::Compose => match self.proxy_port {
+                Some(port) => (balancer_service(&self.type_name), port),
+                None => (self.type_name.clone(), self.base_port),
+            },
+            Engine::Kubernetes { app } => (
+                crate::syntax::kubernetes::object_name(app, &self.type_name),
+                self.proxy_port.unwrap_or(self.base_port),
+            ),
+        }
+    }
+}
+
+/// The variable that says where an instance binds ([`Engine::listen_host`]).
 pub const LISTEN_HOST_VAR: &str = "PM_LISTEN_HOST";
+/// Where an instance binds and is reached on this machine.
 pub const LOCAL_HOST: &str = "127.0.0.1";
+/// Where an instance binds in a container: every interface.
+pub const ANY_HOST: &str = "0.0.0.0";
 
 /// The address variable names of a type: `web-api` → `PM_WEB_API_HOST`,
 /// `PM_WEB_API_PORT`.
@@ -181,26 +236,22 @@ impl Plan {
                     ),
                 ));
             }
+            let first = format!("{}.1", spec.name);
+            let base_port =
+                ports::port_for(inputs.base_port, inputs.port_step, spec.position, 1, &first)
+                    .map_err(|e| ConfigError::new(inputs.procfile.clone(), None, e.to_string()))?;
             let (host, port) = match &spec.proxy {
                 Some(proxy) => (reachable(&proxy.host), proxy.port),
-                None => {
-                    let first = format!("{}.1", spec.name);
-                    let port = ports::port_for(
-                        inputs.base_port,
-                        inputs.port_step,
-                        spec.position,
-                        1,
-                        &first,
-                    )
-                    .map_err(|e| ConfigError::new(inputs.procfile.clone(), None, e.to_string()))?;
-                    (LOCAL_HOST.to_string(), port)
-                }
+                None => (LOCAL_HOST.to_string(), base_port),
             };
             addresses.push(Address {
                 host_var,
                 port_var,
                 host,
                 port,
+                type_name: spec.name.clone(),
+                base_port,
+                proxy_port: spec.proxy.as_ref().map(|p| p.port),
             });
         }
         let mut instances = Vec::new();
@@ -239,12 +290,22 @@ impl Plan {
     /// The address variables of every type, and `PM_LISTEN_HOST`, with
     /// their values on this machine.
     pub fn address_env(&self) -> Vec<(String, String)> {
+        self.address_env_on(&Engine::Local)
+    }
+
+    /// The address variables of every type, and `PM_LISTEN_HOST`, with
+    /// their values on `engine`.
+    pub fn address_env_on(&self, engine: &Engine) -> Vec<(String, String)> {
         let mut env = Vec::with_capacity(self.addresses.len() * 2 + 1);
         for a in &self.addresses {
-            env.push((a.host_var.clone(), a.host.clone()));
-            env.push((a.port_var.clone(), a.port.to_string()));
+            let (host, port) = a.on(engine);
+            env.push((a.host_var.clone(), host));
+            env.push((a.port_var.clone(), port.to_string()));
         }
-        env.push((LISTEN_HOST_VAR.to_string(), LOCAL_HOST.to_string()));
+        env.push((
+            LISTEN_HOST_VAR.to_string(),
+            engine.listen_host().to_string(),
+        ));
         env
     }
 
@@ -269,7 +330,13 @@ impl Plan {
     /// The env files' variables alone, address variables expanded for this
     /// machine.
     pub fn env_files_env(&self) -> Vec<(String, String)> {
-        let addresses = self.address_env();
+        self.env_files_env_on(&Engine::Local)
+    }
+
+    /// The env files' variables alone, address variables expanded for
+    /// `engine`.
+    pub fn env_files_env_on(&self, engine: &Engine) -> Vec<(String, String)> {
+        let addresses = self.address_env_on(engine);
         let lookup = |name: &str| {
             addresses
                 .iter()
@@ -281,6 +348,57 @@ impl Plan {
             .iter()
             .map(|(k, v)| (k.clone(), v.expand(lookup)))
             .collect()
+    }
+
+    /// The types a type reaches by its address variables: those whose
+    /// `PM_<T>_HOST` or `PM_<T>_PORT` an env value uses, by index.
+    pub fn reached_types(&self) -> Vec<usize> {
+        let mut reached: Vec<usize> = Vec::new();
+        for (_, value) in &self.env {
+            for var in value.vars() {
+                if let Some(t) = self
+                    .addresses
+                    .iter()
+                    .position(|a| a.host_var == var || a.port_var == var)
+                    && !reached.contains(&t)
+                {
+                    reached.push(t);
+                }
+            }
+        }
+        reached.sort_unstable();
+        reached
+    }
+
+    /// Env variables whose text names another type's address on this
+    /// machine by hand (`redis://127.0.0.1:5000` where 5000 is `store`'s
+    /// address port): (variable, type index), one per variable, by the
+    /// variable's last definition. Such a value reaches nothing in a
+    /// container, and pm never rewrites it (it may be meant for a browser).
+    pub fn loopback_references(&self) -> Vec<(String, usize)> {
+        let mut last: Vec<(&str, &Value)> = Vec::new();
+        for (name, value) in &self.env {
+            match last.iter_mut().find(|(n, _)| *n == name.as_str()) {
+                Some(entry) => entry.1 = value,
+                None => last.push((name.as_str(), value)),
+            }
+        }
+        let mut found = Vec::new();
+        for (name, value) in last {
+            if name == "PORT" {
+                continue;
+            }
+            let hit = value.parts().iter().find_map(|part| match part {
+                crate::config::value::Part::Text(text) => loopback_ports(text)
+                    .into_iter()
+                    .find_map(|port| self.addresses.iter().position(|a| a.port == port)),
+                crate::config::value::Part::Var(_) => None,
+            });
+            if let Some(t) = hit {
+                found.push((name.to_string(), t));
+            }
+        }
+        found
     }
 
     /// The variables an instance gets on top of pm's environment: the env
@@ -305,5 +423,71 @@ fn reachable(host: &str) -> String {
     match host {
         "" | "0.0.0.0" | "::" | "[::]" => LOCAL_HOST.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// The ports of every `LOOPBACK:PORT` in `text`, for the loopback hosts a
+/// hand-written local address uses.
+fn loopback_ports(text: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for host in ["127.0.0.1:", "localhost:", "[::1]:", "0.0.0.0:"] {
+        let mut rest = text;
+        while let Some(at) = rest.find(host) {
+            let before = &rest[..at];
+            let after = &rest[at + host.len()..];
+            // `x127.0.0.1` or `mylocalhost` is another host.
+            let starts_here = !before
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+            if starts_here && let Ok(port) = digits.parse::<u16>() {
+                ports.push(port);
+            }
+            rest = after;
+        }
+    }
+    ports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses_written_by_hand() {
+        assert_eq!(loopback_ports("redis://127.0.0.1:5000/0"), [5000]);
+        assert_eq!(
+            loopback_ports("a=localhost:1,b=[::1]:2,c=0.0.0.0:3"),
+            [1, 2, 3]
+        );
+        assert!(loopback_ports("http://mylocalhost:5000 http://10.127.0.0.1:80").is_empty());
+        assert!(loopback_ports("127.0.0.1:x").is_empty());
+    }
+
+    #[test]
+    fn an_address_per_engine() {
+        let a = Address {
+            host_var: "PM_WEB_HOST".into(),
+            port_var: "PM_WEB_PORT".into(),
+            host: LOCAL_HOST.into(),
+            port: 8080,
+            type_name: "web_api".into(),
+            base_port: 5100,
+            proxy_port: Some(8080),
+        };
+        assert_eq!(a.on(&Engine::Local), ("127.0.0.1".into(), 8080));
+        assert_eq!(a.on(&Engine::Compose), ("web_api-balancer".into(), 8080));
+        let k = Engine::Kubernetes { app: "shop".into() };
+        assert_eq!(a.on(&k), ("shop-web-api".into(), 8080));
+        let plain = Address {
+            proxy_port: None,
+            port: 5100,
+            ..a
+        };
+        assert_eq!(plain.on(&Engine::Compose), ("web_api".into(), 5100));
+        assert_eq!(plain.on(&k), ("shop-web-api".into(), 5100));
+        assert_eq!(Engine::Compose.listen_host(), "0.0.0.0");
+        assert_eq!(Engine::Local.listen_host(), "127.0.0.1");
     }
 }

@@ -1,15 +1,19 @@
 //! The load balancer of a process type (`proxy = 8080` in pm.toml): accepts
 //! TCP connections and spreads them over the type's instances that are in
 //! rotation, the way production's router spreads requests over web processes.
+//! The same code serves `pm start`'s proxy and `pm balance`, the balancer
+//! the systemd and compose exports run.
 //!
-//! The runtime owns the rotation and publishes it on a watch channel after
-//! every change; this module only reads it. A connection goes to the next
+//! Whoever owns the rotation publishes it on a watch channel after every
+//! change (`pm start`'s runtime: instance ports on 127.0.0.1; `pm balance`:
+//! resolved and probed addresses); this module only reads it. A connection goes to the next
 //! instance in round-robin order; one that refuses is skipped and the next
 //! tried, and while no instance can take it the client waits (up to
 //! [`CONNECT_WAIT`]) rather than being refused. Open connections belong to
 //! their own tasks, so an instance leaving the rotation never cuts them.
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,8 +31,27 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Between two rounds over a rotation whose every instance refused.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
 
-/// The ports of the instances in rotation, in instance order.
-pub type Rotation = watch::Receiver<Vec<u16>>;
+/// Where an instance in rotation is reached.
+pub trait Backend: Clone + Send + Sync + 'static {
+    fn address(&self) -> SocketAddr;
+}
+
+/// An instance of `pm start`, by its port on 127.0.0.1.
+impl Backend for u16 {
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, *self))
+    }
+}
+
+/// An instance anywhere (`pm balance`).
+impl Backend for SocketAddr {
+    fn address(&self) -> SocketAddr {
+        *self
+    }
+}
+
+/// The instances in rotation, in instance order.
+pub type Rotation<B = u16> = watch::Receiver<Vec<B>>;
 
 /// Binds the balancer's address (`host:port`) before anything starts, so a
 /// port in use is an error at once.
@@ -39,7 +62,7 @@ pub fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
 }
 
 /// Accepts connections until the runtime drops the task.
-pub async fn serve(listener: std::net::TcpListener, rotation: Rotation) {
+pub async fn serve<B: Backend>(listener: std::net::TcpListener, rotation: Rotation<B>) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
     };
@@ -56,7 +79,11 @@ pub async fn serve(listener: std::net::TcpListener, rotation: Rotation) {
     }
 }
 
-async fn forward(mut client: TcpStream, mut rotation: Rotation, next: Arc<AtomicUsize>) {
+async fn forward<B: Backend>(
+    mut client: TcpStream,
+    mut rotation: Rotation<B>,
+    next: Arc<AtomicUsize>,
+) {
     let _ = client.set_nodelay(true);
     // What the client sent before the instance answered, to replay it to
     // another instance if this one closes without a byte of answer.
@@ -162,15 +189,15 @@ async fn first_answer(
 
 /// A connection to the next instance that accepts one, or None when none
 /// did within [`CONNECT_WAIT`].
-async fn connect(rotation: &mut Rotation, next: &AtomicUsize) -> Option<TcpStream> {
+async fn connect<B: Backend>(rotation: &mut Rotation<B>, next: &AtomicUsize) -> Option<TcpStream> {
     let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
     loop {
         let ports = rotation.borrow_and_update().clone();
         if !ports.is_empty() {
             let start = next.fetch_add(1, Ordering::Relaxed);
             for k in 0..ports.len() {
-                let port = ports[(start + k) % ports.len()];
-                let attempt = TcpStream::connect(("127.0.0.1", port));
+                let backend = &ports[(start + k) % ports.len()];
+                let attempt = TcpStream::connect(backend.address());
                 if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
                     return Some(stream);
                 }

@@ -31,6 +31,22 @@ pub fn export(args: ExportArgs) -> Result<i32> {
             format.name()
         )));
     }
+    if format != Format::Systemd && args.pm_path.is_some() {
+        return Err(Error::Invalid(format!(
+            "pm export {}: --pm-path is for systemd (containers find pm on the image's PATH)",
+            format.name()
+        )));
+    }
+    let pm_path = match &args.pm_path {
+        Some(path) if path.is_absolute() => path.clone(),
+        Some(path) => {
+            return Err(Error::Invalid(format!(
+                "--pm-path {}: not an absolute path (systemd runs it from any directory)",
+                path.display()
+            )));
+        }
+        None => std::env::current_exe().map_err(|e| Error::os("pm's own path", e))?,
+    };
     // The same formation as `pm check` and `pm start`.
     let options = LoadOptions {
         formation: args.formation.clone(),
@@ -51,10 +67,14 @@ pub fn export(args: ExportArgs) -> Result<i32> {
         image: args.image.clone(),
         user: args.user.clone(),
         dir: absolute(&args.dir)?,
+        pm_path,
     };
     let name = export::app_name(&options)?;
     let files = export::write(&plan, &options)?;
     export::save(&args.dir, &name, format, &files, args.force)?;
+    for warning in export::warnings(&plan, &options) {
+        eprintln!("pm: warning: {warning}");
+    }
     Ok(0)
 }
 

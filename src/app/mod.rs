@@ -2,6 +2,7 @@
 //! acts on it, return the exit code.
 
 pub mod audit;
+pub mod balance;
 pub mod check;
 pub mod control;
 pub mod export;
@@ -26,5 +27,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Down(args) => control::down(args),
         Command::Export(args) => export::export(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Balance(args) => balance::balance(args),
+        Command::Probe(args) => balance::probe(args),
     }
 }

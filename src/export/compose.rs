@@ -1,5 +1,9 @@
 //! Docker Compose: one `compose.yaml`, a service per process type keyed by
-//! its Procfile name, every replica with the type's base port as PORT. Every
+//! its Procfile name, every replica with the type's base port as PORT and
+//! the addresses of the compose network in its env. A proxied type gets a
+//! `TYPE-balancer` service running `pm balance` over the type's replicas
+//! (the service name resolves to each of them), and only that service
+//! publishes a host port: never one port for several replicas. Every
 //! string goes through compose's interpolation escape (`$` → `$$`) and is
 //! serialized by [`crate::syntax::yaml`].
 
@@ -7,11 +11,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
+use super::{
+    Options, Rendered, base_port, dependencies, duration, probe_options, shared_env,
+    waits_for_release,
+};
 use crate::config::pm_toml::{Check, Probe};
 use crate::error::{Error, Result};
 use crate::model::Restart;
-use crate::plan::{Plan, RELEASE};
+use crate::plan::{ANY_HOST, Engine, Plan, RELEASE, balancer_service};
 use crate::syntax::compose::{self, escape as esc};
 use crate::syntax::{sh, yaml};
 
@@ -59,7 +66,7 @@ fn healthcheck(check: &Check) -> Value {
 pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
     let app = app_name(&options.app)?;
     let image = options.image.clone().unwrap_or_default();
-    let env = shared_env(plan);
+    let env = shared_env(plan, &Engine::Compose);
     let release = plan
         .types
         .iter()
@@ -107,16 +114,36 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             if !depends.is_empty() {
                 map.insert("depends_on".into(), json!(depends));
             }
-            if let Some(proxy) = &spec.proxy {
-                map.insert(
-                    "ports".into(),
-                    json!([{
-                        "target": port,
-                        "published": proxy.port.to_string(),
-                        "host_ip": proxy.host,
-                    }]),
-                );
+        }
+        if let Some(proxy) = spec.proxy.as_ref().filter(|_| !is_release) {
+            let name = balancer_service(&spec.name);
+            if plan.type_named(&name).is_some() {
+                return Err(Error::Invalid(format!(
+                    "process type \"{name}\" has the name of the compose service balancing \"{}\" (rename one)",
+                    spec.name
+                )));
             }
+            let mut command = vec![
+                "pm".to_string(),
+                "balance".to_string(),
+                format!("{ANY_HOST}:{}", proxy.port),
+                format!("{}:{port}", spec.name),
+            ];
+            command.extend(probe_options(spec.ready.as_ref(), false));
+            let balancer = json!({
+                "image": esc(&image),
+                "command": command.iter().map(|w| esc(w)).collect::<Vec<_>>(),
+                // Stopped with the type, and gone when it is scaled to 0.
+                "deploy": {"replicas": u32::from(spec.count > 0)},
+                "restart": "always",
+                "stop_grace_period": duration(spec.stop_timeout),
+                "ports": [{
+                    "target": proxy.port,
+                    "published": proxy.port.to_string(),
+                    "host_ip": proxy.host,
+                }],
+            });
+            services.insert(name, balancer);
         }
         services.insert(spec.name.clone(), service);
     }

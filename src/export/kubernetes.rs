@@ -1,22 +1,32 @@
-//! Kubernetes: one object per file (`<name>-<kind>.yaml`): a ConfigMap with
-//! the shared env, a Secret with the variables that look secret, per type a
-//! Deployment (release: a Job), and a Service for `web` and each proxied
-//! type. Names are cleaned to DNS-1123 labels.
+//! Kubernetes: one object per file (`NN-<name>-<kind>.yaml`): a ConfigMap
+//! with the shared env (addresses are the types' Services), a Secret with the
+//! variables that look secret, per type a Deployment (release: a Job named
+//! with a hash of its image and command, so a new release is a new Job), and
+//! a Service (`APP-TYPE`, the type's balancer) for every type that is
+//! reached, depended on, proxied, checked over tcp or http, or `web`. A
+//! workload waits for its dependencies with init containers running
+//! `pm probe` against their Services. `NN` orders the deploy: `00` what the
+//! release needs, `10` the release Job, `20` the Deployments that follow it
+//! (docs/export.md has the `kubectl` sequence). Names are cleaned to
+//! DNS-1123 labels.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{Options, Rendered, base_port, seconds, shared_env};
+use super::{
+    Options, Rendered, base_port, dependencies, probe_options, seconds, shared_env,
+    waits_for_release,
+};
 use crate::config::pm_toml::{Check, Probe};
 use crate::config::secret::is_secret;
 use crate::error::{Error, Result};
-use crate::plan::{Plan, ProcessSpec, RELEASE};
-use crate::syntax::kubernetes::escape;
+use crate::plan::{Engine, Plan, ProcessSpec, RELEASE};
+use crate::syntax::kubernetes::{self as k8s, escape, truncate};
 use crate::syntax::yaml;
 
 /// The longest DNS-1123 label.
-const MAX_NAME: usize = 63;
+const MAX_NAME: usize = k8s::MAX_LABEL;
 
 fn dns_label(name: &str, what: &str) -> Result<String> {
     let lower = name.to_ascii_lowercase();
@@ -27,9 +37,21 @@ fn dns_label(name: &str, what: &str) -> Result<String> {
     )
 }
 
-fn truncate(name: &str) -> String {
-    let cut: String = name.chars().take(MAX_NAME).collect();
-    cut.trim_end_matches('-').to_string()
+/// Where a file comes in the deploy: what the release needs, the release,
+/// what follows it.
+const BEFORE_RELEASE: &str = "00";
+const RELEASE_STEP: &str = "10";
+const AFTER_RELEASE: &str = "20";
+
+/// A short, stable hash (FNV-1a, 64 bits) of a release's image and command,
+/// as 10 hex digits: the same release keeps its Job, a new one gets a new Job.
+fn release_hash(image: &str, command: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in image.bytes().chain([0]).chain(command.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:010x}", hash >> 24)
 }
 
 /// The app as a DNS-1123 label; names must start with a letter for a
@@ -106,11 +128,73 @@ fn container(
     c
 }
 
-fn file(name: &str, kind: &str, object: &Value) -> Result<Rendered> {
+fn file(step: &str, name: &str, kind: &str, object: &Value) -> Result<Rendered> {
     Ok((
-        format!("{name}-{}.yaml", kind.to_ascii_lowercase()),
+        format!("{step}-{name}-{}.yaml", kind.to_ascii_lowercase()),
         yaml::write(object)?.into_bytes(),
     ))
+}
+
+/// The init containers that hold a workload until each type it depends on
+/// answers at its Service the way that type's readiness check probes it (a
+/// Service only routes to ready pods); a type without a check: its port
+/// accepting connections. `pm probe` is on the image, as pm is.
+fn waits(
+    plan: &Plan,
+    spec: &ProcessSpec,
+    engine: &Engine,
+    image: &str,
+    app: &str,
+) -> Result<Vec<Value>> {
+    let mut containers = Vec::new();
+    for dep in dependencies(plan, spec)? {
+        if dep.name == RELEASE || dep.count == 0 {
+            continue;
+        }
+        let Some(address) = plan.addresses.iter().find(|a| a.type_name == dep.name) else {
+            continue;
+        };
+        let (host, port) = address.on(engine);
+        let mut command = vec!["pm".to_string(), "probe".to_string()];
+        command.extend(probe_options(dep.ready.as_ref(), true));
+        command.push(format!("{host}:{port}"));
+        let component = truncate(&dns_label(&dep.name, "Kubernetes")?);
+        let mut c = json!({
+            "name": truncate(&format!("wait-{component}")),
+            "image": image,
+            "command": command.iter().map(|w| escape(w)).collect::<Vec<_>>(),
+        });
+        if let Some(crate::config::pm_toml::Probe::Exec(_)) = dep.ready.as_ref().map(|c| &c.probe)
+            && let Value::Object(map) = &mut c
+        {
+            // An exec check runs here with the app's env, as in its own pod.
+            map.insert(
+                "envFrom".into(),
+                json!([
+                    {"configMapRef": {"name": format!("{app}-env")}},
+                    {"secretRef": {"name": format!("{app}-secret")}},
+                ]),
+            );
+        }
+        containers.push(c);
+    }
+    Ok(containers)
+}
+
+/// Whether a type gets a Service: other types reach it (an address in an
+/// env value, or a dependency), or it is proxied, checked over the network,
+/// or `web`.
+fn has_service(plan: &Plan, index: usize, reached: &[usize]) -> bool {
+    let spec = &plan.types[index];
+    spec.name != RELEASE
+        && (reached.contains(&index)
+            || plan.types.iter().any(|t| t.depends_on.contains(&spec.name))
+            || spec.proxy.is_some()
+            || spec.name == "web"
+            || spec
+                .ready
+                .as_ref()
+                .is_some_and(|c| matches!(c.probe, Probe::Tcp | Probe::Http(_))))
 }
 
 pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
@@ -120,7 +204,8 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
 
     let mut data = BTreeMap::new();
     let mut secrets = BTreeMap::new();
-    for (name, value) in shared_env(plan) {
+    let engine = Engine::Kubernetes { app: app.clone() };
+    for (name, value) in shared_env(plan, &engine) {
         if name.is_empty()
             || !name
                 .chars()
@@ -143,7 +228,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         "metadata": {"name": env_name, "labels": {"app.kubernetes.io/name": app}},
         "data": data,
     });
-    files.push(file(&env_name, "ConfigMap", &config_map)?);
+    files.push(file(BEFORE_RELEASE, &env_name, "ConfigMap", &config_map)?);
     let secret_name = format!("{app}-secret");
     let secret = json!({
         "apiVersion": "v1",
@@ -152,10 +237,11 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         "type": "Opaque",
         "stringData": secrets,
     });
-    files.push(file(&secret_name, "Secret", &secret)?);
+    files.push(file(BEFORE_RELEASE, &secret_name, "Secret", &secret)?);
 
+    let reached = plan.reached_types();
     let mut taken: BTreeMap<String, &str> = BTreeMap::new();
-    for spec in &plan.types {
+    for (index, spec) in plan.types.iter().enumerate() {
         let component = truncate(&dns_label(&spec.name, "Kubernetes")?);
         let name = truncate(&format!("{app}-{component}"));
         if let Some(other) = taken.insert(name.clone(), &spec.name) {
@@ -167,28 +253,60 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         let port = base_port(plan, spec)?;
         let meta = metadata(&name, &app, &component, spec);
         let grace = seconds(spec.stop_timeout, 0);
+        let init = waits(plan, spec, &engine, &image, &app)?;
         if spec.name == RELEASE {
+            let hash = release_hash(&image, &spec.command);
+            let job_name = format!(
+                "{}-{hash}",
+                truncate(&name[..name.len().min(MAX_NAME - 11)])
+            );
+            let mut job_meta = meta.clone();
+            job_meta["name"] = json!(job_name);
+            let mut pod = json!({
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": grace,
+                "containers": [container(spec, &component, port, &image, &app, false)],
+            });
+            if !init.is_empty() {
+                pod["initContainers"] = json!(init);
+            }
             let job = json!({
                 "apiVersion": "batch/v1",
                 "kind": "Job",
-                "metadata": meta,
+                "metadata": job_meta,
                 "spec": {
                     "backoffLimit": 0,
                     // A release left out of the formation is written but not run.
                     "suspend": spec.count == 0,
                     "template": {
                         "metadata": {"labels": labels(&app, &component)},
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "terminationGracePeriodSeconds": grace,
-                            "containers": [container(spec, &component, port, &image, &app, false)],
-                        },
+                        "spec": pod,
                     },
                 },
             });
-            files.push(file(&name, "Job", &job)?);
+            // A release that does not run is nothing to wait for.
+            let step = if spec.count > 0 {
+                RELEASE_STEP
+            } else {
+                BEFORE_RELEASE
+            };
+            files.push(file(step, &job_name, "Job", &job)?);
             continue;
         }
+        let mut pod = json!({
+            "terminationGracePeriodSeconds": grace,
+            "containers": [container(spec, &component, port, &image, &app, true)],
+        });
+        if !init.is_empty() {
+            pod["initContainers"] = json!(init);
+        }
+        // What the release needs comes before it; everything else after.
+        let release_runs = plan.types.iter().any(|t| t.name == RELEASE && t.count > 0);
+        let step = if release_runs && !waits_for_release(plan, spec) {
+            BEFORE_RELEASE
+        } else {
+            AFTER_RELEASE
+        };
         let deployment = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -201,15 +319,12 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
                         "labels": labels(&app, &component),
                         "annotations": {"pm/process-type": spec.name},
                     },
-                    "spec": {
-                        "terminationGracePeriodSeconds": grace,
-                        "containers": [container(spec, &component, port, &image, &app, true)],
-                    },
+                    "spec": pod,
                 },
             },
         });
-        files.push(file(&name, "Deployment", &deployment)?);
-        if spec.proxy.is_some() || spec.name == "web" {
+        files.push(file(step, &name, "Deployment", &deployment)?);
+        if has_service(plan, index, &reached) {
             let published = spec.proxy.as_ref().map_or(port, |p| p.port);
             let service = json!({
                 "apiVersion": "v1",
@@ -220,7 +335,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
                     "ports": [{"port": published, "targetPort": port, "protocol": "TCP"}],
                 },
             });
-            files.push(file(&name, "Service", &service)?);
+            files.push(file(BEFORE_RELEASE, &name, "Service", &service)?);
         }
     }
     Ok(files)

@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::pm_toml::{Check, Probe};
 use crate::config::ports;
 use crate::error::{Error, Result, io_message};
-use crate::plan::{Plan, ProcessSpec};
+use crate::plan::{Engine, Plan, ProcessSpec};
 
 /// The manifest every export directory gets, written last.
 pub const MANIFEST: &str = ".pm-export.json";
@@ -62,6 +63,32 @@ pub struct Options {
     pub user: Option<String>,
     /// The export directory, absolute (systemd units name files in it).
     pub dir: PathBuf,
+    /// pm itself, absolute, as systemd units run it (`pm balance`,
+    /// `pm probe`); containers find pm on the image's PATH.
+    pub pm_path: PathBuf,
+}
+
+/// The one-line warnings an export has for the user (stderr), without
+/// values: variables that reach another type at a loopback address written
+/// by hand, which a container export cannot rewrite.
+pub fn warnings(plan: &Plan, options: &Options) -> Vec<String> {
+    let engine = match options.format {
+        Format::Systemd => return Vec::new(),
+        Format::Compose => "compose",
+        Format::Kubernetes => "kubernetes",
+    };
+    plan.loopback_references()
+        .into_iter()
+        .map(|(name, t)| {
+            let a = &plan.addresses[t];
+            format!(
+                "{name} reaches process type \"{}\" at a loopback address written by hand, \
+                 which is not rewritten and reaches nothing in {engine}; \
+                 use ${{{}}}:${{{}}} instead",
+                a.type_name, a.host_var, a.port_var
+            )
+        })
+        .collect()
 }
 
 /// One rendered file: its name relative to the export directory, and its bytes.
@@ -212,12 +239,16 @@ fn is_plain_name(name: &str) -> bool {
         && !name.contains(['/', '\0'])
 }
 
-/// The environment every instance shares: the env files merged (later
-/// entries win, kept at the place of their first appearance), without PORT,
-/// which is per instance.
-pub fn shared_env(plan: &Plan) -> Vec<(String, String)> {
+/// The environment every instance shares on `engine`: the env files merged
+/// (later entries win, kept at the place of their first appearance) with
+/// the engine's addresses in their values, then the address variables and
+/// `PM_LISTEN_HOST` (which win over the env files), without PORT, which is
+/// per instance.
+pub fn shared_env(plan: &Plan, engine: &Engine) -> Vec<(String, String)> {
     let mut merged: Vec<(String, String)> = Vec::new();
-    for (name, value) in &plan.env_files_env() {
+    let mut all = plan.env_files_env_on(engine);
+    all.extend(plan.address_env_on(engine));
+    for (name, value) in &all {
         if name == "PORT" {
             continue;
         }
@@ -282,6 +313,45 @@ pub fn dependencies<'a>(plan: &'a Plan, spec: &ProcessSpec) -> Result<Vec<&'a Pr
         deps.push(dep);
     }
     Ok(deps)
+}
+
+/// The options of `pm probe` and `pm balance` that probe like `check`
+/// (a tcp connect when there is none): `--http PATH` or `--exec CMD`, and
+/// the check's interval and timeout. `exec` is left out when `with_exec` is
+/// false (a balancer probes over the network only).
+pub fn probe_options(check: Option<&Check>, with_exec: bool) -> Vec<String> {
+    let mut args = Vec::new();
+    let Some(check) = check else {
+        return args;
+    };
+    match &check.probe {
+        Probe::Tcp => {}
+        Probe::Http(path) => args.extend(["--http".to_string(), path.clone()]),
+        Probe::Exec(command) if with_exec => {
+            args.extend(["--exec".to_string(), command.clone()]);
+        }
+        Probe::Exec(_) => {}
+    }
+    args.extend([
+        "--interval".to_string(),
+        secs(check.interval),
+        "--timeout".to_string(),
+        secs(check.timeout),
+    ]);
+    if check.successes != 1 {
+        args.extend(["--successes".to_string(), check.successes.to_string()]);
+    }
+    args
+}
+
+/// Seconds as the command line takes them: `2`, `1.5`.
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{}", d.as_secs_f64())
+    }
 }
 
 /// A duration as systemd and compose write it: `5s`, `1500ms`.

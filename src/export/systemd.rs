@@ -1,12 +1,19 @@
 //! systemd: `APP.target`, a template unit `APP-TYPE@.service` per type whose
 //! instances are named by their port (`PORT=%i`), `APP-release.service` as a
-//! oneshot the others come after, and `APP.env` as their EnvironmentFile.
+//! oneshot the others come after, `APP-TYPE-balancer.service` running
+//! `pm balance` on a proxied type's address, and `APP.env` as their
+//! EnvironmentFile. A unit whose dependency has a readiness check waits for
+//! it with `pm probe` in `ExecStartPre=`, so it starts once every instance
+//! of the dependency passes that check, as under `pm start`.
 
 use std::fmt::Write as _;
 
-use super::{Options, Rendered, base_port, dependencies, duration, shared_env, waits_for_release};
+use super::{
+    Options, Rendered, base_port, dependencies, duration, probe_options, shared_env,
+    waits_for_release,
+};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, ProcessSpec, RELEASE};
+use crate::plan::{Engine, LOCAL_HOST, Plan, ProcessSpec, RELEASE};
 use crate::syntax::systemd::{env_value, is_env_name, restart, word};
 
 /// Unit names allow ASCII letters, digits, `:`, `_`, `.` and `-` (and `@`
@@ -42,11 +49,12 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         .find(|t| t.name == RELEASE)
         .filter(|t| t.count > 0);
     let release_unit = format!("{app}-{RELEASE}.service");
+    let pm = pm_word(options)?;
 
     let mut files = Vec::new();
 
     let mut env = String::new();
-    for (name, value) in shared_env(plan) {
+    for (name, value) in shared_env(plan, &Engine::Local) {
         if !is_env_name(&name) {
             return Err(Error::Invalid(format!(
                 "environment variable {name:?} is not a name systemd accepts"
@@ -72,6 +80,9 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             );
         }
     }
+    for spec in balanced(plan) {
+        let _ = writeln!(target, "Wants={}", balancer_unit(&app, spec));
+    }
     let _ = writeln!(target, "\n[Install]\nWantedBy=multi-user.target");
     files.push((format!("{app}.target"), target.into_bytes()));
 
@@ -91,17 +102,32 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             let _ = writeln!(unit, "Requires={release_unit}");
         }
         // The release unit is already required above: skip it here.
+        let mut waits = Vec::new();
         for dep in dependencies(plan, spec)?
             .into_iter()
             .filter(|d| d.name != RELEASE)
         {
-            // Ordering only: systemd has no readiness checks to wait for.
+            let ports: Vec<u16> = plan
+                .instances
+                .iter()
+                .filter(|i| plan.types[i.type_index].name == dep.name)
+                .map(|i| i.port)
+                .collect();
             after.extend(
-                plan.instances
+                ports
                     .iter()
-                    .filter(|i| plan.types[i.type_index].name == dep.name)
-                    .map(|i| format!("{app}-{}@{}.service", dep.name, i.port)),
+                    .map(|port| format!("{app}-{}@{port}.service", dep.name)),
             );
+            // systemd knows when a process started, not when it is ready:
+            // the dependency's own check, run by `pm probe`, says that.
+            if let Some(check) = &dep.ready
+                && !ports.is_empty()
+            {
+                let mut words = vec![pm.clone(), "probe".to_string()];
+                words.extend(probe_options(Some(check), true).iter().map(|w| arg(w)));
+                words.extend(ports.iter().map(|port| format!("{LOCAL_HOST}:{port}")));
+                waits.push(words.join(" "));
+            }
         }
         if !after.is_empty() {
             let _ = writeln!(unit, "After={}", after.join(" "));
@@ -119,6 +145,9 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         } else {
             let _ = writeln!(unit, "Environment=PORT=%i");
         }
+        for wait in &waits {
+            let _ = writeln!(unit, "ExecStartPre={wait}");
+        }
         let _ = writeln!(unit, "ExecStart=/bin/sh -c {}", word(&spec.command));
         if !is_release {
             let _ = writeln!(unit, "Restart={}", restart(spec.restart.policy));
@@ -130,7 +159,73 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         }
         files.push((unit_file(&app, spec), unit.into_bytes()));
     }
+    for spec in balanced(plan) {
+        let Some(proxy) = &spec.proxy else { continue };
+        let listen = host_port(&proxy.host, proxy.port);
+        let mut words = vec![pm.clone(), "balance".to_string(), arg(&listen)];
+        words.extend(
+            plan.instances
+                .iter()
+                .filter(|i| plan.types[i.type_index].name == spec.name)
+                .map(|i| format!("{LOCAL_HOST}:{}", i.port)),
+        );
+        words.extend(
+            probe_options(spec.ready.as_ref(), false)
+                .iter()
+                .map(|w| arg(w)),
+        );
+        let mut unit = String::new();
+        let _ = writeln!(unit, "[Unit]");
+        let _ = writeln!(unit, "Description={app} {} balancer on {listen}", spec.name);
+        let _ = writeln!(unit, "PartOf={app}.target");
+        let _ = writeln!(unit, "\n[Service]\nType=simple");
+        let _ = writeln!(unit, "ExecStart={}", words.join(" "));
+        let _ = writeln!(unit, "Restart=always");
+        let _ = writeln!(unit, "TimeoutStopSec={}", duration(spec.stop_timeout));
+        if let Some(user) = &user {
+            let _ = writeln!(unit, "User={user}");
+        }
+        files.push((balancer_unit(&app, spec), unit.into_bytes()));
+    }
     Ok(files)
+}
+
+/// The proxied types that run: each gets a balancer unit.
+fn balanced(plan: &Plan) -> impl Iterator<Item = &ProcessSpec> {
+    plan.types
+        .iter()
+        .filter(|t| t.proxy.is_some() && t.count > 0 && t.name != RELEASE)
+}
+
+/// `APP-web-balancer.service`: a plain unit, so it never collides with a
+/// type's template (`APP-web-balancer@.service`).
+pub fn balancer_unit(app: &str, spec: &ProcessSpec) -> String {
+    format!("{app}-{}-balancer.service", spec.name)
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// pm's path as the first word of a command line.
+fn pm_word(options: &Options) -> Result<String> {
+    let path = options.pm_path.display().to_string();
+    setting("--pm-path", &path)?;
+    Ok(arg(&path))
+}
+
+/// A command-line word: as it is when systemd reads it so, else quoted.
+fn arg(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:@=,+-[]".contains(c));
+    if plain { text.to_string() } else { word(text) }
 }
 
 fn unit_file(app: &str, spec: &ProcessSpec) -> String {

@@ -117,20 +117,30 @@ async fn probe(w: &Watch, tx: &UnboundedSender<Report>) -> Result<(), String> {
 
 /// Connects to 127.0.0.1:PORT.
 pub async fn tcp(port: u16) -> Result<(), String> {
-    TcpStream::connect(("127.0.0.1", port))
+    tcp_at("127.0.0.1", port).await
+}
+
+/// Connects to HOST:PORT (`pm probe`, `pm balance`).
+pub async fn tcp_at(host: &str, port: u16) -> Result<(), String> {
+    TcpStream::connect((host, port))
         .await
         .map(drop)
-        .map_err(|e| format!("tcp 127.0.0.1:{port}: {}", io_reason(&e)))
+        .map_err(|e| format!("tcp {host}:{port}: {}", io_reason(&e)))
 }
 
 /// GETs `path` on 127.0.0.1:PORT over HTTP/1.1; 2xx and 3xx pass.
 pub async fn http(port: u16, path: &str) -> Result<(), String> {
-    let what = format!("GET http://127.0.0.1:{port}{path}");
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
+    http_at("127.0.0.1", port, path).await
+}
+
+/// GETs `path` on HOST:PORT over HTTP/1.1 (`pm probe`, `pm balance`).
+pub async fn http_at(host: &str, port: u16, path: &str) -> Result<(), String> {
+    let what = format!("GET http://{host}:{port}{path}");
+    let mut stream = TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("{what}: {}", io_reason(&e)))?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: pm-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: pm-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())

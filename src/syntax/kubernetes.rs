@@ -32,6 +32,40 @@ pub fn unescape(text: &str) -> String {
     text.replace("$$", "$")
 }
 
+/// The longest DNS-1123 label.
+pub const MAX_LABEL: usize = 63;
+
+/// `text` as a DNS-1123 label: lowercased, every character other than a
+/// letter or digit made `-`, runs of `-` made one, `-` and `.` trimmed from
+/// both ends. Empty when nothing valid remains.
+pub fn label(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.to_ascii_lowercase().chars() {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '-'
+        };
+        if c == '-' && out.ends_with('-') {
+            continue;
+        }
+        out.push(c);
+    }
+    out.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+/// A name cut to [`MAX_LABEL`] characters, without a trailing `-`.
+pub fn truncate(name: &str) -> String {
+    let cut: String = name.chars().take(MAX_LABEL).collect();
+    cut.trim_end_matches('-').to_string()
+}
+
+/// The name of a process type's objects (Deployment, Service): `APP-TYPE`,
+/// where `app` is already a label.
+pub fn object_name(app: &str, type_name: &str) -> String {
+    truncate(&format!("{app}-{}", truncate(&label(type_name))))
+}
+
 /// Standard base64, read liberally: padding optional, stray low bits in
 /// the last character accepted.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -105,6 +139,14 @@ mod tests {
         }
         assert_eq!(escape("echo $PORT"), "echo $PORT");
         assert_eq!(escape("$(X) $$"), "$$(X) $$$");
+    }
+
+    #[test]
+    fn object_names() {
+        assert_eq!(label("My_App"), "my-app");
+        assert_eq!(label("__"), "");
+        assert_eq!(object_name("shop", "web_API"), "shop-web-api");
+        assert_eq!(object_name("shop", &"x".repeat(80)).len(), MAX_LABEL);
     }
 
     #[test]

@@ -162,6 +162,8 @@ fn systemd_units_for_a_small_app() {
     let dir = root.join("out");
     let r = root.display();
     let d = dir.display();
+    // Units run pm by the path of the pm that wrote them.
+    let pm = env!("CARGO_BIN_EXE_pm");
     let got = files(&dir);
     let expected: BTreeMap<String, String> = [
         (
@@ -171,6 +173,7 @@ fn systemd_units_for_a_small_app() {
   "format": "systemd",
   "files": [
     "shop-release.service",
+    "shop-web-balancer.service",
     "shop-web@.service",
     "shop-worker@.service",
     "shop.env",
@@ -196,6 +199,22 @@ Environment=PORT=5000
 ExecStart=/bin/sh -c 'bin/migrate'
 KillSignal=SIGTERM
 TimeoutStopSec=5s
+User=deploy
+"
+            ),
+        ),
+        (
+            "shop-web-balancer.service",
+            format!(
+                "[Unit]
+Description=shop web balancer on 127.0.0.1:8080
+PartOf=shop.target
+
+[Service]
+Type=simple
+ExecStart={pm} balance 127.0.0.1:8080 127.0.0.1:5100 127.0.0.1:5101 --http /up --interval 2 --timeout 1.5
+Restart=always
+TimeoutStopSec=10s
 User=deploy
 "
             ),
@@ -236,6 +255,7 @@ Type=simple
 WorkingDirectory={r}
 EnvironmentFile={d}/shop.env
 Environment=PORT=%i
+ExecStartPre={pm} probe --http /up --interval 2 --timeout 1.5 127.0.0.1:5100 127.0.0.1:5101
 ExecStart=/bin/sh -c 'bin/worker --queue default'
 Restart=on-failure
 KillSignal=SIGTERM
@@ -246,7 +266,11 @@ User=deploy
         ),
         (
             "shop.env",
-            "RAILS_ENV=\"production\"\nDATABASE_URL=\"postgres://app:pw@db/app\"\nAPI_TOKEN=\"abc\"\n"
+            "RAILS_ENV=\"production\"\nDATABASE_URL=\"postgres://app:pw@db/app\"\nAPI_TOKEN=\"abc\"\n\
+             PM_RELEASE_HOST=\"127.0.0.1\"\nPM_RELEASE_PORT=\"5000\"\n\
+             PM_WEB_HOST=\"127.0.0.1\"\nPM_WEB_PORT=\"8080\"\n\
+             PM_WORKER_HOST=\"127.0.0.1\"\nPM_WORKER_PORT=\"5200\"\n\
+             PM_LISTEN_HOST=\"127.0.0.1\"\n"
                 .to_string(),
         ),
         (
@@ -257,6 +281,7 @@ Wants=shop-release.service
 Wants=shop-web@5100.service
 Wants=shop-web@5101.service
 Wants=shop-worker@5200.service
+Wants=shop-web-balancer.service
 
 [Install]
 WantedBy=multi-user.target
@@ -283,6 +308,13 @@ services:
     environment:
       API_TOKEN: abc
       DATABASE_URL: postgres://app:pw@db/app
+      PM_LISTEN_HOST: "0.0.0.0"
+      PM_RELEASE_HOST: release
+      PM_RELEASE_PORT: "5000"
+      PM_WEB_HOST: web-balancer
+      PM_WEB_PORT: "8080"
+      PM_WORKER_HOST: worker
+      PM_WORKER_PORT: "5200"
       PORT: "5000"
       RAILS_ENV: production
     image: shop:1
@@ -302,6 +334,13 @@ services:
     environment:
       API_TOKEN: abc
       DATABASE_URL: postgres://app:pw@db/app
+      PM_LISTEN_HOST: "0.0.0.0"
+      PM_RELEASE_HOST: release
+      PM_RELEASE_PORT: "5000"
+      PM_WEB_HOST: web-balancer
+      PM_WEB_PORT: "8080"
+      PM_WORKER_HOST: worker
+      PM_WORKER_PORT: "5200"
       PORT: "5100"
       RAILS_ENV: production
     healthcheck:
@@ -312,13 +351,30 @@ services:
       - curl -fsS -o /dev/null http://127.0.0.1:"$$PORT"'/up' || wget -q -O /dev/null http://127.0.0.1:"$$PORT"'/up' || exit 1
       timeout: 1500ms
     image: shop:1
-    ports:
-    - host_ip: "127.0.0.1"
-      published: "8080"
-      target: 5100
     restart: always
     stop_grace_period: 10s
     stop_signal: SIGINT
+  web-balancer:
+    command:
+    - pm
+    - balance
+    - 0.0.0.0:8080
+    - web:5100
+    - --http
+    - /up
+    - --interval
+    - "2"
+    - --timeout
+    - "1.5"
+    deploy:
+      replicas: 1
+    image: shop:1
+    ports:
+    - host_ip: "127.0.0.1"
+      published: "8080"
+      target: 8080
+    restart: always
+    stop_grace_period: 10s
   worker:
     command:
     - /bin/sh
@@ -334,6 +390,13 @@ services:
     environment:
       API_TOKEN: abc
       DATABASE_URL: postgres://app:pw@db/app
+      PM_LISTEN_HOST: "0.0.0.0"
+      PM_RELEASE_HOST: release
+      PM_RELEASE_PORT: "5000"
+      PM_WEB_HOST: web-balancer
+      PM_WEB_PORT: "8080"
+      PM_WORKER_HOST: worker
+      PM_WORKER_PORT: "5200"
       PORT: "5200"
       RAILS_ENV: production
     image: shop:1
@@ -452,19 +515,26 @@ fn kubernetes_objects_for_a_small_app() {
         got.keys().collect::<Vec<_>>(),
         [
             ".pm-export.json",
-            "shop-env-configmap.yaml",
-            "shop-release-job.yaml",
-            "shop-secret-secret.yaml",
-            "shop-web-deployment.yaml",
-            "shop-web-service.yaml",
-            "shop-worker-deployment.yaml",
+            "00-shop-env-configmap.yaml",
+            "00-shop-secret-secret.yaml",
+            "00-shop-web-service.yaml",
+            "10-shop-release-7b8f824c5c-job.yaml",
+            "20-shop-web-deployment.yaml",
+            "20-shop-worker-deployment.yaml",
         ]
     );
-    assert_eq!(got["shop-web-deployment.yaml"], SHOP_WEB_DEPLOYMENT);
+    assert_eq!(got["20-shop-web-deployment.yaml"], SHOP_WEB_DEPLOYMENT);
     assert_eq!(
-        got["shop-env-configmap.yaml"],
+        got["00-shop-env-configmap.yaml"],
         "apiVersion: v1
 data:
+  PM_LISTEN_HOST: \"0.0.0.0\"
+  PM_RELEASE_HOST: shop-release
+  PM_RELEASE_PORT: \"5000\"
+  PM_WEB_HOST: shop-web
+  PM_WEB_PORT: \"8080\"
+  PM_WORKER_HOST: shop-worker
+  PM_WORKER_PORT: \"5200\"
   RAILS_ENV: production
 kind: ConfigMap
 metadata:
@@ -474,7 +544,7 @@ metadata:
 "
     );
     assert_eq!(
-        got["shop-secret-secret.yaml"],
+        got["00-shop-secret-secret.yaml"],
         "apiVersion: v1
 kind: Secret
 metadata:
@@ -488,7 +558,7 @@ type: Opaque
 "
     );
     assert_eq!(
-        got["shop-web-service.yaml"],
+        got["00-shop-web-service.yaml"],
         "apiVersion: v1
 kind: Service
 metadata:
@@ -508,14 +578,24 @@ spec:
     app.kubernetes.io/name: shop
 "
     );
-    let job: Value = serde_saphyr::from_str(&got["shop-release-job.yaml"]).unwrap();
+    let job: Value = serde_saphyr::from_str(&got["10-shop-release-7b8f824c5c-job.yaml"]).unwrap();
     assert_eq!(job["kind"], "Job");
+    assert_eq!(job["metadata"]["name"], "shop-release-7b8f824c5c");
     assert_eq!(job["spec"]["suspend"], false);
     assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
-    let worker: Value = serde_saphyr::from_str(&got["shop-worker-deployment.yaml"]).unwrap();
+    let worker: Value = serde_saphyr::from_str(&got["20-shop-worker-deployment.yaml"]).unwrap();
     assert_eq!(
         worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
         30
+    );
+    // The worker waits for web the way web's readiness check probes it.
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["initContainers"],
+        serde_json::json!([{
+            "name": "wait-web",
+            "image": "shop:1",
+            "command": ["pm", "probe", "--http", "/up", "--interval", "2", "--timeout", "1.5", "shop-web:8080"],
+        }])
     );
     validate_yaml("kubernetes", &dir);
 }
@@ -634,7 +714,15 @@ fn nasty_commands_round_trip_through_systemd() {
             .unwrap();
         assert_eq!(systemd_exec(exec), ["/bin/sh", "-c", command], "{exec}");
     }
-    assert_eq!(systemd_env_file(&got["nasty.env"]), env);
+    let mut written = systemd_env_file(&got["nasty.env"]);
+    // The addresses of this machine come with the env.
+    assert_eq!(written.remove("PM_QUOTES_PORT").as_deref(), Some("5000"));
+    assert_eq!(
+        written.remove("PM_LISTEN_HOST").as_deref(),
+        Some("127.0.0.1")
+    );
+    written.retain(|k, _| !k.starts_with("PM_"));
+    assert_eq!(written, env);
     verify_systemd(&dir, "nasty");
 }
 
@@ -726,14 +814,14 @@ fn nasty_commands_round_trip_through_kubernetes() {
     let read_ours = |name: &str| -> Value { serde_saphyr::from_str(&got[name]).unwrap() };
     let check = |read: &dyn Fn(&str) -> Value| {
         for (name, command) in NASTY_COMMANDS {
-            let doc = read(&format!("nasty-app-{name}-deployment.yaml"));
+            let doc = read(&format!("20-nasty-app-{name}-deployment.yaml"));
             assert_eq!(doc["metadata"]["annotations"]["pm/process-type"], *name);
             let container = &doc["spec"]["template"]["spec"]["containers"][0];
             let sent = container["command"][2].as_str().unwrap();
             assert_eq!(kubernetes_expand(sent), *command, "{name}");
         }
-        let config = read("nasty-app-env-configmap.yaml");
-        let secret = read("nasty-app-secret-secret.yaml");
+        let config = read("00-nasty-app-env-configmap.yaml");
+        let secret = read("00-nasty-app-secret-secret.yaml");
         for (k, v) in &env {
             let (map, other) = if k == "DB_PASSWORD" {
                 (&secret["stringData"], &config["data"])
@@ -833,7 +921,7 @@ fn force_overwrites_and_removes_stale_files() {
     )
     .assert_error(
         1,
-        "pm: out/shop-env-configmap.yaml: already exists (use --force to overwrite)\n",
+        "pm: out/00-shop-env-configmap.yaml: already exists (use --force to overwrite)\n",
     );
     export(
         &app,
@@ -853,15 +941,15 @@ fn force_overwrites_and_removes_stale_files() {
         got.keys().collect::<Vec<_>>(),
         [
             ".pm-export.json",
+            "00-shop-env-configmap.yaml",
+            "00-shop-secret-secret.yaml",
+            "00-shop-web-service.yaml",
+            "10-shop-release-bce9cb04e4-job.yaml",
+            "20-shop-web-deployment.yaml",
             "notes.txt",
-            "shop-env-configmap.yaml",
-            "shop-release-job.yaml",
-            "shop-secret-secret.yaml",
-            "shop-web-deployment.yaml",
-            "shop-web-service.yaml",
         ]
     );
-    assert!(got["shop-web-deployment.yaml"].contains("image: x:2\n"));
+    assert!(got["20-shop-web-deployment.yaml"].contains("image: x:2\n"));
     // Another app's export in the same directory: its files are not ours to remove.
     export(
         &app,
@@ -877,8 +965,8 @@ fn force_overwrites_and_removes_stale_files() {
     )
     .assert_ok();
     let got = files(&app.path().join("out"));
-    assert!(got.contains_key("shop-web-deployment.yaml"));
-    assert!(got.contains_key("other-web-deployment.yaml"));
+    assert!(got.contains_key("20-shop-web-deployment.yaml"));
+    assert!(got.contains_key("20-other-web-deployment.yaml"));
     assert!(got[".pm-export.json"].contains("\"app\": \"other\""));
 }
 
@@ -912,7 +1000,7 @@ fn a_type_left_out_of_the_formation_is_exported_stopped() {
     assert!(sd.contains_key("shop-release.service"));
     assert_eq!(
         sd["shop.target"],
-        "[Unit]\nDescription=shop\nWants=shop-web@5100.service\n\n[Install]\nWantedBy=multi-user.target\n"
+        "[Unit]\nDescription=shop\nWants=shop-web@5100.service\nWants=shop-web-balancer.service\n\n[Install]\nWantedBy=multi-user.target\n"
     );
     assert!(!sd["shop-web@.service"].contains("shop-release.service"));
     verify_systemd(&app.path().join("sd"), "shop");
@@ -932,9 +1020,15 @@ fn a_type_left_out_of_the_formation_is_exported_stopped() {
     a.extend(args);
     export(&app, &a).assert_ok();
     let k = files(&app.path().join("k"));
-    let worker: Value = serde_saphyr::from_str(&k["shop-worker-deployment.yaml"]).unwrap();
+    let worker: Value = serde_saphyr::from_str(&k["20-shop-worker-deployment.yaml"]).unwrap();
     assert_eq!(worker["spec"]["replicas"], 0);
-    let job: Value = serde_saphyr::from_str(&k["shop-release-job.yaml"]).unwrap();
+    // A release that does not run is not a step of the deploy.
+    let job = k
+        .iter()
+        .find(|(n, _)| n.starts_with("00-shop-release-") && n.ends_with("-job.yaml"))
+        .map(|(_, text)| text)
+        .unwrap();
+    let job: Value = serde_saphyr::from_str(job).unwrap();
     assert_eq!(job["spec"]["suspend"], true);
     validate_yaml("kubernetes", &app.path().join("k"));
 }
@@ -1020,7 +1114,7 @@ fn the_app_name_defaults_to_the_root_directory() {
         &["kubernetes", "k", "-f", "My Shop!/Procfile", "--image", "i"],
     )
     .assert_ok();
-    assert!(app.path().join("k/my-shop-web-deployment.yaml").exists());
+    assert!(app.path().join("k/20-my-shop-web-deployment.yaml").exists());
     export(
         &app,
         &["compose", "c", "-f", "My Shop!/Procfile", "--image", "i"],
@@ -1061,4 +1155,259 @@ fn errors_are_one_line() {
         "pm: Procfile: process types \"web_1\" and \"web-1\" both give the address variables PM_WEB_1_HOST and PM_WEB_1_PORT (rename one)\n",
     );
     assert!(!app.path().join("out").exists());
+}
+
+// --- Addresses per engine, balancers, ordering (SPEC §6 "Exports run"). ---
+
+/// A store, a web reaching it, a worker depending on both.
+fn reaching() -> App {
+    let app = App::with_procfile(
+        "store: redis-server --port $PORT\nweb: serve\nworker: work\nrelease: migrate\n",
+    );
+    app.file(
+        "pm.toml",
+        r#"[process.store.ready]
+exec = "redis-cli -p $PORT ping"
+[process.web]
+proxy = 8080
+depends_on = ["store"]
+[process.web.ready]
+http = "/up"
+[process.worker]
+depends_on = ["store", "web"]
+[process.release]
+depends_on = ["store"]
+"#,
+    );
+    app.file(
+        ".env",
+        "REDIS_URL=redis://${PM_STORE_HOST}:${PM_STORE_PORT}/0\nSITE=http://$PM_WEB_HOST:$PM_WEB_PORT/\nOLD_URL=redis://127.0.0.1:5000/1\nBROWSER=http://localhost:8080\n",
+    );
+    app
+}
+
+#[test]
+fn each_engine_writes_its_own_addresses() {
+    let app = reaching();
+    let out = export(&app, &["systemd", "sd", "--app", "a", "web=2"]);
+    // On this machine a loopback address is the right one: no warning.
+    assert_eq!(out.assert_ok(), "");
+    assert_eq!(out.stderr, "");
+    let env = systemd_env_file(&fs::read_to_string(app.path().join("sd/a.env")).unwrap());
+    assert_eq!(env["REDIS_URL"], "redis://127.0.0.1:5000/0");
+    assert_eq!(env["SITE"], "http://127.0.0.1:8080/");
+    assert_eq!(env["PM_LISTEN_HOST"], "127.0.0.1");
+    verify_systemd(&app.path().join("sd"), "a");
+
+    let warnings = "pm: warning: OLD_URL reaches process type \"store\" at a loopback address written by hand, which is not rewritten and reaches nothing in ENGINE; use ${PM_STORE_HOST}:${PM_STORE_PORT} instead\n\
+                    pm: warning: BROWSER reaches process type \"web\" at a loopback address written by hand, which is not rewritten and reaches nothing in ENGINE; use ${PM_WEB_HOST}:${PM_WEB_PORT} instead\n";
+    let out = export(
+        &app,
+        &["compose", "c", "--app", "a", "--image", "i", "web=2"],
+    );
+    out.assert_ok();
+    assert_eq!(out.stderr, warnings.replace("ENGINE", "compose"));
+    let c: Value =
+        serde_saphyr::from_str(&fs::read_to_string(app.path().join("c/compose.yaml")).unwrap())
+            .unwrap();
+    let web = &c["services"]["web"];
+    assert_eq!(web["environment"]["REDIS_URL"], "redis://store:5000/0");
+    assert_eq!(web["environment"]["SITE"], "http://web-balancer:8080/");
+    // Never rewritten: it may be meant for a browser.
+    assert_eq!(web["environment"]["OLD_URL"], "redis://127.0.0.1:5000/1");
+    assert_eq!(web["environment"]["PM_LISTEN_HOST"], "0.0.0.0");
+    // Two replicas, no fixed host port: the balancer publishes the proxy port.
+    assert!(web.get("ports").is_none(), "{web:#}");
+    assert_eq!(
+        c["services"]["web-balancer"]["command"],
+        serde_json::json!([
+            "pm",
+            "balance",
+            "0.0.0.0:8080",
+            "web:5100",
+            "--http",
+            "/up",
+            "--interval",
+            "1",
+            "--timeout",
+            "1"
+        ])
+    );
+    assert_eq!(
+        c["services"]["web-balancer"]["ports"],
+        serde_json::json!([{"host_ip": "127.0.0.1", "published": "8080", "target": 8080}])
+    );
+    validate_yaml("compose", &app.path().join("c"));
+
+    let out = export(
+        &app,
+        &["kubernetes", "k", "--app", "a", "--image", "i", "web=2"],
+    );
+    out.assert_ok();
+    assert_eq!(out.stderr, warnings.replace("ENGINE", "kubernetes"));
+    let k = files(&app.path().join("k"));
+    let config: Value = serde_saphyr::from_str(&k["00-a-env-configmap.yaml"]).unwrap();
+    assert_eq!(config["data"]["REDIS_URL"], "redis://a-store:5000/0");
+    assert_eq!(config["data"]["SITE"], "http://a-web:8080/");
+    assert_eq!(config["data"]["PM_LISTEN_HOST"], "0.0.0.0");
+    // The release needs the store: the store's Deployment comes before it.
+    assert!(k.contains_key("00-a-store-deployment.yaml"));
+    assert!(k.keys().any(|n| n.starts_with("10-a-release-")));
+    validate_yaml("kubernetes", &app.path().join("k"));
+    kubernetes_addresses_are_services(&app.path().join("k"));
+}
+
+/// Every address an env value of a Kubernetes export uses is a Service of
+/// the export with that port, and every dependency of a workload has an
+/// init container probing that Service.
+fn kubernetes_addresses_are_services(dir: &Path) {
+    let docs: Vec<Value> = files(dir)
+        .iter()
+        .filter(|(n, _)| n.ends_with(".yaml"))
+        .map(|(_, text)| serde_saphyr::from_str(text).unwrap())
+        .collect();
+    let services: Vec<(String, u64)> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Service")
+        .map(|d| {
+            (
+                d["metadata"]["name"].as_str().unwrap().to_string(),
+                d["spec"]["ports"][0]["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let mut used = 0;
+    for (name, value) in config["data"].as_object().unwrap() {
+        for (service, port) in &services {
+            if value
+                .as_str()
+                .unwrap()
+                .contains(&format!("{service}:{port}"))
+            {
+                used += 1;
+            }
+        }
+        // A host:port of the app's own that is not a Service is an error.
+        let text = value.as_str().unwrap();
+        if let Some(rest) = text.split("://").nth(1) {
+            let host = rest.split([':', '/']).next().unwrap();
+            if host.starts_with("a-") {
+                assert!(services.iter().any(|(s, _)| s == host), "{name}={text}");
+            }
+        }
+    }
+    assert!(used >= 2, "{services:?}");
+    for doc in docs
+        .iter()
+        .filter(|d| d["kind"] == "Deployment" || d["kind"] == "Job")
+    {
+        let pod = &doc["spec"]["template"]["spec"];
+        let ty = doc["metadata"]["annotations"]["pm/process-type"]
+            .as_str()
+            .unwrap();
+        let init: Vec<String> = pod["initContainers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| {
+                        c["command"]
+                            .as_array()
+                            .unwrap()
+                            .last()
+                            .unwrap()
+                            .as_str()
+                            .unwrap()
+                            .to_string()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected: &[&str] = match ty {
+            "web" | "release" => &["a-store:5000"],
+            "worker" => &["a-store:5000", "a-web:8080"],
+            _ => &[],
+        };
+        assert_eq!(init, expected, "{ty}");
+        for target in &init {
+            let (host, port) = target.split_once(':').unwrap();
+            assert!(
+                services
+                    .iter()
+                    .any(|(s, p)| s == host && p.to_string() == port),
+                "{ty} waits for {target}, which is not a Service: {services:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn systemd_waits_for_readiness_and_balances_the_proxy() {
+    let app = reaching();
+    export(
+        &app,
+        &[
+            "systemd",
+            "sd",
+            "--app",
+            "a",
+            "web=2",
+            "--pm-path",
+            "/usr/local/bin/pm",
+        ],
+    )
+    .assert_ok();
+    let sd = files(&app.path().join("sd"));
+    let worker = &sd["a-worker@.service"];
+    assert!(
+        worker.contains(
+            "\nExecStartPre=/usr/local/bin/pm probe --exec 'redis-cli -p $$PORT ping' --interval 1 --timeout 1 127.0.0.1:5000\n\
+             ExecStartPre=/usr/local/bin/pm probe --http /up --interval 1 --timeout 1 127.0.0.1:5100 127.0.0.1:5101\n\
+             ExecStart="
+        ),
+        "{worker}"
+    );
+    let release = &sd["a-release.service"];
+    assert!(
+        release.contains("\nExecStartPre=/usr/local/bin/pm probe --exec"),
+        "{release}"
+    );
+    assert!(
+        sd["a-web-balancer.service"].contains(
+            "\nExecStart=/usr/local/bin/pm balance 127.0.0.1:8080 127.0.0.1:5100 127.0.0.1:5101 --http /up --interval 1 --timeout 1\n"
+        ),
+        "{}",
+        sd["a-web-balancer.service"]
+    );
+    export(&app, &["systemd", "x", "--pm-path", "pm"]).assert_error(
+        1,
+        "pm: --pm-path pm: not an absolute path (systemd runs it from any directory)\n",
+    );
+    export(&app, &["compose", "x", "--image", "i", "--pm-path", "/pm"]).assert_error(
+        1,
+        "pm: pm export compose: --pm-path is for systemd (containers find pm on the image's PATH)\n",
+    );
+}
+
+#[test]
+fn audit_reads_balancers_and_init_containers_back_in_parity() {
+    let app = reaching();
+    for format in ["systemd", "compose", "kubernetes"] {
+        let mut args = vec![format, format, "--app", "a"];
+        if format != "systemd" {
+            args.extend(["--image", "img:1"]);
+        }
+        export(&app, &args).assert_ok();
+        let out = app.run(&["audit", "--against", format]);
+        let text = out.assert_ok();
+        // systemd carries no readiness probe of a unit's own: a warning only.
+        let expected = if format == "systemd" {
+            "in parity, with 2 warnings (not drift; --strict makes them fail)\n"
+        } else {
+            "in parity: no drift found\n"
+        };
+        assert!(text.ends_with(expected), "{format}: {text}");
+        // The balancer is no process type of its own.
+        assert!(!text.contains("balance"), "{format}: {text}");
+    }
 }

@@ -7,6 +7,7 @@ mod harness;
 mod audit;
 mod background;
 mod balance;
+mod balance_cmd;
 mod cli_habits;
 mod control;
 mod envfiles;

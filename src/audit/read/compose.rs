@@ -44,6 +44,11 @@ pub fn read(dir: &str, files: &[&ExportFile]) -> Result<Side> {
     let mut side = Side::default();
     let mut processes = Vec::new();
     for (name, service) in services {
+        if let Some(words) = strings(service.get("command"))
+            && super::is_balancer(&words)
+        {
+            continue;
+        }
         let command = match service.get("command") {
             Some(Value::String(s)) => unescape(s),
             Some(list @ Value::Array(_)) => {

@@ -162,12 +162,31 @@ pub fn parse_export(dir: &str, files: &[ExportFile]) -> Result<Side> {
         Format::Compose => compose::read(dir, &files),
         Format::Kubernetes => kubernetes::read(dir, app.as_deref(), &files),
     }?;
+    // The addresses are the engine's own, written by the export for each
+    // engine (`pm start` computes its own): not the app's env to compare.
+    side.env.retain(|v| !is_address_name(&v.name));
     // A variable missing from an export that carries no env at all is
     // missing from the directory.
     if side.env_files.is_empty() {
         side.env_files.push(dir.to_string());
     }
     Ok(side)
+}
+
+/// `PM_<TYPE>_HOST`, `PM_<TYPE>_PORT` and `PM_LISTEN_HOST`: what an export
+/// writes for its engine's addresses.
+fn is_address_name(name: &str) -> bool {
+    name == crate::plan::LISTEN_HOST_VAR
+        || name.strip_prefix("PM_").is_some_and(|rest| {
+            rest.len() > 5 && (rest.ends_with("_HOST") || rest.ends_with("_PORT"))
+        })
+}
+
+/// Whether a command line is pm's balancer (`pm balance ...`, pm by any
+/// path): the part of an export that runs `proxy`, not a process type.
+fn is_balancer(words: &[String]) -> bool {
+    matches!(words, [pm, balance, ..] if balance == "balance"
+        && (pm == "pm" || pm.ends_with("/pm")))
 }
 
 fn detect(files: &[ExportFile]) -> Option<Format> {

@@ -91,6 +91,9 @@ pub fn read(dir: &str, app: Option<&str>, files: &[&ExportFile]) -> Result<Side>
             path: file.shown.clone(),
             message: format!("ExecStart=: {message}"),
         })?;
+        if !template && super::is_balancer(&words) {
+            continue;
+        }
         let one_shot = !template || get("Type") == Some("oneshot");
         let restart_text = get("Restart").unwrap_or("no").to_string();
         let restart = systemd::restart_policy(&restart_text);
