@@ -220,6 +220,14 @@ pub struct StartArgs {
     /// Run every process on a pseudo-terminal instead of pipes.
     #[arg(long = "pty")]
     pub pty: bool,
+
+    /// Run in the background; return once the control socket listens and the release phase has ended.
+    #[arg(short = 'D', long = "detach")]
+    pub detach: bool,
+
+    /// With --detach: append the output (and pm's own messages) to this file.
+    #[arg(long = "log", value_name = "FILE", requires = "detach")]
+    pub log: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,7 @@
 //! `pm start`: load the Plan, set up the guardian, the output writer and the
-//! runtime, supervise until the end.
+//! runtime, supervise until the end. With `--detach`, fork first (after
+//! what can refuse to start, before any thread exists) and let the
+//! foreground pm return once the background one is up.
 
 use std::io::IsTerminal;
 
@@ -28,27 +30,11 @@ pub fn start(args: StartArgs) -> Result<i32> {
         ));
     }
 
-    let choice = if args.no_color {
-        ColorChoice::Never
-    } else {
-        args.color
-    };
-    let color = color_enabled(
-        choice,
-        std::env::var_os("NO_COLOR").as_deref(),
-        std::io::stdout().is_terminal(),
-    );
-    let style = OutputStyle {
-        color,
-        timestamps: !args.no_timestamp,
-        width: output::name_width(plan.instances.iter().map(|i| i.name.as_str())),
-    };
-
     // The socket comes first: a second pm in the same place stops here,
     // before it starts anything.
     let paths = load::paths(&args.app)?;
     let socket = control::socket_path(args.app.socket.as_ref(), &paths.root);
-    let (listener, _socket_guard) = control::server::bind(&socket)?;
+    let (listener, socket_guard) = control::server::bind(&socket)?;
     // So do the balancers' ports: one in use is an error before any start.
     let mut proxies = Vec::new();
     for (type_index, spec) in plan.types.iter().enumerate() {
@@ -68,19 +54,59 @@ pub fn start(args: StartArgs) -> Result<i32> {
         }
     }
 
+    // --detach forks here: after everything that can refuse to start (the
+    // foreground pm reports it as `pm start` would), before the guardian,
+    // the output thread and the runtime, which belong to the background pm.
+    let mut announcer = None;
+    if args.detach {
+        let log = args.log.as_ref().map(|path| open_log(path)).transpose()?;
+        match process::detach(log).map_err(|e| Error::os("cannot start in the background", e))? {
+            process::Detached::Foreground(starter) => {
+                // The socket is the background pm's now: leave it in place.
+                socket_guard.leave();
+                return starter
+                    .wait()
+                    .map_err(|e| Error::os("cannot learn whether pm started", e));
+            }
+            process::Detached::Background(a) => announcer = Some(a),
+        }
+    }
+
+    let choice = if args.no_color {
+        ColorChoice::Never
+    } else {
+        args.color
+    };
+    let color = color_enabled(
+        choice,
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    );
+    let style = OutputStyle {
+        color,
+        timestamps: !args.no_timestamp,
+        width: output::name_width(plan.instances.iter().map(|i| i.name.as_str())),
+    };
+
     // The guardian is forked while pm still has a single thread.
     let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
     process::become_subreaper();
 
     // The writer thread's one event, stdout going away, has its own channel.
     let (broken, stdout_closed) = tokio::sync::oneshot::channel();
-    let (out, writer) = output::spawn_writer(
-        output::stdout_sink(),
-        Box::new(move || {
-            let _ = broken.send(());
-        }),
-    )
-    .map_err(|e| Error::os("cannot start the output writer", e))?;
+    let on_error = Box::new(move || {
+        let _ = broken.send(());
+    });
+    // In the background, stdout is the log (or /dev/null); until pm is up,
+    // the foreground pm gets a copy (shown if pm ends before being up).
+    // Every line still passes through output/ as in the foreground, so
+    // whatever output/ keeps of them (for `pm logs`) it keeps here too.
+    let copy = announcer
+        .as_mut()
+        .and_then(process::Announcer::take_output_copy);
+    let (out, writer) =
+        output::spawn_writer(output::Tee::new(output::stdout_sink(), copy), on_error)
+            .map_err(|e| Error::os("cannot start the output writer", e))?;
     // Current-thread: PR_SET_PDEATHSIG follows the thread that forks, and
     // every spawn happens on this one.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -110,6 +136,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let result = runtime.block_on(
         Runtime::new(plan, guardian, out, style, stdout_closed)
             .with_control(listener)
+            .with_announcer(announcer)
             .with_proxies(proxies)
             .run(),
     );
@@ -118,5 +145,21 @@ pub fn start(args: StartArgs) -> Result<i32> {
     }
     drop(runtime);
     writer.finish();
+    drop(socket_guard);
     result
+}
+
+/// `--log FILE`: appended to, created if missing (mode 0600: it may hold
+/// secrets a process prints).
+fn open_log(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::File {
+            path: path.display().to_string(),
+            message: crate::error::io_message(&e),
+        })
 }

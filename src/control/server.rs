@@ -39,6 +39,14 @@ pub struct SocketGuard {
     inode: (u64, u64),
 }
 
+impl SocketGuard {
+    /// Leaves the socket file in place: another process (the background pm
+    /// of `pm start --detach`) serves it and removes it.
+    pub fn leave(self) {
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         if std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode) {

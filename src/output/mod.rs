@@ -28,7 +28,7 @@ mod writer;
 
 pub use clock::Clock;
 pub use framer::{Framer, MAX_LINE, SYSTEM_NAME};
-pub use sink::{FdSink, stdout_sink};
+pub use sink::{FdSink, Tee, stdout_sink};
 pub use writer::{DEFAULT_BUDGET, OutputTx, Writer, spawn_writer};
 
 /// The width names are padded to: the longest name, and at least the width of

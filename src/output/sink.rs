@@ -1,4 +1,4 @@
-//! A raw file-descriptor writer for stdout.
+//! A raw file-descriptor writer for stdout, and a tee that copies it.
 //!
 //! std's `Stdout` is line-buffered behind a lock; pm's writer thread already
 //! batches whole lines, so it wants straight `write`/`writev` calls on fd 1,
@@ -80,6 +80,57 @@ impl<F: AsFd> Write for FdSink<F> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Writes to `main`, and a copy of what `main` took to `copy` for as long
+/// as `copy` takes it (its first error drops it, and never fails a write):
+/// a background `pm start --detach` shows the foreground pm its output
+/// until it is up, after which the foreground pm has gone.
+#[derive(Debug)]
+pub struct Tee<A, B> {
+    main: A,
+    copy: Option<B>,
+}
+
+impl<A: Write, B: Write> Tee<A, B> {
+    pub fn new(main: A, copy: Option<B>) -> Self {
+        Tee { main, copy }
+    }
+
+    fn copy(&mut self, bufs: &[IoSlice<'_>], mut written: usize) {
+        let Some(copy) = self.copy.as_mut() else {
+            return;
+        };
+        for buf in bufs {
+            if written == 0 {
+                break;
+            }
+            let part = &buf[..buf.len().min(written)];
+            written -= part.len();
+            if copy.write_all(part).is_err() {
+                self.copy = None;
+                return;
+            }
+        }
+    }
+}
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.main.write(buf)?;
+        self.copy(&[IoSlice::new(buf)], n);
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let n = self.main.write_vectored(bufs)?;
+        self.copy(bufs, n);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.main.flush()
     }
 }
 
@@ -171,5 +222,30 @@ mod tests {
         // Rust's runtime ignores SIGPIPE, so the write fails instead.
         let error = sink.write_all(b"x\n").unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn a_tee_copies_what_the_main_sink_took_until_the_copy_fails() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut tee = Tee::new(Vec::new(), Some(Vec::new()));
+        let n = tee
+            .write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"c\n")])
+            .unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(tee.main, b"abc\n");
+        assert_eq!(tee.copy.as_deref(), Some(&b"abc\n"[..]));
+        let mut tee = Tee::new(Vec::new(), Some(Full));
+        tee.write_all(b"x\n").unwrap();
+        assert!(tee.copy.is_none(), "a failing copy is dropped");
+        tee.write_all(b"y\n").unwrap();
+        assert_eq!(tee.main, b"x\ny\n");
     }
 }

@@ -16,6 +16,7 @@
 //! What differs between platforms lives in `linux.rs` and `macos.rs`, which
 //! export the same functions.
 
+mod detach;
 mod group;
 mod guardian;
 mod localtime;
@@ -31,6 +32,7 @@ mod macos;
 #[cfg(target_os = "macos")]
 use macos as platform;
 
+pub use detach::{Announcer, Detached, Starter, detach};
 pub use group::Group;
 pub use guardian::Guardian;
 pub use localtime::local_time;

@@ -122,6 +122,8 @@ pub struct Runtime {
     probes: HashMap<i32, oneshot::Sender<ExitStatus>>,
     /// Control clients waiting for something to be done.
     waiters: Waiters,
+    /// In the background (`pm start --detach`): told once pm is up.
+    announcer: Option<process::Announcer>,
 }
 
 impl Runtime {
@@ -162,6 +164,7 @@ impl Runtime {
             proxy_runtime: None,
             probes: HashMap::new(),
             waiters: Waiters::default(),
+            announcer: None,
         }
     }
 
@@ -184,6 +187,13 @@ impl Runtime {
                 rotation,
             });
         }
+        self
+    }
+
+    /// Says "up" to the foreground pm of `pm start --detach` once the
+    /// release phase (if any) is over: the socket listens already.
+    pub fn with_announcer(mut self, announcer: Option<process::Announcer>) -> Runtime {
+        self.announcer = announcer;
         self
     }
 
@@ -225,6 +235,11 @@ impl Runtime {
             self.reap();
             let now = Instant::now();
             let recheck = self.waiters.settle(&self.sup, now);
+            if self.sup.phase() == Phase::Running
+                && let Some(announcer) = self.announcer.take()
+            {
+                announcer.up();
+            }
             if let Some(code) = self.sup.finished(|| self.descendants_left(), now) {
                 break code;
             }

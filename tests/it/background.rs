@@ -101,7 +101,11 @@ fn changes_are_refused_while_pm_shuts_down() {
     ] {
         app.run(args).assert_error(1, "pm: pm is shutting down\n");
     }
-    assert_eq!(pm.wait_for_exit(SECS(20)).code(), Some(0));
+    // A pm down while stopping changes nothing (a second SIGTERM would kill).
+    app.run(&["down", "--timeout", "0.1"])
+        .assert_error_contains(1, "has not exited in time");
+    pm.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(pm.wait_for_exit(SECS(20)).code(), Some(143));
 }
 
 #[test]
@@ -167,4 +171,154 @@ fn down_gives_up_after_its_timeout() {
         &format!("pm: pm (pid {pid}) has not exited in time; it goes on stopping\n"),
     );
     assert_eq!(pm.wait_for_exit(SECS(10)).code(), Some(0));
+}
+
+/// A `pm start -D` that is brought down when the test ends, however it ends.
+struct Detached<'a> {
+    app: &'a App,
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        if self.app.path().join(".pm.sock").exists() {
+            let _ = run_with_deadline(&mut self.app.cmd(&["down", "--timeout", "10"]), SECS(20));
+        }
+    }
+}
+
+/// The pid of the pm that serves the app's socket (from `pm ps`'s caller side:
+/// the instances' parent).
+fn pm_pid_of(app: &App, instance: &str) -> i32 {
+    let list = ps_json(app);
+    let pid = list
+        .iter()
+        .find(|i| i["name"] == instance)
+        .and_then(|i| i["pid"].as_i64())
+        .unwrap_or_else(|| panic!("no pid for {instance} in {list:?}")) as i32;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = stat.rsplit_once(')').expect("stat format").1;
+    after
+        .split_whitespace()
+        .nth(1)
+        .expect("ppid")
+        .parse()
+        .expect("ppid number")
+}
+
+#[test]
+fn detach_returns_once_up_and_the_pm_runs_on_in_a_session_of_its_own() {
+    let app = App::with_procfile(
+        "web: echo \"web says hi\"; exec sleep 100\nrelease: echo migrating; sleep 0.3\n",
+    );
+    let t = Instant::now();
+    let out = app.run(&["start", "-D", "--no-timestamp", "--log", "pm.log"]);
+    let _down = Detached { app: &app };
+    assert_eq!(out.assert_ok(), "");
+    assert_eq!(out.stderr, "");
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "returned before the release ended"
+    );
+    // Up: the socket answers and the release has completed.
+    assert_eq!(state(&app, "release.1"), "exited");
+    app.run(&["wait"]).assert_ok();
+    let pm = pm_pid_of(&app, "web.1");
+    let stat = std::fs::read_to_string(format!("/proc/{pm}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // state ppid pgrp session tty_nr: a session of its own, no terminal.
+    assert_eq!(fields[3], pm.to_string(), "session: {stat}");
+    assert_eq!(fields[4], "0", "controlling terminal: {stat}");
+    let stdin = std::fs::read_link(format!("/proc/{pm}/fd/0")).unwrap();
+    assert_eq!(stdin, std::path::Path::new("/dev/null"));
+    let log = wait_until(
+        SECS(10),
+        "the log has web's line",
+        || std::fs::read_to_string(app.path().join("pm.log")).unwrap_or_default(),
+        |log| log.contains("web.1     | web says hi"),
+    );
+    assert!(log.contains("release.1 | migrating"), "{log}");
+    assert!(log.contains("system    | release.1 completed"), "{log}");
+    let down = app.run(&["down"]);
+    assert_eq!(down.assert_ok(), format!("pm (pid {pm}) has exited\n"));
+    assert!(!alive(pm));
+    let log = std::fs::read_to_string(app.path().join("pm.log")).unwrap();
+    assert!(log.contains("pm down requested"), "{log}");
+}
+
+#[test]
+fn detach_with_a_failed_release_exits_with_its_code_and_output() {
+    let app = App::with_procfile(
+        "web: exec sleep 100\nrelease: echo 'migration 42 failed' >&2; exit 3\n",
+    );
+    let out = app.run(&["start", "-D", "--no-timestamp"]);
+    let _down = Detached { app: &app };
+    assert_eq!(out.code(), Some(3), "{out:?}");
+    assert!(
+        out.stderr.contains("release.1 | migration 42 failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("release.1 exited with code 3, release failed: starting nothing else"),
+        "{}",
+        out.stderr
+    );
+    assert!(!app.path().join(".pm.sock").exists(), "no pm runs on");
+}
+
+#[test]
+fn detach_refuses_bad_input_as_start_does() {
+    let app = App::with_procfile("web exec sleep 100\n");
+    app.run(&["start", "-D"]).assert_error(
+        1,
+        "pm: Procfile:1: expected \"NAME: COMMAND\", found \"web exec sleep 100\"\n",
+    );
+    app.file("Procfile", "web: exec sleep 100\n");
+    app.run(&["start", "-D"]).assert_ok();
+    let _down = Detached { app: &app };
+    app.run(&["start", "-D"])
+        .assert_error_contains(1, "pm is already running here");
+    app.run(&["start", "--log", "x.log"])
+        .assert_error_contains(2, "--detach");
+}
+
+#[test]
+fn a_script_starts_waits_uses_and_brings_down() {
+    let (base, _) = free_ports(&[0]);
+    let app = App::with_procfile(
+        "web: sleep 0.3; echo served > index.html; exec python3 -m http.server $PORT --bind 127.0.0.1\n",
+    );
+    app.file(
+        "pm.toml",
+        "[process.web.ready]\nhttp = \"/index.html\"\ninterval = 0.1\n",
+    );
+    let bin = std::path::Path::new(PM).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = format!(
+        "pm start -D -p {base} && pm wait && curl -fsS http://127.0.0.1:{base}/index.html && pm down"
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script])
+        .current_dir(app.path())
+        .env("PATH", path)
+        .env_remove("PM_SOCKET");
+    let _down = Detached { app: &app };
+    let out = Finished::from(run_with_deadline(&mut cmd, SECS(30)));
+    let stdout = out.assert_ok();
+    assert!(
+        stdout.starts_with("every instance is ready\nserved\npm (pid ")
+            && stdout.ends_with(") has exited\n"),
+        "{stdout}"
+    );
+    assert!(!app.path().join(".pm.sock").exists());
 }
