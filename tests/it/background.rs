@@ -61,11 +61,13 @@ fn restart_returns_once_the_new_run_is_ready() {
 
 #[test]
 fn stop_and_scale_return_once_done() {
-    let app =
-        App::with_procfile("web: trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.05; done\n");
+    let app = App::with_procfile(
+        "web: trap 'sleep 0.5; exit 0' TERM; echo armed; while :; do sleep 0.05; done\n",
+    );
     let mut pm = app.start(&["start", "--no-timestamp", "web=2"]);
     for _ in 0..2 {
-        pm.wait_for_line(" started with pid ", SECS(10));
+        // The trap is set: a stop takes its 0.5 s.
+        pm.wait_for_line("| armed", SECS(10));
     }
     let t = Instant::now();
     app.run(&["stop", "web.2"]).assert_ok();
@@ -87,10 +89,11 @@ fn stop_and_scale_return_once_done() {
 
 #[test]
 fn changes_are_refused_while_pm_shuts_down() {
-    let app =
-        App::with_procfile("web: trap 'sleep 3; exit 0' TERM; while :; do sleep 0.05; done\n");
-    let mut pm = app.start(&["start", "--no-timestamp", "-t", "10"]);
-    pm.wait_for_line("web.1 started", SECS(10));
+    let app = App::with_procfile(
+        "web: trap 'sleep 60; exit 0' TERM; echo armed; while :; do sleep 0.05; done\n",
+    );
+    let mut pm = app.start(&["start", "--no-timestamp", "-t", "60"]);
+    pm.wait_for_line("web.1  | armed", SECS(10));
     pm.signal(nix::sys::signal::Signal::SIGTERM);
     pm.wait_for_line("sending SIGTERM to all processes", SECS(10));
     for args in [
@@ -145,10 +148,11 @@ fn wait_fails_as_soon_as_an_instance_is_given_up_on() {
 
 #[test]
 fn down_returns_once_pm_has_exited() {
-    let app =
-        App::with_procfile("web: trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.05; done\n");
+    let app = App::with_procfile(
+        "web: trap 'sleep 0.5; exit 0' TERM; echo armed; while :; do sleep 0.05; done\n",
+    );
     let mut pm = app.start(&["start", "--no-timestamp"]);
-    pm.wait_for_line("web.1 started", SECS(10));
+    pm.wait_for_line("web.1  | armed", SECS(10));
     let pid = pm.pid();
     let out = app.run(&["down"]);
     assert_eq!(out.assert_ok(), format!("pm (pid {pid}) has exited\n"));
@@ -161,10 +165,11 @@ fn down_returns_once_pm_has_exited() {
 
 #[test]
 fn down_gives_up_after_its_timeout() {
-    let app =
-        App::with_procfile("web: trap 'sleep 2; exit 0' TERM; while :; do sleep 0.05; done\n");
+    let app = App::with_procfile(
+        "web: trap 'sleep 2; exit 0' TERM; echo armed; while :; do sleep 0.05; done\n",
+    );
     let mut pm = app.start(&["start", "--no-timestamp", "-t", "10"]);
-    pm.wait_for_line("web.1 started", SECS(10));
+    pm.wait_for_line("web.1  | armed", SECS(10));
     let pid = pm.pid();
     app.run(&["down", "--timeout", "0.2"]).assert_error(
         1,
