@@ -3,7 +3,8 @@
 //! what can refuse to start, before any thread exists) and let the
 //! foreground pm return once the background one is up.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use crate::app::load::{self, LoadOptions};
 use crate::cli::{ColorChoice, StartArgs, color_enabled};
@@ -92,10 +93,10 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
     process::become_subreaper();
 
-    // The writer thread's one event, stdout going away, has its own channel.
+    // The writer thread's one event, a failed write, has its own channel.
     let (broken, stdout_closed) = tokio::sync::oneshot::channel();
-    let on_error = Box::new(move || {
-        let _ = broken.send(());
+    let on_error = Box::new(move |error| {
+        let _ = broken.send(error);
     });
     // In the background, stdout is the log (or /dev/null); until pm is up,
     // the foreground pm gets a copy (shown if pm ends before being up).
@@ -144,9 +145,36 @@ pub fn start(args: StartArgs) -> Result<i32> {
         rt.shutdown_background();
     }
     drop(runtime);
-    writer.finish();
+    let dropped = writer.finish();
+    if dropped > 0 && result.is_ok() {
+        let s = if dropped == 1 { "" } else { "s" };
+        say_within(
+            &format!("pm: stdout did not keep up: {dropped} line{s} of output dropped\n"),
+            STDERR_PATIENCE,
+        );
+    }
     drop(socket_guard);
     result
+}
+
+/// How long pm's last words may wait for stderr, which may be as stalled as
+/// stdout was (one terminal, paused with Ctrl-S).
+const STDERR_PATIENCE: Duration = Duration::from_secs(1);
+
+/// Writes `text` on stderr from a thread of its own, waiting for it at most
+/// `patience`: pm exits either way.
+fn say_within(text: &str, patience: Duration) {
+    let text = text.to_string();
+    let (done, written) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("pm-stderr".into())
+        .spawn(move || {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = done.send(());
+        });
+    if spawned.is_ok() {
+        let _ = written.recv_timeout(patience);
+    }
 }
 
 /// `--log FILE`: appended to, created if missing (mode 0600: it may hold

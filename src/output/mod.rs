@@ -18,8 +18,10 @@
 //! - alter the children's bytes: non-UTF-8 and `\r\n` pass through unchanged,
 //!   nothing is stripped, only the prefix and (for a flushed partial line or a
 //!   split piece) a `\n` are added;
-//! - panic or print anything of its own when stdout goes away: a broken pipe
-//!   is reported once through a callback and the rest is discarded.
+//! - panic or print anything of its own when a write fails: the error is
+//!   reported once through a callback and the rest is discarded;
+//! - hold pm up at its end on a stdout that takes nothing: the writer is
+//!   given up on (what it could not write counted), never joined blindly.
 
 mod clock;
 mod framer;
@@ -29,7 +31,7 @@ mod writer;
 pub use clock::Clock;
 pub use framer::{Framer, MAX_LINE, SYSTEM_NAME};
 pub use sink::{FdSink, Tee, stdout_sink};
-pub use writer::{DEFAULT_BUDGET, OutputTx, Writer, spawn_writer};
+pub use writer::{DEFAULT_BUDGET, OutputTx, STALL, SYSTEM_BUDGET, Writer, spawn_writer};
 
 /// The width names are padded to: the longest name, and at least the width of
 /// [`SYSTEM_NAME`] because pm's own lines share the column.

@@ -9,22 +9,39 @@
 //! The queue is one FIFO for everything, so bytes appear in the order their
 //! sends completed, whoever sent them. Relays use [`OutputTx::send`], which
 //! waits for room in the budget; the supervisor uses [`OutputTx::send_now`],
-//! which never waits and goes into the same FIFO (its lines are few and
-//! small, so leaving them out of the budget cannot grow memory meaningfully).
+//! which never waits: its `system` lines have a small budget of their own,
+//! and beyond it they are dropped (and counted) rather than queued without
+//! bound.
+//!
+//! A stalled stdout never holds pm up at its end: [`OutputTx::end`] waits
+//! while stdout takes bytes, and gives up (counting the lines it drops) once
+//! it has taken none for [`STALL`], or at once when told to. After giving up
+//! the thread may stay blocked in its `write` until pm exits; nothing waits
+//! for it.
 
+use std::future::Future;
 use std::io::{self, IoSlice, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use super::sink::IOV_MAX;
 
 /// The bytes queued or being written before [`OutputTx::send`] waits: enough
 /// for a dozen 64 KiB reads in flight, little next to pm's memory target.
 pub const DEFAULT_BUDGET: usize = 1 << 20;
+
+/// The bytes of `system` lines queued before more are dropped: about a
+/// thousand lines, while stdout does not take any.
+pub const SYSTEM_BUDGET: usize = 64 * 1024;
+
+/// How long stdout may take nothing, while pm has output for it, before it
+/// counts as stalled (a terminal paused with Ctrl-S, a reader that stopped).
+pub const STALL: Duration = Duration::from_secs(1);
 
 /// Written buffers kept for reuse, and the largest capacity kept. Reusing
 /// them spares a fresh allocation (and its page faults) per chunk relayed,
@@ -42,20 +59,80 @@ const IDLE: Duration = Duration::from_secs(1);
 struct Shared {
     /// Bytes that may still be queued before `send` waits.
     budget: Semaphore,
+    /// Bytes of `system` lines that may still be queued.
+    system_budget: Semaphore,
     /// Emptied buffers, handed out by [`OutputTx::buffer`]. Locked once per
     /// chunk by a sender and once per batch by the writer: uncontended in
     /// practice.
     pool: Mutex<Vec<Vec<u8>>>,
+    /// The queue's receiving end. The writer thread holds it while it waits
+    /// for items; whoever gives up on a stalled writer (which is then inside
+    /// `write`, not holding it) counts what is left in it.
+    items: Mutex<Receiver<Item>>,
+    /// Lines dropped: `system` lines beyond their budget, sends cut short,
+    /// output discarded after giving up on stdout.
+    dropped: AtomicU64,
+    /// Lines of the batch being written, dropped if the writer is given up on.
+    in_flight: AtomicU64,
+    /// Set once pm gives up on stdout: what is left is dropped, not written.
+    discarding: AtomicBool,
+    /// Whether the writer thread is inside a write, and when it last made
+    /// progress (milliseconds since `epoch`).
+    writing: AtomicBool,
+    progress_at: AtomicU64,
+    epoch: Instant,
+    /// Becomes true when the writer thread has ended.
+    ended: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn progressed(&self) {
+        self.progress_at.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The lines dropped, counting the batch being written once stdout
+    /// has been given up on (it may never be written).
+    fn dropped_in_all(&self) -> u64 {
+        let in_flight = if self.discarding.load(Ordering::SeqCst) {
+            self.in_flight.load(Ordering::SeqCst)
+        } else {
+            0
+        };
+        self.dropped.load(Ordering::SeqCst) + in_flight
+    }
+
+    fn drop_lines(&self, lines: u64) {
+        self.dropped.fetch_add(lines, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Output,
+    System,
+    /// Nothing after this is written: the writer thread ends.
+    End,
 }
 
 struct Item {
     bytes: Vec<u8>,
-    /// Budget taken by this item, given back once it is written.
+    /// Budget taken by this item (from the budget of its kind), given back
+    /// once it is written.
     permits: u32,
+    kind: Kind,
+}
+
+fn lines_in(bytes: &[u8]) -> u64 {
+    // Every buffer holds whole lines, each ending with a newline.
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// A handle to queue formatted output; cheap to clone. The writer thread ends
-/// once every handle is dropped.
+/// once every handle is dropped, or at [`OutputTx::end`].
 #[derive(Clone)]
 pub struct OutputTx {
     queue: Sender<Item>,
@@ -70,6 +147,21 @@ impl std::fmt::Debug for OutputTx {
             .field("available", &self.shared.budget.available_permits())
             .field("total", &self.total)
             .finish()
+    }
+}
+
+/// Counts a send's lines as dropped if the send is cut short (cancelled, or
+/// refused because the writer is gone) before its bytes are queued.
+struct Unsent<'a> {
+    shared: &'a Shared,
+    bytes: Option<Vec<u8>>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(bytes) = &self.bytes {
+            self.shared.drop_lines(lines_in(bytes));
+        }
     }
 }
 
@@ -89,8 +181,8 @@ impl OutputTx {
     /// that is while stdout does not keep up.
     ///
     /// Sends that complete in order are written in order. If the writer is
-    /// gone the bytes are dropped: there is nowhere left to write them.
-    /// Cancel-safe: a send dropped while waiting queues nothing.
+    /// gone the bytes are dropped (and counted): there is nowhere left to
+    /// write them. Cancel-safe: a send dropped while waiting queues nothing.
     pub async fn send(&self, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
@@ -99,143 +191,309 @@ impl OutputTx {
         // waits for the queue to empty, and memory stays bounded by the
         // budget plus that one buffer.
         let permits = u32::try_from(bytes.len()).map_or(self.total, |n| n.min(self.total));
+        let mut unsent = Unsent {
+            shared: &self.shared,
+            bytes: Some(bytes),
+        };
         match self.shared.budget.acquire_many(permits).await {
             // The writer gives the permits back after writing the bytes.
             Ok(permit) => permit.forget(),
-            // Closed: the writer thread is gone.
+            // Closed: the writer thread is gone, or stdout was given up on.
             Err(_) => return,
         }
-        // Fails only when the writer thread is gone; the bytes go with it.
-        let _ = self.queue.send(Item { bytes, permits });
+        if let Some(bytes) = unsent.bytes.take() {
+            self.queue(bytes, permits, Kind::Output);
+        }
     }
 
     /// Queues `bytes` at once, never waiting: for the supervisor's own
-    /// `system` lines, which must not stall pm's loop. It bypasses the
-    /// budget, so it is for small, infrequent output only.
+    /// `system` lines, which must not stall pm's loop. They have a budget of
+    /// their own ([`SYSTEM_BUDGET`]); while it is used up (stdout takes
+    /// nothing), they are dropped and counted.
     pub fn send_now(&self, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
-        let _ = self.queue.send(Item { bytes, permits: 0 });
+        let total = u32::try_from(SYSTEM_BUDGET).unwrap_or(u32::MAX);
+        let permits = u32::try_from(bytes.len()).map_or(total, |n| n.min(total));
+        match self.shared.system_budget.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                self.shared.drop_lines(lines_in(&bytes));
+                return;
+            }
+        }
+        self.queue(bytes, permits, Kind::System);
+    }
+
+    fn queue(&self, bytes: Vec<u8>, permits: u32, kind: Kind) {
+        if let Err(mpsc::SendError(item)) = self.queue.send(Item {
+            bytes,
+            permits,
+            kind,
+        }) {
+            // The writer thread is gone; the bytes go with it.
+            self.shared.drop_lines(lines_in(&item.bytes));
+        }
+    }
+
+    /// Whether stdout has taken nothing for [`STALL`] while a write waits.
+    pub fn stalled(&self) -> bool {
+        let shared = &self.shared;
+        shared.writing.load(Ordering::Relaxed)
+            && shared
+                .now_ms()
+                .saturating_sub(shared.progress_at.load(Ordering::Relaxed))
+                >= u64::try_from(STALL.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Gives up on stdout: from now on nothing more is written; what is
+    /// queued and whatever is sent later is dropped and counted, and senders
+    /// never wait. The write in progress, if any, is left to itself.
+    pub fn discard(&self) {
+        let shared = &self.shared;
+        if shared.discarding.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        shared.budget.close();
+        shared.system_budget.close();
+        // The writer thread is inside a write that does not return (or has
+        // ended): count what it will never write.
+        if let Ok(items) = shared.items.try_lock() {
+            while let Ok(item) = items.try_recv() {
+                shared.drop_lines(lines_in(&item.bytes));
+            }
+        }
+    }
+
+    /// Lines dropped so far: `system` lines beyond their budget, sends cut
+    /// short, and everything not written once stdout was given up on.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped_in_all()
+    }
+
+    /// Ends the output: what was queued before is written, then the writer
+    /// thread ends. Waits for that while stdout takes bytes; gives up
+    /// (see [`OutputTx::discard`]) once it has taken none for [`STALL`], or
+    /// when `interrupt` resolves. Returns the lines dropped in all.
+    pub async fn end(&self, interrupt: impl Future<Output = ()>) -> u64 {
+        self.queue(Vec::new(), 0, Kind::End);
+        let mut ended = self.shared.ended.subscribe();
+        let mut interrupt = std::pin::pin!(interrupt);
+        loop {
+            if *ended.borrow_and_update() {
+                return self.dropped();
+            }
+            if self.shared.discarding.load(Ordering::SeqCst) || self.stalled() {
+                break;
+            }
+            // The earliest moment the writer could count as stalled.
+            let since = self.shared.progress_at.load(Ordering::Relaxed);
+            let stall_at =
+                self.shared.epoch + Duration::from_millis(since) + STALL + Duration::from_millis(1);
+            tokio::select! {
+                changed = ended.changed() => {
+                    if changed.is_err() {
+                        return self.dropped();
+                    }
+                }
+                () = &mut interrupt => break,
+                () = tokio::time::sleep_until(stall_at.max(Instant::now()).into()) => {}
+            }
+        }
+        self.discard();
+        self.dropped()
     }
 }
 
 /// The writer thread's handle.
-#[derive(Debug)]
 pub struct Writer {
     thread: JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
 }
 
 impl Writer {
-    /// Waits until every [`OutputTx`] is dropped and everything queued is
-    /// written and flushed.
+    /// Waits until the writer thread has written and flushed everything
+    /// queued and ended (after every [`OutputTx`] is dropped, or after
+    /// [`OutputTx::end`]), and returns the lines dropped in all. When stdout
+    /// was given up on and the thread is still blocked in its write, it is
+    /// left there and this returns at once.
     ///
     /// Call it after the runtime (and every task holding a sender) is gone:
     /// a sender still alive makes this wait forever.
-    pub fn finish(self) {
-        // A panic in the writer thread has nothing left to report here: the
-        // output is lost either way.
-        let _ = self.thread.join();
+    pub fn finish(self) -> u64 {
+        let shared = Arc::clone(&self.shared);
+        let gave_up = shared.discarding.load(Ordering::SeqCst);
+        if !gave_up || *shared.ended.borrow() {
+            // A panic in the writer thread has nothing left to report here:
+            // the output is lost either way.
+            let _ = self.thread.join();
+        }
+        shared.dropped_in_all()
     }
 }
 
 /// Starts the writer thread on `sink` with the default budget.
 ///
-/// On the first write error (a broken pipe above all: the reader left),
-/// `on_write_error` is called once; from then on output is read and
+/// On the first write error (a broken pipe: the reader left; a full disk),
+/// `on_write_error` is called once with it; from then on output is read and
 /// discarded, so senders never block, and nothing is printed about it.
 pub fn spawn_writer<W: Write + Send + 'static>(
     sink: W,
-    on_write_error: Box<dyn FnOnce() + Send>,
+    on_write_error: Box<dyn FnOnce(io::Error) + Send>,
 ) -> io::Result<(OutputTx, Writer)> {
     spawn_with_budget(sink, on_write_error, DEFAULT_BUDGET)
 }
 
 pub(super) fn spawn_with_budget<W: Write + Send + 'static>(
     sink: W,
-    on_write_error: Box<dyn FnOnce() + Send>,
+    on_write_error: Box<dyn FnOnce(io::Error) + Send>,
     budget: usize,
 ) -> io::Result<(OutputTx, Writer)> {
     let total = u32::try_from(budget).unwrap_or(u32::MAX).max(1);
+    let (queue, items) = mpsc::channel();
+    let (ended, _) = watch::channel(false);
     let shared = Arc::new(Shared {
         budget: Semaphore::new(total as usize),
+        system_budget: Semaphore::new(SYSTEM_BUDGET),
         pool: Mutex::new(Vec::new()),
+        items: Mutex::new(items),
+        dropped: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        discarding: AtomicBool::new(false),
+        writing: AtomicBool::new(false),
+        progress_at: AtomicU64::new(0),
+        epoch: Instant::now(),
+        ended,
     });
-    let (queue, items) = mpsc::channel();
     let closer = CloseOnExit(Arc::clone(&shared));
     let thread = std::thread::Builder::new()
         .name("pm-output".into())
         // Its buffers live on the heap; a small stack keeps the thread cheap.
         .stack_size(256 * 1024)
-        .spawn(move || run(sink, items, closer, on_write_error))?;
+        .spawn(move || run(sink, closer, on_write_error))?;
+    let writer = Writer {
+        thread,
+        shared: Arc::clone(&shared),
+    };
     Ok((
         OutputTx {
             queue,
             shared,
             total,
         },
-        Writer { thread },
+        writer,
     ))
 }
 
-/// Closes the budget when the writer thread ends, however it ends, so that a
-/// sender waiting for room is released (and drops its bytes) instead of
-/// waiting forever.
+/// Closes the budgets when the writer thread ends, however it ends, so that
+/// a sender waiting for room is released (and drops its bytes) instead of
+/// waiting forever, and says that the thread has ended.
 struct CloseOnExit(Arc<Shared>);
 
 impl Drop for CloseOnExit {
     fn drop(&mut self) {
         self.0.budget.close();
+        self.0.system_budget.close();
+        self.0.ended.send_replace(true);
     }
 }
 
-fn run<W: Write>(
-    mut sink: W,
-    items: Receiver<Item>,
-    shared: CloseOnExit,
-    on_write_error: Box<dyn FnOnce() + Send>,
-) {
+/// The sink, noting each write that makes progress.
+struct Watched<'a, W> {
+    sink: W,
+    shared: &'a Shared,
+}
+
+impl<W: Write> Write for Watched<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.sink.write(buf)?;
+        self.shared.progressed();
+        Ok(written)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let written = self.sink.write_vectored(bufs)?;
+        self.shared.progressed();
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io::Error) + Send>) {
+    let shared = &*closer.0;
+    let mut sink = Watched { sink, shared };
     let mut on_write_error = Some(on_write_error);
     let mut failed = false;
     let mut batch: Vec<Item> = Vec::new();
     let mut pooled = false;
-    loop {
-        let next = if pooled {
-            items.recv_timeout(IDLE)
-        } else {
-            items.recv().map_err(|_| RecvTimeoutError::Disconnected)
-        };
-        let first = match next {
-            Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => {
-                drain_pool(&shared.0);
-                pooled = false;
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        batch.push(first);
-        // Take whatever else is queued already, never waiting for more: what
-        // is here is written now, in as few calls as possible.
-        while batch.len() < IOV_MAX {
-            match items.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
-        if !failed
-            && write_batch(&mut sink, &batch)
-                .and_then(|()| sink.flush())
-                .is_err()
+    let mut end = false;
+    while !end {
         {
-            failed = true;
-            if let Some(callback) = on_write_error.take() {
-                callback();
+            let items = shared.items.lock().unwrap_or_else(PoisonError::into_inner);
+            let next = if pooled {
+                items.recv_timeout(IDLE)
+            } else {
+                items.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            };
+            let first = match next {
+                Ok(item) => item,
+                Err(RecvTimeoutError::Timeout) => {
+                    drop(items);
+                    drain_pool(shared);
+                    pooled = false;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            batch.push(first);
+            // Take whatever else is queued already, never waiting for more:
+            // what is here is written now, in as few calls as possible.
+            while batch.len() < IOV_MAX && batch.last().is_none_or(|item| item.kind != Kind::End) {
+                match items.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
             }
         }
-        let written: usize = batch.iter().map(|item| item.permits as usize).sum();
-        pooled |= recycle(&shared.0, &mut batch);
-        shared.0.budget.add_permits(written);
+        end = batch.iter().any(|item| item.kind == Kind::End);
+        let lines: u64 = batch.iter().map(|item| lines_in(&item.bytes)).sum();
+        if shared.discarding.load(Ordering::SeqCst) {
+            shared.drop_lines(lines);
+        } else if !failed {
+            shared.in_flight.store(lines, Ordering::SeqCst);
+            shared.progressed();
+            shared.writing.store(true, Ordering::SeqCst);
+            let result = write_batch(&mut sink, &batch).and_then(|()| sink.flush());
+            shared.writing.store(false, Ordering::SeqCst);
+            shared.in_flight.store(0, Ordering::SeqCst);
+            if let Err(error) = result {
+                failed = true;
+                if let Some(callback) = on_write_error.take() {
+                    callback(error);
+                }
+            }
+        }
+        let (mut output, mut system) = (0, 0);
+        for item in &batch {
+            match item.kind {
+                Kind::Output => output += item.permits as usize,
+                Kind::System => system += item.permits as usize,
+                Kind::End => {}
+            }
+        }
+        pooled |= recycle(shared, &mut batch);
+        shared.budget.add_permits(output);
+        shared.system_budget.add_permits(system);
     }
 }
 
@@ -318,23 +576,22 @@ mod tests {
         }
     }
 
-    fn nothing() -> Box<dyn FnOnce() + Send> {
-        Box::new(|| {})
+    fn nothing() -> Box<dyn FnOnce(io::Error) + Send> {
+        Box::new(|_| {})
     }
 
     /// Joins the writer thread, from a thread of its own so the runtime
     /// goes on; a writer that never ends fails the test instead of hanging
     /// it.
-    async fn finish(writer: Writer) {
+    async fn finish(writer: Writer) -> u64 {
         let (done, ended) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
-            writer.finish();
-            let _ = done.send(());
+            let _ = done.send(writer.finish());
         });
         tokio::time::timeout(Duration::from_secs(10), ended)
             .await
             .expect("the writer thread did not end within 10 s")
-            .unwrap();
+            .unwrap()
     }
 
     #[tokio::test]
@@ -421,7 +678,8 @@ mod tests {
         let counter = Arc::clone(&calls);
         let (tx, writer) = spawn_with_budget(
             Broken(Arc::clone(&writes)),
-            Box::new(move || {
+            Box::new(move |error: io::Error| {
+                assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
                 counter.fetch_add(1, Ordering::SeqCst);
             }),
             1024,
@@ -499,6 +757,120 @@ mod tests {
         drop(tx);
         finish(writer).await;
         assert_eq!(written.load(Ordering::SeqCst), BUDGET + CHUNK);
+    }
+
+    #[tokio::test]
+    async fn system_lines_are_bounded_while_stdout_stalls() {
+        let (gate, gate_rx) = std::sync::mpsc::channel();
+        let written = Arc::new(AtomicUsize::new(0));
+        let sink = Stalled {
+            gate: gate_rx,
+            written: Arc::clone(&written),
+        };
+        let (tx, writer) = spawn_with_budget(sink, nothing(), 1000).unwrap();
+        let line = [b'x'; 99].iter().chain(b"\n").copied().collect::<Vec<u8>>();
+        let sent = 20 * SYSTEM_BUDGET / line.len();
+        for _ in 0..sent {
+            tx.send_now(line.clone());
+        }
+        // Beyond its budget (plus the one line the stalled write holds),
+        // every line was dropped and counted, none queued.
+        let kept = SYSTEM_BUDGET / line.len() + 1;
+        assert!(
+            tx.dropped() as usize >= sent - kept,
+            "dropped {} of {sent}",
+            tx.dropped()
+        );
+        drop(gate);
+        drop(tx);
+        let dropped = finish(writer).await as usize;
+        assert_eq!(
+            written.load(Ordering::SeqCst),
+            (sent - dropped) * line.len()
+        );
+        assert!(sent - dropped <= kept, "{} lines written", sent - dropped);
+    }
+
+    #[tokio::test]
+    async fn end_gives_up_on_a_stalled_sink_and_counts_what_it_drops() {
+        let (gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let sink = Stalled {
+            gate: gate_rx,
+            written: Arc::default(),
+        };
+        let (tx, writer) = spawn_with_budget(sink, nothing(), 1_000_000).unwrap();
+        for i in 0..1000 {
+            tx.send(format!("line {i}\n").into_bytes()).await;
+        }
+        tx.send_now(b"system | one\nsystem | two\n".to_vec());
+        let started = std::time::Instant::now();
+        let dropped = tokio::time::timeout(Duration::from_secs(10), tx.end(std::future::pending()))
+            .await
+            .expect("end waited on a stalled sink");
+        assert!(
+            started.elapsed() >= STALL,
+            "gave up before the sink stalled"
+        );
+        // Nothing was written: every line is counted, queued or in flight.
+        assert_eq!(dropped, 1002);
+        // Senders no longer wait, and what they send is dropped too.
+        tokio::time::timeout(Duration::from_secs(10), tx.send(b"late\n".to_vec()))
+            .await
+            .expect("send waited after giving up");
+        drop(tx);
+        // The writer is left in its write: finish does not wait for it.
+        assert_eq!(writer.finish(), 1003);
+        drop(gate);
+    }
+
+    #[tokio::test]
+    async fn end_is_cut_short_by_an_interrupt() {
+        let (_gate, gate_rx) = std::sync::mpsc::channel::<()>();
+        let sink = Stalled {
+            gate: gate_rx,
+            written: Arc::default(),
+        };
+        let (tx, _writer) = spawn_with_budget(sink, nothing(), 1000).unwrap();
+        tx.send(b"a\n".to_vec()).await;
+        let started = std::time::Instant::now();
+        let dropped = tx.end(std::future::ready(())).await;
+        assert!(
+            started.elapsed() < STALL,
+            "the interrupt did not cut it short"
+        );
+        assert_eq!(dropped, 1);
+    }
+
+    #[tokio::test]
+    async fn end_waits_for_a_slow_sink_that_keeps_taking() {
+        /// Takes 10 bytes per write, 5 ms apart: slow, never stalled.
+        struct Slow(Arc<Mutex<Vec<u8>>>);
+        impl Write for Slow {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(5));
+                let n = buf.len().min(10);
+                self.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let bytes = Arc::default();
+        let (tx, writer) = spawn_with_budget(Slow(Arc::clone(&bytes)), nothing(), 100_000).unwrap();
+        // About 2.5 s of writing: longer than STALL, yet never stalled.
+        let text: String = (0..500).map(|i| format!("{i:08}\n")).collect();
+        tx.send(text.clone().into_bytes()).await;
+        let dropped = tokio::time::timeout(Duration::from_secs(30), tx.end(std::future::pending()))
+            .await
+            .expect("end did not return");
+        assert_eq!(dropped, 0);
+        drop(tx);
+        assert_eq!(writer.finish(), 0);
+        assert_eq!(
+            String::from_utf8(bytes.lock().unwrap().clone()).unwrap(),
+            text
+        );
     }
 
     #[tokio::test]

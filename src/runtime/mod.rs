@@ -28,7 +28,7 @@ use crate::health::{self, ExecStarted, Kind, Report, Verdict};
 use crate::supervisor::{Event, Phase};
 
 use crate::config::command::exec_form;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_message};
 use crate::model::ExitStatus;
 use crate::output::{Clock, Framer, OutputTx};
 use crate::plan::Plan;
@@ -101,8 +101,10 @@ pub struct Runtime {
     health: UnboundedReceiver<Report>,
     request_tx: UnboundedSender<control::Request>,
     requests: UnboundedReceiver<control::Request>,
-    /// The writer thread's one event: nobody reads stdout any more.
-    stdout_closed: Option<oneshot::Receiver<()>>,
+    /// The writer thread's one event: a write to stdout failed.
+    stdout_closed: Option<oneshot::Receiver<std::io::Error>>,
+    /// A write error other than a closed reader: pm's error once stopped.
+    output_error: Option<std::io::Error>,
     runs: HashMap<i32, Run>,
     /// Process groups pm started that may still have members.
     groups: BTreeSet<Group>,
@@ -132,7 +134,7 @@ impl Runtime {
         guardian: Guardian,
         out: OutputTx,
         style: OutputStyle,
-        stdout_closed: oneshot::Receiver<()>,
+        stdout_closed: oneshot::Receiver<std::io::Error>,
     ) -> Runtime {
         let sup = Supervisor::new(&plan);
         let (relay_tx, relays) = mpsc::unbounded_channel();
@@ -153,6 +155,7 @@ impl Runtime {
             request_tx,
             requests,
             stdout_closed: Some(stdout_closed),
+            output_error: None,
             runs: HashMap::new(),
             groups: BTreeSet::new(),
             open_relays: 0,
@@ -254,28 +257,43 @@ impl Runtime {
                     SignalEvent::Shutdown(sig) => {
                         let actions = self.sup.shutdown(sig, Instant::now());
                         self.apply(actions);
+                        self.give_up_on_stalled_output();
                     }
                     SignalEvent::Child => self.reap(),
                 },
                 Some(event) = self.relays.recv() => self.on_relay(event),
-                () = closed(&mut self.stdout_closed) => {
-                    let actions = self.sup.shutdown(Signal::SIGPIPE, Instant::now());
-                    self.apply(actions);
-                }
+                error = closed(&mut self.stdout_closed) => self.output_failed(error),
                 Some(report) = self.health.recv() => self.on_health(report),
-                Some(request) = self.requests.recv() => self.control(request),
+                Some(request) = self.requests.recv() => {
+                    self.control(request);
+                    // `pm down` stops pm as a signal does.
+                    self.give_up_on_stalled_output();
+                }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
+                    self.give_up_on_stalled_output();
                 }
                 // A waiting client's time is up, or an instance has settled.
                 _ = sleep_until(recheck), if recheck.is_some() => {}
                 _ = tokio::time::sleep(GROUP_POLL), if poll_groups => self.end_empty_runs(),
             }
         };
+        self.give_up_on_stalled_output();
         self.wait_for_relays().await;
+        // Written to the end, unless stdout takes nothing for a while or a
+        // shutdown signal says not to wait.
+        self.out
+            .end(async { while !matches!(signals.recv().await, SignalEvent::Shutdown(_)) {} })
+            .await;
         self.guardian.release();
-        Ok(code)
+        match self.output_error.take() {
+            Some(e) => Err(Error::File {
+                path: "stdout".into(),
+                message: io_message(&e),
+            }),
+            None => Ok(code),
+        }
     }
 
     fn on_relay(&mut self, event: RelayEvent) {
@@ -646,6 +664,35 @@ impl Runtime {
         }
     }
 
+    /// The writer thread failed to write. A closed reader (or a closed
+    /// stdout) stops pm quietly, as SIGPIPE would; any other error (a full
+    /// disk) stops everything and makes pm exit 1 with it.
+    fn output_failed(&mut self, error: std::io::Error) {
+        let now = Instant::now();
+        let reader_gone = error.kind() == std::io::ErrorKind::BrokenPipe
+            || error.raw_os_error() == Some(libc::EBADF);
+        let actions = if reader_gone {
+            self.sup.shutdown(Signal::SIGPIPE, now)
+        } else {
+            self.output_error = Some(error);
+            self.sup.output_failed(now)
+        };
+        self.apply(actions);
+    }
+
+    /// While pm stops, a stdout that takes nothing (a paused terminal, a
+    /// reader that stopped reading) is given up on: its output is dropped,
+    /// so relays drain, exits are handled and pm can end.
+    fn give_up_on_stalled_output(&self) {
+        let stopping = matches!(
+            self.sup.phase(),
+            Phase::Stopping { .. } | Phase::Killing { .. }
+        );
+        if stopping && self.out.stalled() {
+            self.out.discard();
+        }
+    }
+
     fn say(&mut self, text: &str) {
         let mut buf = Vec::new();
         self.system.line(text, &mut self.clock, &mut buf);
@@ -667,14 +714,15 @@ impl Runtime {
     }
 }
 
-/// Resolves once, when the writer thread says stdout is gone; a writer that
-/// ended without saying so (pm is exiting) never resolves it.
-async fn closed(stdout: &mut Option<oneshot::Receiver<()>>) {
+/// Resolves once, with the error, when the writer thread says a write to
+/// stdout failed; a writer that ended without saying so (pm is exiting)
+/// never resolves it.
+async fn closed(stdout: &mut Option<oneshot::Receiver<std::io::Error>>) -> std::io::Error {
     if let Some(rx) = stdout {
-        let said = rx.await.is_ok();
+        let said = rx.await;
         *stdout = None;
-        if said {
-            return;
+        if let Ok(error) = said {
+            return error;
         }
     }
     std::future::pending().await

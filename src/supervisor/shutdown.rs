@@ -39,6 +39,19 @@ impl Supervisor {
         self.take()
     }
 
+    /// pm's stdout failed (a full disk, not a closed reader): everything
+    /// stops, as on a first SIGTERM, and pm exits 1 however the stop ends.
+    pub fn output_failed(&mut self, now: Instant) -> Vec<Action> {
+        if matches!(self.phase, Phase::Release | Phase::Running) {
+            self.begin_stop(1, now);
+        } else if let Phase::Stopping { code, .. } | Phase::Killing { code, .. } = &mut self.phase
+            && *code == 0
+        {
+            *code = 1;
+        }
+        self.take()
+    }
+
     /// The longest stop grace of any process type: how long a shutdown may
     /// take before SIGKILL ends it.
     pub fn longest_grace(&self) -> Duration {

@@ -17,6 +17,7 @@ mod export;
 mod inputs;
 mod lifetime;
 mod output;
+mod output_failures;
 mod run_check;
 mod shutdown;
 mod socket_trust;
