@@ -74,6 +74,7 @@ fn describe(check: &Check) -> String {
         Probe::Tcp => "tcp".to_string(),
         Probe::Http(path) => format!("http {path}"),
         Probe::Exec(command) => format!("exec {command}"),
+        Probe::Log(pattern) => format!("log {}", pattern.as_str()),
     }
 }
 

@@ -69,6 +69,9 @@ pub fn export(args: ExportArgs) -> Result<i32> {
         dir: absolute(&args.dir)?,
         pm_path,
     };
+    for warning in export::not_carried(&plan) {
+        eprintln!("pm: warning: {warning}");
+    }
     let name = export::app_name(&options)?;
     let files = export::write(&plan, &options)?;
     export::save(&args.dir, &name, format, &files, args.force)?;

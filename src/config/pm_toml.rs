@@ -79,6 +79,7 @@ struct RawCheck {
     tcp: Option<bool>,
     http: Option<String>,
     exec: Option<String>,
+    log: Option<Spanned<String>>,
     interval: Option<Spanned<f64>>,
     timeout: Option<Spanned<f64>>,
     failures: Option<Spanned<i64>>,
@@ -129,6 +130,52 @@ pub enum Probe {
     Http(String),
     /// Run this command; exit 0 passes.
     Exec(String),
+    /// Readiness only: ready once a line the instance writes in this run
+    /// matches (matched by the relay that frames its output).
+    Log(LogPattern),
+}
+
+/// The regular expression of a `log` readiness check (the `regex` crate's
+/// syntax), matched against each line's bytes, without its line ending.
+#[derive(Debug, Clone)]
+pub struct LogPattern(regex::bytes::Regex);
+
+impl LogPattern {
+    pub fn new(pattern: &str) -> Result<LogPattern, String> {
+        regex::bytes::Regex::new(pattern)
+            .map(LogPattern)
+            .map_err(|e| one_line_regex_error(&e))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_match(&self, line: &[u8]) -> bool {
+        self.0.is_match(line)
+    }
+}
+
+impl PartialEq for LogPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for LogPattern {}
+
+/// The regex crate's error, whose message spans several lines (the pattern,
+/// a caret, the reason), as its last line: the reason.
+fn one_line_regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().trim_start_matches("error: ").to_string())
+            .unwrap_or_else(|| "invalid regular expression".into()),
+        other => other.to_string().replace('\n', " "),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -383,11 +430,35 @@ fn check(ctx: &mut Ctx<'_>, c: &Spanned<RawCheck>, what: &str) -> Option<Check> 
         }
         probes.push(Probe::Exec(cmd.clone()));
     }
+    if let Some(pattern) = &raw.log {
+        if what == "live" {
+            ctx.err(
+                pattern.span().start,
+                "live.log is for readiness only (a line once written says nothing about now): use tcp, http or exec".into(),
+            );
+            return None;
+        }
+        match LogPattern::new(pattern.get_ref()) {
+            Ok(p) => probes.push(Probe::Log(p)),
+            Err(e) => {
+                ctx.err(
+                    pattern.span().start,
+                    format!("{what}.log is not a valid regular expression: {e}"),
+                );
+                return None;
+            }
+        }
+    }
     if probes.len() != 1 {
+        let kinds = if what == "live" {
+            "tcp = true, http = \"/path\" or exec = \"command\""
+        } else {
+            "tcp = true, http = \"/path\", exec = \"command\" or log = \"REGEX\""
+        };
         ctx.err(
             at,
             format!(
-                "[{what}] needs exactly one of tcp = true, http = \"/path\" or exec = \"command\", found {}",
+                "[{what}] needs exactly one of {kinds}, found {}",
                 probes.len()
             ),
         );
@@ -674,6 +745,35 @@ exec = "pg_isready"
             e,
             ["pm.toml:3: ready.interval must be more than 0 seconds, found 0"]
         );
+    }
+
+    #[test]
+    fn log_readiness_is_a_regex_for_readiness_only() {
+        let s = parse(
+            "[process.db.ready]\nlog = \"ready to accept connections\"\n",
+            "pm.toml",
+            TYPES,
+        )
+        .unwrap();
+        let ready = s.process["db"].ready.as_ref().unwrap();
+        assert_eq!(
+            ready.probe,
+            Probe::Log(LogPattern::new("ready to accept connections").unwrap())
+        );
+        let e = errs("[process.web.live]\nlog = \"up\"\n");
+        assert_eq!(
+            e,
+            [
+                "pm.toml:2: live.log is for readiness only (a line once written says nothing about now): use tcp, http or exec"
+            ]
+        );
+        let e = errs("[process.web.ready]\nlog = \"(unclosed\"\n");
+        assert_eq!(
+            e,
+            ["pm.toml:2: ready.log is not a valid regular expression: unclosed group"]
+        );
+        let e = errs("[process.web.ready]\nlog = \"x\"\ntcp = true\n");
+        assert!(e[0].contains("or log = \"REGEX\", found 2"), "{e:?}");
     }
 
     #[test]

@@ -71,6 +71,8 @@ fn probe(check: &Check, port: u16, liveness: bool) -> Value {
         Probe::Tcp => json!({"tcpSocket": {"port": port}}),
         Probe::Http(path) => json!({"httpGet": {"path": path, "port": port}}),
         Probe::Exec(command) => json!({"exec": {"command": ["/bin/sh", "-c", command]}}),
+        // Never reached: `export::portable` drops log checks first.
+        Probe::Log(_) => json!({"exec": {"command": ["true"]}}),
     };
     if let Value::Object(map) = &mut probe {
         map.insert("periodSeconds".into(), json!(seconds(check.interval, 1)));

@@ -94,8 +94,36 @@ pub fn warnings(plan: &Plan, options: &Options) -> Vec<String> {
 /// One rendered file: its name relative to the export directory, and its bytes.
 pub type Rendered = (String, Vec<u8>);
 
+/// What the engines cannot carry, one warning per process type: a `log`
+/// readiness check (no engine reads a process's output), exported as no
+/// readiness check at all.
+pub fn not_carried(plan: &Plan) -> Vec<String> {
+    plan.types
+        .iter()
+        .filter(|t| matches!(t.ready.as_ref().map(|c| &c.probe), Some(Probe::Log(_))))
+        .map(|t| {
+            format!(
+                "\"{}\": a log readiness check cannot be exported (no engine reads a process's output); it is exported with no readiness check",
+                t.name
+            )
+        })
+        .collect()
+}
+
+/// The Plan as the engines can carry it (see [`not_carried`]).
+fn portable(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for t in &mut plan.types {
+        if matches!(t.ready.as_ref().map(|c| &c.probe), Some(Probe::Log(_))) {
+            t.ready = None;
+        }
+    }
+    plan
+}
+
 /// Renders the export in memory, files sorted by name. Pure.
 pub fn write(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
+    let plan = &portable(plan);
     let mut files = match options.format {
         Format::Systemd => systemd::render(plan, options)?,
         Format::Compose => compose::render(plan, options)?,
@@ -331,6 +359,8 @@ pub fn probe_options(check: Option<&Check>, with_exec: bool) -> Vec<String> {
             args.extend(["--exec".to_string(), command.clone()]);
         }
         Probe::Exec(_) => {}
+        // Never reached: `portable` drops log checks before rendering.
+        Probe::Log(_) => {}
     }
     args.extend([
         "--interval".to_string(),

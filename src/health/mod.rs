@@ -1,5 +1,6 @@
-//! Mechanism for health checks: the `tcp`, `http` and `exec` probes, and the
-//! task that runs one check against one run of an instance.
+//! Mechanism for health checks: the `tcp`, `http` and `exec` probes, the
+//! task that runs one check against one run of an instance, and the `log`
+//! readiness check ([`LogWatch`]) that the relay of a run feeds its output.
 //!
 //! A task only probes and counts (with the pure rules of `threshold`); it
 //! sends what it has to say as a [`Report`] (this source's own event type)
@@ -7,7 +8,10 @@
 //! runtime itself, because only the runtime's reaper may wait for children:
 //! the task asks with [`Report::Exec`].
 
+mod log;
 mod threshold;
+
+pub use log::LogWatch;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -107,6 +111,8 @@ async fn probe(w: &Watch, tx: &UnboundedSender<Report>) -> Result<(), String> {
             Probe::Tcp => tcp(w.port).await,
             Probe::Http(path) => http(w.port, path).await,
             Probe::Exec(command) => exec(w.pid, command, tx).await,
+            // Matched on the output by the relay (LogWatch), never probed.
+            Probe::Log(_) => std::future::pending().await,
         }
     };
     match tokio::time::timeout(timeout, attempt).await {

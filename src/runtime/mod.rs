@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, watch};
 
-use crate::config::pm_toml::Check;
+use crate::config::pm_toml::{Check, Probe};
 use crate::control::protocol::{Command, Reply};
 use crate::control::{self, reply};
 use crate::health::{self, ExecStarted, Kind, Report, Verdict};
@@ -618,10 +618,20 @@ impl Runtime {
                     self.style.timestamps,
                 );
                 let (drain_tx, drain_rx) = mpsc::unbounded_channel();
+                // A `log` readiness check reads the output: the relay feeds it.
+                let log = match spec.ready.as_ref().map(|c| &c.probe) {
+                    Some(Probe::Log(pattern)) => Some(health::LogWatch::new(
+                        pid,
+                        pattern.clone(),
+                        self.health_tx.clone(),
+                    )),
+                    _ => None,
+                };
                 tokio::spawn(relay::relay(
                     pid,
                     spawned.output,
                     framer,
+                    log,
                     self.out.clone(),
                     drain_rx,
                     self.relay_tx.clone(),
@@ -634,7 +644,7 @@ impl Runtime {
                     spec.proxy.as_ref().map(|_| Check::tcp())
                 });
                 for (kind, check) in [(Kind::Ready, ready), (Kind::Live, spec.live.clone())] {
-                    if let Some(check) = check {
+                    if let Some(check) = check.filter(|c| !matches!(c.probe, Probe::Log(_))) {
                         let watch = health::Watch {
                             pid,
                             port: instance.port,

@@ -1,7 +1,9 @@
 //! One relay task per process output: reads the pipe (or pty), frames lines
 //! and hands formatted buffers to the output writer.
 //!
-//! A relay never decides anything about its process. It answers a drain
+//! The relay is where a run's lines are framed, so it also feeds them to the
+//! run's `log` readiness check ([`LogWatch`], which reports its verdict as
+//! any check does). A relay never decides anything about its process. It answers a drain
 //! request (the process was reaped: read what is left, flush the partial line)
 //! and says when its output has ended, each as a [`RelayEvent`] on a channel
 //! of its own, so `system` lines about the process come after the process's
@@ -15,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
+use crate::health::LogWatch;
 use crate::output::{Clock, Framer, OutputTx};
 use crate::process::OutputPipe;
 
@@ -47,15 +50,44 @@ enum Read {
     End,
 }
 
+/// The framing side of a relay: the framer, its clock, and the `log`
+/// readiness watch of the run (until it matched), fed the same bytes.
+struct Lines {
+    framer: Framer,
+    clock: Clock,
+    log: Option<LogWatch>,
+}
+
+impl Lines {
+    fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.framer.push(data, &mut self.clock, out);
+        if let Some(log) = &mut self.log
+            && log.feed(data)
+        {
+            self.log = None;
+        }
+    }
+
+    fn flush_partial(&mut self, out: &mut Vec<u8>) {
+        if self.framer.has_partial()
+            && let Some(log) = &mut self.log
+            && log.flush()
+        {
+            self.log = None;
+        }
+        self.framer.flush_partial(&mut self.clock, out);
+    }
+}
+
 /// Reads once into the shared buffer and frames what came into `out`.
-fn read_once(pipe: &OutputPipe, framer: &mut Framer, clock: &mut Clock, out: &mut Vec<u8>) -> Read {
+fn read_once(pipe: &OutputPipe, lines: &mut Lines, out: &mut Vec<u8>) -> Read {
     SCRATCH.with(|scratch| {
         let mut buf = scratch.borrow_mut();
         match pipe.read(&mut buf) {
             Ok(0) => Read::End,
             Ok(n) => {
                 let data = &buf[..n];
-                framer.push(data, clock, out);
+                lines.push(data, out);
                 Read::Data {
                     newline: memchr::memchr(b'\n', data).is_some(),
                 }
@@ -70,15 +102,21 @@ fn read_once(pipe: &OutputPipe, framer: &mut Framer, clock: &mut Clock, out: &mu
     })
 }
 
+/// Relays the output of the run `pid`; `log` is its `log` readiness watch.
 pub async fn relay(
     pid: i32,
     fd: OwnedFd,
-    mut framer: Framer,
+    framer: Framer,
+    log: Option<LogWatch>,
     out: OutputTx,
     mut drain: UnboundedReceiver<()>,
     events: UnboundedSender<RelayEvent>,
 ) {
-    let mut clock = Clock::default();
+    let mut lines = Lines {
+        framer,
+        clock: Clock::default(),
+        log,
+    };
     let pipe = match OutputPipe::register(fd) {
         Ok(pipe) => pipe,
         Err(_) => {
@@ -101,13 +139,13 @@ pub async fn relay(
                         // The process is gone: what it wrote is already in the
                         // pipe, so read until the pipe is empty, then flush.
                         loop {
-                            match read_once(&pipe, &mut framer, &mut clock, &mut buf) {
+                            match read_once(&pipe, &mut lines, &mut buf) {
                                 Read::Data { .. } => continue,
                                 Read::WouldBlock => break,
                                 Read::End => { ended = true; break }
                             }
                         }
-                        framer.flush_partial(&mut clock, &mut buf);
+                        lines.flush_partial(&mut buf);
                         drained = true;
                     }
                     None => drain_open = false,
@@ -115,7 +153,7 @@ pub async fn relay(
             }
             ready = pipe.readable() => {
                 match ready {
-                    Ok(mut guard) => match read_once(&pipe, &mut framer, &mut clock, &mut buf) {
+                    Ok(mut guard) => match read_once(&pipe, &mut lines, &mut buf) {
                         Read::Data { newline } => new_line = newline,
                         Read::WouldBlock => guard.clear_ready(),
                         Read::End => ended = true,
@@ -128,19 +166,19 @@ pub async fn relay(
                 // The wait may have been spent blocked on a slow stdout while
                 // the rest of the line sat in the pipe, unseen by the reactor:
                 // look before declaring the line partial.
-                match read_once(&pipe, &mut framer, &mut clock, &mut buf) {
+                match read_once(&pipe, &mut lines, &mut buf) {
                     Read::Data { newline } => new_line = newline,
-                    Read::WouldBlock => framer.flush_partial(&mut clock, &mut buf),
+                    Read::WouldBlock => lines.flush_partial(&mut buf),
                     Read::End => ended = true,
                 }
             }
         }
         if ended {
-            framer.flush_partial(&mut clock, &mut buf);
+            lines.flush_partial(&mut buf);
         }
         // The wait counts from when the pending partial line began: a line
         // completed by this read leaves a new partial with a new wait.
-        partial_since = match (framer.has_partial(), partial_since) {
+        partial_since = match (lines.framer.has_partial(), partial_since) {
             (false, _) => None,
             (true, None) => Some(Instant::now()),
             (true, Some(_)) if new_line => Some(Instant::now()),

@@ -16,6 +16,7 @@ mod examples;
 mod export;
 mod inputs;
 mod lifetime;
+mod log_ready;
 mod output;
 mod output_failures;
 mod run_check;
