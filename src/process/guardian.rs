@@ -1,17 +1,24 @@
 //! The guardian: a tiny process that outlives a SIGKILLed pm just long enough
-//! to kill the process groups pm started.
+//! to kill what pm started.
 //!
 //! PR_SET_PDEATHSIG reaches pm's direct children only; the shell's background
 //! jobs and other grandchildren would survive a `kill -9` of pm. So before it
 //! creates any thread, pm forks the guardian, which holds the read end of a
-//! pipe. pm writes `+pgid` when it starts a group and `-pgid` once the group is
-//! empty. When the pipe reaches end-of-file — pm exited, however it exited —
-//! the guardian SIGKILLs every group still listed and exits. On a clean exit pm
-//! has already emptied every group, so the guardian has nothing left to do.
+//! pipe. Each instance writes `+pgid` there itself, between fork and exec (so
+//! it is recorded before its first process can fork); pm writes `+pgid` for
+//! the groups of orphans it adopts and `-pgid` once a group is empty. When
+//! the pipe reaches end-of-file — pm exited, however it exited — the guardian
+//! SIGKILLs every group still listed, kills everything left in pm's cgroup
+//! (where pm has one) and removes it, and exits. On a clean exit pm has
+//! already emptied every group, so the guardian has nothing left to do.
+//!
+//! A guardian that dies is replaced by `pm __guardian` (pm run again: by then
+//! pm has threads, and a bare fork could not safely run this code).
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
 use nix::sys::signal::{SigHandler, Signal, killpg, signal};
 use nix::unistd::{ForkResult, Pid, fork};
@@ -27,7 +34,10 @@ pub struct Guardian {
 
 impl Guardian {
     /// Forks the guardian. Must be called while pm has a single thread.
-    pub fn start() -> io::Result<Guardian> {
+    /// With `cgroup` (pm's own, see [`super::Containment`]), the guardian
+    /// also kills everything in that cgroup and removes it once pm is gone.
+    pub fn start(cgroup: Option<&Path>) -> io::Result<Guardian> {
+        let cgroup = cgroup.map(Path::to_path_buf);
         // Close-on-exec on every platform: no child pm spawns holds it open.
         let (read, write) = io::pipe()?;
         // SAFETY: pm is single-threaded here (no runtime, no writer thread
@@ -35,7 +45,7 @@ impl Guardian {
         match unsafe { fork() }.map_err(io::Error::from)? {
             ForkResult::Child => {
                 drop(write);
-                guard(OwnedFd::from(read))
+                guard(OwnedFd::from(read), cgroup.as_deref())
             }
             ForkResult::Parent { child } => {
                 drop(read);
@@ -45,6 +55,33 @@ impl Guardian {
                 })
             }
         }
+    }
+
+    /// Starts a new guardian in place of one that died, and records with it
+    /// every group pm still has. pm has threads by now, so the new guardian
+    /// is pm itself run again (`pm __guardian`, the pipe on its stdin)
+    /// rather than a bare fork.
+    pub fn replace(
+        &mut self,
+        groups: impl IntoIterator<Item = Group>,
+        cgroup: Option<&Path>,
+    ) -> io::Result<()> {
+        let (read, write) = io::pipe()?;
+        let mut cmd = std::process::Command::new(super::platform::own_exe());
+        cmd.arg("__guardian")
+            .stdin(read)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(dir) = cgroup {
+            cmd.arg("--cgroup").arg(dir);
+        }
+        let child = cmd.spawn()?;
+        self.pid = child.id() as i32;
+        self.pipe = Some(write);
+        for group in groups {
+            self.watch(group);
+        }
+        Ok(())
     }
 
     /// The guardian's pid, so the reaper can recognise it.
@@ -62,10 +99,14 @@ impl Guardian {
         self.send(b'-', group);
     }
 
+    /// The pipe's descriptor, for a child to record its own group before
+    /// exec (see [`record`]).
+    pub(super) fn record_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.pipe.as_ref().map(|p| p.as_raw_fd())
+    }
+
     fn send(&mut self, op: u8, group: Group) {
-        let mut record = [0u8; 5];
-        record[0] = op;
-        record[1..].copy_from_slice(&group.id().to_le_bytes());
+        let record = record(op, group.id());
         if let Some(pipe) = self.pipe.as_mut() {
             // A failed write means the guardian is gone; pm keeps working
             // and loses only the SIGKILL safety net, so it is dropped.
@@ -89,8 +130,25 @@ impl Guardian {
     }
 }
 
+/// One record on the guardian's pipe: `+` or `-`, then the group id.
+pub(super) fn record(op: u8, pgid: i32) -> [u8; 5] {
+    let mut record = [0u8; 5];
+    record[0] = op;
+    record[1..].copy_from_slice(&pgid.to_le_bytes());
+    record
+}
+
+/// `pm __guardian`: a replacement guardian's life, with pm's pipe on stdin.
+pub fn guardian_main(cgroup: Option<&Path>) -> ! {
+    match nix::unistd::dup(std::io::stdin()) {
+        Ok(read) => guard(read, cgroup),
+        // SAFETY: _exit ends the process at once; nothing of pm runs here.
+        Err(_) => unsafe { libc::_exit(1) },
+    }
+}
+
 /// The guardian's whole life. Never returns.
-fn guard(read: OwnedFd) -> ! {
+fn guard(read: OwnedFd, cgroup: Option<&Path>) -> ! {
     // The guardian must survive whatever is sent to pm's process group (a
     // terminal's Ctrl-C or hang-up, a `kill -TERM -PGID`) until pm is gone.
     for sig in [
@@ -137,6 +195,11 @@ fn guard(read: OwnedFd) -> ! {
         if pgid > 1 {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
+    }
+    // Whatever left its group (setsid, setpgid, a double fork) is still in
+    // pm's cgroup.
+    if let Some(dir) = cgroup {
+        super::cgroup::kill_tree(dir);
     }
     // SAFETY: _exit ends the process without running pm's atexit handlers or
     // flushing buffers that belong to pm.

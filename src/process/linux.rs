@@ -46,3 +46,8 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// pm's own executable, even if the file was replaced since pm started.
+pub fn own_exe() -> std::path::PathBuf {
+    std::path::PathBuf::from("/proc/self/exe")
+}

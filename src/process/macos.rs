@@ -18,3 +18,8 @@ pub fn children() -> Vec<i32> {
 pub fn set_parent_death_signal() -> std::io::Result<()> {
     Ok(())
 }
+
+/// pm's own executable.
+pub fn own_exe() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("pm"))
+}

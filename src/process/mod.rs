@@ -24,6 +24,14 @@ mod pipe;
 mod spawn;
 
 #[cfg(target_os = "linux")]
+mod cgroup_linux;
+#[cfg(target_os = "linux")]
+use cgroup_linux as cgroup;
+#[cfg(target_os = "macos")]
+mod cgroup_macos;
+#[cfg(target_os = "macos")]
+use cgroup_macos as cgroup;
+#[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as platform;
@@ -32,9 +40,10 @@ mod macos;
 #[cfg(target_os = "macos")]
 use macos as platform;
 
+pub use cgroup::{Cgroup, Containment};
 pub use detach::{Announcer, Detached, Starter, detach};
 pub use group::Group;
-pub use guardian::Guardian;
+pub use guardian::{Guardian, guardian_main};
 pub use localtime::local_time;
 pub use pipe::OutputPipe;
 pub use spawn::{SpawnSpec, Spawned, Stdin, spawn, spawn_quiet};

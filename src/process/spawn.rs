@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use super::{Group, platform};
+use super::{Cgroup, Group, Guardian, platform};
 
 /// A freshly started child: its pid, the process group it leads, the read
 /// end of its output, and the write end of its stdin pipe (None on a pty,
@@ -45,6 +45,11 @@ pub struct SpawnSpec<'a> {
     /// Run on a pseudo-terminal instead of a pipe.
     pub pty: bool,
     pub stdin: Stdin,
+    /// The instance's cgroup, which the child enters before exec.
+    pub cgroup: Option<&'a Cgroup>,
+    /// The guardian, to which the child records its group before exec, so
+    /// a SIGKILL of pm at any moment after the fork finds it recorded.
+    pub guardian: Option<&'a Guardian>,
 }
 
 /// Starts `spec.command` through `/bin/sh -c`.
@@ -60,6 +65,10 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
     let mut stdin = None;
 
     let parent = std::process::id() as libc::pid_t;
+    let contain = Contain {
+        cgroup: spec.cgroup.map(Cgroup::procs_fd),
+        guardian: spec.guardian.and_then(Guardian::record_fd),
+    };
     let output = if spec.pty {
         let pty = nix::pty::openpty(Some(&window_size()), None).map_err(io::Error::from)?;
         cmd.stdout(Stdio::from(pty.slave.try_clone()?));
@@ -81,6 +90,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
                 if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
                     return Err(io::Error::last_os_error());
                 }
+                contain.enter();
                 child_setup(parent)
             });
         }
@@ -104,7 +114,10 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         cmd.process_group(0);
         // SAFETY: as above, only async-signal-safe calls between fork and exec.
         unsafe {
-            cmd.pre_exec(move || child_setup(parent));
+            cmd.pre_exec(move || {
+                contain.enter();
+                child_setup(parent)
+            });
         }
         OwnedFd::from(read)
     };
@@ -148,6 +161,38 @@ pub fn spawn_quiet(
     }
     let pid = cmd.spawn()?.id() as i32;
     Ok((pid, Group::led_by(pid)))
+}
+
+/// What a child does between fork and exec to be contained from its first
+/// instruction on: enter its cgroup, and record its group with the guardian.
+#[derive(Clone, Copy)]
+struct Contain {
+    cgroup: Option<std::os::fd::RawFd>,
+    guardian: Option<std::os::fd::RawFd>,
+}
+
+impl Contain {
+    /// Runs in the child after fork (after it made its own group or
+    /// session): only `write` and `getpid`, which are async-signal-safe, on
+    /// stack buffers. A failure leaves the child uncontained by that one
+    /// means; its group still is.
+    fn enter(self) {
+        if let Some(fd) = self.cgroup {
+            // "0" moves the writing process itself.
+            // SAFETY: writes one byte from a static buffer to a descriptor
+            // the parent opened and keeps open across the fork.
+            let _ = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        }
+        if let Some(fd) = self.guardian {
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            let record = super::guardian::record(b'+', pid);
+            // SAFETY: writes 5 bytes from a stack buffer to the guardian's
+            // pipe, still open in the child until exec (it is close-on-exec).
+            // Under PIPE_BUF, so the record never mixes with pm's own.
+            let _ = unsafe { libc::write(fd, record.as_ptr().cast(), record.len()) };
+        }
+    }
 }
 
 /// Runs in the child after fork: ties its life to pm's.
