@@ -112,6 +112,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Compare this model with production's; exit 1 when they drift apart.
     Audit(AuditArgs),
+    /// pm's own: a replacement guardian, started by a running pm whose
+    /// guardian died (its pipe on stdin).
+    #[command(name = "__guardian", hide = true)]
+    Guardian(GuardianArgs),
     /// Balance TCP connections over TARGETs as `pm start`'s proxy does (the balancer exports run).
     Balance(BalanceArgs),
     /// Wait until every TARGET passes a readiness check (exports order start-up with it).
@@ -133,7 +137,7 @@ impl Command {
             Command::Down(a) => Some(&mut a.app),
             Command::Export(a) => Some(&mut a.app),
             Command::Audit(a) => Some(&mut a.app),
-            Command::Balance(_) | Command::Probe(_) => None,
+            Command::Balance(_) | Command::Probe(_) | Command::Guardian(_) => None,
         }
     }
 }
@@ -528,4 +532,11 @@ mod tests {
             Ok(ColorChoice::Never)
         );
     }
+}
+
+#[derive(Debug, Args)]
+pub struct GuardianArgs {
+    /// pm's cgroup, to empty and remove once pm is gone.
+    #[arg(long = "cgroup", value_name = "DIR")]
+    pub cgroup: Option<PathBuf>,
 }

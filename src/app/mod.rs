@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Down(args) => control::down(args),
         Command::Export(args) => export::export(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Guardian(args) => crate::process::guardian_main(args.cgroup.as_deref()),
         Command::Balance(args) => balance::balance(args),
         Command::Probe(args) => balance::probe(args),
     }

@@ -89,8 +89,11 @@ pub fn start(args: StartArgs) -> Result<i32> {
         width: output::name_width(plan.instances.iter().map(|i| i.name.as_str())),
     };
 
-    // The guardian is forked while pm still has a single thread.
-    let guardian = Guardian::start().map_err(|e| Error::os("cannot start the guardian", e))?;
+    // Containment first, so the guardian knows pm's cgroup; the guardian is
+    // forked while pm still has a single thread.
+    let containment = process::Containment::create();
+    let guardian = Guardian::start(containment.as_ref().map(|c| c.root()))
+        .map_err(|e| Error::os("cannot start the guardian", e))?;
     process::become_subreaper();
 
     // The writer thread's one event, a failed write, has its own channel.
@@ -136,6 +139,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let proxies = balancers.as_ref().map(|rt| (proxies, rt.handle().clone()));
     let result = runtime.block_on(
         Runtime::new(plan, guardian, out, style, stdout_closed)
+            .with_containment(containment)
             .with_control(listener)
             .with_announcer(announcer)
             .with_proxies(proxies)

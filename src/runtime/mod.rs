@@ -33,7 +33,7 @@ use crate::model::ExitStatus;
 use crate::output::{Clock, Framer, OutputTx};
 use crate::plan::Plan;
 use crate::plan::RELEASE;
-use crate::process::{self, Group, Guardian, SpawnSpec, Stdin};
+use crate::process::{self, Containment, Group, Guardian, SpawnSpec, Stdin};
 use crate::signals::{SignalEvent, Signals};
 use crate::supervisor::{Action, Supervisor};
 use relay::RelayEvent;
@@ -72,6 +72,10 @@ struct Run {
 /// remain in its group, besides every reap: the last of them may be reaped
 /// by a parent of its own, which pm does not hear of.
 const GROUP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How often pm looks for adopted orphans to record with the guardian when
+/// it has no cgroup.
+const ADOPTION_SCAN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A balanced type's listener, bound before anything starts: (type index,
 /// address as shown, the socket).
@@ -126,6 +130,11 @@ pub struct Runtime {
     waiters: Waiters,
     /// In the background (`pm start --detach`): told once pm is up.
     announcer: Option<process::Announcer>,
+    /// pm's cgroup where it could make one, and each instance's in it (by
+    /// instance id, kept across the instance's runs).
+    containment: Option<Containment>,
+    cgroups: HashMap<usize, process::Cgroup>,
+    last_adoption_scan: Instant,
 }
 
 impl Runtime {
@@ -168,7 +177,16 @@ impl Runtime {
             probes: HashMap::new(),
             waiters: Waiters::default(),
             announcer: None,
+            containment: None,
+            cgroups: HashMap::new(),
+            last_adoption_scan: Instant::now(),
         }
+    }
+
+    /// Runs every instance in a cgroup of its own under pm's.
+    pub fn with_containment(mut self, containment: Option<Containment>) -> Runtime {
+        self.containment = containment;
+        self
     }
 
     /// Balances each proxied type over its listener (bound by the caller,
@@ -251,6 +269,11 @@ impl Runtime {
                 .runs
                 .values()
                 .any(|run| run.exit.is_some() && !run.ending);
+            // Without a cgroup, orphans pm adopts are recorded with the
+            // guardian; their adoption makes no signal, so pm looks now and
+            // then (and on every reap and control request).
+            let adoption_scan = (self.containment.is_none() && !self.runs.is_empty())
+                .then(|| self.last_adoption_scan + ADOPTION_SCAN);
             tokio::select! {
                 biased;
                 signal = signals.recv() => match signal {
@@ -265,10 +288,14 @@ impl Runtime {
                 error = closed(&mut self.stdout_closed) => self.output_failed(error),
                 Some(report) = self.health.recv() => self.on_health(report),
                 Some(request) = self.requests.recv() => {
+                    if self.containment.is_none() {
+                        self.watch_adopted();
+                    }
                     self.control(request);
                     // `pm down` stops pm as a signal does.
                     self.give_up_on_stalled_output();
                 }
+                _ = sleep_until(adoption_scan), if adoption_scan.is_some() => self.watch_adopted(),
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
@@ -438,10 +465,11 @@ impl Runtime {
                 let _ = probe.send(status);
                 continue;
             }
+            let alive = self.runs.get(&pid).is_some_and(|run| self.run_alive(run));
             match self.runs.get_mut(&pid) {
                 Some(run) => {
                     run.exit = Some(status);
-                    if run.group.is_alive() {
+                    if alive {
                         // Other processes remain in the group (a shell's
                         // background job, a program the shell did not exec):
                         // the run goes on until the group is empty.
@@ -450,11 +478,15 @@ impl Runtime {
                         self.apply(actions);
                     }
                 }
+                None if pid == self.guardian.pid() => self.replace_guardian(pid, status),
                 None => {
-                    // An adopted orphan (or the guardian): reaped, nothing more.
+                    // An adopted orphan: reaped, nothing more.
                     debug(format_args!("reaped {pid} ({status:?})"));
                 }
             }
+        }
+        if self.containment.is_none() {
+            self.watch_adopted();
         }
         self.end_empty_runs();
         self.forget_empty_groups();
@@ -469,7 +501,7 @@ impl Runtime {
         let empty: Vec<i32> = self
             .runs
             .iter()
-            .filter(|(_, run)| run.exit.is_some() && !run.ending && !run.group.is_alive())
+            .filter(|(_, run)| run.exit.is_some() && !run.ending && !self.run_alive(run))
             .map(|(&pid, _)| pid)
             .collect();
         for pid in empty {
@@ -529,7 +561,7 @@ impl Runtime {
                     // rest of the group is what the signal is for then.
                     let current = self.runs.values().find(|run| run.id == id && !run.ending);
                     if let Some(run) = current {
-                        run.group.signal(sig);
+                        self.signal_run(run, sig);
                     }
                 }
                 Action::SignalStragglers(sig) => {
@@ -539,6 +571,9 @@ impl Runtime {
                 Action::KillAll => {
                     for group in &self.groups {
                         group.signal(Signal::SIGKILL);
+                    }
+                    for cgroup in self.cgroups.values() {
+                        cgroup.signal(Signal::SIGKILL, |_| false);
                     }
                     self.straggler_signal = Some(Signal::SIGKILL);
                     self.signal_stragglers(Signal::SIGKILL);
@@ -561,6 +596,14 @@ impl Runtime {
             .map(|(&pid, run)| (pid, run.group))
             .collect();
         let running_groups: HashSet<Group> = running.values().copied().collect();
+        // Processes that left their instance's group but not its cgroup
+        // belong to that instance too.
+        let contained: HashSet<i32> = self
+            .runs
+            .values()
+            .filter_map(|run| self.cgroups.get(&run.id))
+            .flat_map(|cgroup| cgroup.pids())
+            .collect();
         let groups: Vec<Group> = self
             .groups
             .iter()
@@ -577,7 +620,13 @@ impl Runtime {
             if pid == guardian || running.contains_key(&pid) {
                 continue;
             }
-            if process::group_of(pid).is_some_and(|g| running_groups.contains(&g)) {
+            // Signalled already with its group (a run's, or a straggler
+            // group just above): each process gets the signal once.
+            if contained.contains(&pid)
+                || process::group_of(pid).is_some_and(|g| {
+                    running_groups.contains(&g) || self.signaled_groups.contains(&(g, sig))
+                })
+            {
                 continue;
             }
             if self.signaled.insert((pid, sig)) {
@@ -593,6 +642,18 @@ impl Runtime {
         // A simple command runs as its program (`exec` in front), so the pid
         // pm shows and signals is the program's.
         let command = exec_form(&spec.command);
+        if let Some(containment) = &self.containment
+            && !self.cgroups.contains_key(&id)
+        {
+            match containment.instance(&instance.name) {
+                Ok(cgroup) => {
+                    self.cgroups.insert(id, cgroup);
+                }
+                Err(e) => debug(format_args!("no cgroup for {}: {e}", instance.name)),
+            }
+        }
+        let instance = &self.sup.instances()[id].spec;
+        let spec = &self.plan.types[instance.type_index];
         let result = process::spawn(&SpawnSpec {
             command: command.as_deref().unwrap_or(&spec.command),
             cwd: &self.plan.root,
@@ -604,6 +665,8 @@ impl Runtime {
             } else {
                 Stdin::Pipe
             },
+            cgroup: self.cgroups.get(&id),
+            guardian: Some(&self.guardian),
         });
         let now = Instant::now();
         match result {
@@ -700,6 +763,56 @@ impl Runtime {
         );
         if stopping && self.out.stalled() {
             self.out.discard();
+        }
+    }
+
+    /// The guardian died: say so, and start a new one that knows every
+    /// group pm still has.
+    fn replace_guardian(&mut self, pid: i32, status: ExitStatus) {
+        let groups: Vec<Group> = self.groups.iter().copied().collect();
+        let cgroup = self.containment.as_ref().map(|c| c.root().to_path_buf());
+        let new = self
+            .guardian
+            .replace(groups, cgroup.as_deref())
+            .map(|()| self.guardian.pid())
+            .map_err(|e| crate::error::io_message(&e));
+        self.say(&Event::GuardianDied { pid, status, new }.to_string());
+    }
+
+    /// Without a cgroup, the guardian knows only the groups it was told of:
+    /// an orphan pm adopted may lead a group of its own (`setsid` in a
+    /// background job), which is recorded as soon as pm sees it.
+    fn watch_adopted(&mut self) {
+        self.last_adoption_scan = Instant::now();
+        let guardian = self.guardian.pid();
+        for pid in process::children() {
+            if pid == guardian {
+                continue;
+            }
+            if let Some(group) = process::group_of(pid)
+                && self.groups.insert(group)
+            {
+                self.guardian.watch(group);
+            }
+        }
+    }
+
+    /// Whether anything of the run is left: its group, or (with
+    /// containment) anything in its instance's cgroup.
+    fn run_alive(&self, run: &Run) -> bool {
+        run.group.is_alive()
+            || self
+                .cgroups
+                .get(&run.id)
+                .is_some_and(|cgroup| cgroup.is_populated())
+    }
+
+    /// Sends a signal to a run: its group, and what left the group but not
+    /// the instance's cgroup (each process once).
+    fn signal_run(&self, run: &Run, sig: Signal) {
+        run.group.signal(sig);
+        if let Some(cgroup) = self.cgroups.get(&run.id) {
+            cgroup.signal(sig, |pid| process::group_of(pid) == Some(run.group));
         }
     }
 

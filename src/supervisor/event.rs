@@ -51,6 +51,13 @@ pub enum Event {
     StoppingAll {
         signals: Vec<(Signal, Vec<String>)>,
     },
+    /// The guardian died (someone killed it): pm started a new one, or
+    /// could not (`error`).
+    GuardianDied {
+        pid: i32,
+        status: ExitStatus,
+        new: Result<i32, String>,
+    },
     /// An instance's leader (its shell, or the program) exited while other
     /// processes remain in its group: they get the type's stop signal, and
     /// the run ends once the group is empty.
@@ -154,6 +161,18 @@ impl fmt::Display for Event {
                         .collect();
                     write!(f, "sending {}", parts.join(", "))
                 }
+            },
+            Event::GuardianDied { pid, status, new } => match new {
+                Ok(new) => write!(
+                    f,
+                    "the guardian (pid {pid}) {}; started a new one (pid {new})",
+                    How(*status)
+                ),
+                Err(error) => write!(
+                    f,
+                    "the guardian (pid {pid}) {}, and no new one could start: {error}; a SIGKILL of pm would now leave processes behind",
+                    How(*status)
+                ),
             },
             Event::LeftBehind {
                 name,

@@ -9,6 +9,7 @@ mod background;
 mod balance;
 mod balance_cmd;
 mod cli_habits;
+mod containment;
 mod control;
 mod envfiles;
 mod errors;
