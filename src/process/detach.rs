@@ -90,8 +90,10 @@ pub fn detach(log: Option<File>) -> io::Result<Detached> {
     }
 }
 
+/// A close-on-exec pipe on every platform (pipe2 is Linux-only).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+    let (read, write) = io::pipe()?;
+    Ok((OwnedFd::from(read), OwnedFd::from(write)))
 }
 
 impl Announcer {
