@@ -4,22 +4,25 @@
 //! in [`config`] into one [`plan::Plan`], which every subcommand reads: the
 //! supervisor ([`supervisor`] decides, [`runtime`] acts through [`process`]),
 //! `pm check` and `pm run`.
+//!
+//! Only what the binary, the fuzz targets and the integration tests use is
+//! public; the rest is `pub(crate)`, so the compiler finds dead code.
 
 pub mod app;
-pub mod audit;
+pub(crate) mod audit;
 pub mod cli;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod error;
-pub mod export;
-pub mod health;
-pub mod input;
+pub(crate) mod export;
+pub(crate) mod health;
+pub(crate) mod input;
 pub mod model;
-pub mod output;
-pub mod plan;
-pub mod process;
-pub mod proxy;
-pub mod runtime;
-pub mod signals;
-pub mod supervisor;
+pub(crate) mod output;
+pub(crate) mod plan;
+pub(crate) mod process;
+pub(crate) mod proxy;
+pub(crate) mod runtime;
+pub(crate) mod signals;
+pub(crate) mod supervisor;
 pub mod syntax;

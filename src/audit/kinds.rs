@@ -199,13 +199,6 @@ pub fn kind_of(name: &str, value: &str) -> Option<Kind> {
         })
 }
 
-/// True when `name` is one of the well-known keyword variables, so an empty
-/// value there means "no service" rather than "no information".
-pub fn is_service_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    NAMED.iter().any(|f| f.names.contains(&upper.as_str()))
-}
-
 /// Images recognised by their name alone, as `name:tag` with no registry.
 /// Any value shaped `registry/name:tag` (with a `/`) counts too.
 pub const KNOWN_IMAGES: &[&str] = &[

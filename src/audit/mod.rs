@@ -114,18 +114,6 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::Variable => "variable",
-            Rule::Service => "service",
-            Rule::Image => "image",
-            Rule::Process => "process",
-            Rule::Formation => "formation",
-            Rule::Health => "health",
-            Rule::Restart => "restart",
-        }
-    }
-
     /// The heading of the rule's group in the table.
     pub fn title(self) -> &'static str {
         match self {

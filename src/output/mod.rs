@@ -30,8 +30,8 @@ mod writer;
 
 pub use clock::Clock;
 pub use framer::{Framer, MAX_LINE, SYSTEM_NAME};
-pub use sink::{FdSink, Tee, stdout_sink};
-pub use writer::{DEFAULT_BUDGET, OutputTx, STALL, SYSTEM_BUDGET, Writer, spawn_writer};
+pub use sink::{Tee, stdout_sink};
+pub use writer::{OutputTx, spawn_writer};
 
 /// The width names are padded to: the longest name, and at least the width of
 /// [`SYSTEM_NAME`] because pm's own lines share the column.

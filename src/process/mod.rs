@@ -41,12 +41,12 @@ mod macos;
 use macos as platform;
 
 pub use cgroup::{Cgroup, Containment};
-pub use detach::{Announcer, Detached, Starter, detach};
+pub use detach::{Announcer, Detached, detach};
 pub use group::Group;
 pub use guardian::{Guardian, guardian_main};
 pub use localtime::local_time;
 pub use pipe::OutputPipe;
-pub use spawn::{SpawnSpec, Spawned, Stdin, spawn, spawn_quiet};
+pub use spawn::{SpawnSpec, Stdin, spawn, spawn_quiet};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
