@@ -276,7 +276,10 @@ impl OutputTx {
     /// thread ends. Waits for that while stdout takes bytes; gives up
     /// (see [`OutputTx::discard`]) once it has taken none for [`STALL`], or
     /// when `interrupt` resolves. Returns the lines dropped in all.
-    pub async fn end(&self, interrupt: impl Future<Output = ()>) -> u64 {
+    ///
+    /// With `give_up` false (everything finished, nobody asked pm to stop),
+    /// a stalled stdout is waited for: only `interrupt` cuts it short.
+    pub async fn end(&self, give_up: bool, interrupt: impl Future<Output = ()>) -> u64 {
         self.queue(Vec::new(), 0, Kind::End);
         let mut ended = self.shared.ended.subscribe();
         let mut interrupt = std::pin::pin!(interrupt);
@@ -284,7 +287,7 @@ impl OutputTx {
             if *ended.borrow_and_update() {
                 return self.dropped();
             }
-            if self.shared.discarding.load(Ordering::SeqCst) || self.stalled() {
+            if self.shared.discarding.load(Ordering::SeqCst) || (give_up && self.stalled()) {
                 break;
             }
             // The earliest moment the writer could count as stalled.
@@ -804,9 +807,12 @@ mod tests {
         }
         tx.send_now(b"system | one\nsystem | two\n".to_vec());
         let started = std::time::Instant::now();
-        let dropped = tokio::time::timeout(Duration::from_secs(10), tx.end(std::future::pending()))
-            .await
-            .expect("end waited on a stalled sink");
+        let dropped = tokio::time::timeout(
+            Duration::from_secs(10),
+            tx.end(true, std::future::pending()),
+        )
+        .await
+        .expect("end waited on a stalled sink");
         assert!(
             started.elapsed() >= STALL,
             "gave up before the sink stalled"
@@ -832,8 +838,14 @@ mod tests {
         };
         let (tx, _writer) = spawn_with_budget(sink, nothing(), 1000).unwrap();
         tx.send(b"a\n".to_vec()).await;
+        // The line is in the write that never returns, not still queued.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !tx.shared.writing.load(Ordering::SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "never wrote");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let started = std::time::Instant::now();
-        let dropped = tx.end(std::future::ready(())).await;
+        let dropped = tx.end(true, std::future::ready(())).await;
         assert!(
             started.elapsed() < STALL,
             "the interrupt did not cut it short"
@@ -861,9 +873,12 @@ mod tests {
         // About 2.5 s of writing: longer than STALL, yet never stalled.
         let text: String = (0..500).map(|i| format!("{i:08}\n")).collect();
         tx.send(text.clone().into_bytes()).await;
-        let dropped = tokio::time::timeout(Duration::from_secs(30), tx.end(std::future::pending()))
-            .await
-            .expect("end did not return");
+        let dropped = tokio::time::timeout(
+            Duration::from_secs(30),
+            tx.end(true, std::future::pending()),
+        )
+        .await
+        .expect("end did not return");
         assert_eq!(dropped, 0);
         drop(tx);
         assert_eq!(writer.finish(), 0);

@@ -135,6 +135,8 @@ pub struct Runtime {
     containment: Option<Containment>,
     cgroups: HashMap<usize, process::Cgroup>,
     last_adoption_scan: Instant,
+    /// A signal or `pm down` asked pm to stop (not: everything finished).
+    shutdown_asked: bool,
 }
 
 impl Runtime {
@@ -180,6 +182,7 @@ impl Runtime {
             containment: None,
             cgroups: HashMap::new(),
             last_adoption_scan: Instant::now(),
+            shutdown_asked: false,
         }
     }
 
@@ -278,6 +281,7 @@ impl Runtime {
                 biased;
                 signal = signals.recv() => match signal {
                     SignalEvent::Shutdown(sig) => {
+                        self.shutdown_asked = true;
                         let actions = self.sup.shutdown(sig, Instant::now());
                         self.apply(actions);
                         self.give_up_on_stalled_output();
@@ -310,8 +314,11 @@ impl Runtime {
         self.wait_for_relays().await;
         // Written to the end, unless stdout takes nothing for a while or a
         // shutdown signal says not to wait.
+        let give_up = self.shutdown_asked;
         self.out
-            .end(async { while !matches!(signals.recv().await, SignalEvent::Shutdown(_)) {} })
+            .end(give_up, async {
+                while !matches!(signals.recv().await, SignalEvent::Shutdown(_)) {}
+            })
             .await;
         self.guardian.release();
         match self.output_error.take() {
@@ -427,6 +434,7 @@ impl Runtime {
                 Err(e) => (Vec::new(), Reply::error(e), None),
             },
             Command::Down => {
+                self.shutdown_asked = true;
                 let actions = self.sup.down(now);
                 let grace = self.sup.longest_grace();
                 (actions, Reply::down(std::process::id(), grace), None)
@@ -756,12 +764,15 @@ impl Runtime {
     /// While pm stops, a stdout that takes nothing (a paused terminal, a
     /// reader that stopped reading) is given up on: its output is dropped,
     /// so relays drain, exits are handled and pm can end.
+    ///
+    /// Only for a shutdown someone asked for (a signal, `pm down`): when
+    /// everything simply finished, a slow reader gets every line.
     fn give_up_on_stalled_output(&self) {
         let stopping = matches!(
             self.sup.phase(),
             Phase::Stopping { .. } | Phase::Killing { .. }
         );
-        if stopping && self.out.stalled() {
+        if stopping && self.shutdown_asked && self.out.stalled() {
             self.out.discard();
         }
     }
