@@ -10,7 +10,8 @@
 # through a subshell, a plain background job. A survivor is any process still carrying this run's
 # marker 3 s after the kill. Target: 0 survivors in every scenario.
 # With PM_CGROUP=off in the environment it measures the fallback without a
-# cgroup.
+# cgroup; SCENARIOS="restart" runs only the ones named. Survivors are
+# described on stderr.
 set -euo pipefail
 pm=$(realpath "${1:-target/release/pm}")
 tries=${2:-200}
@@ -34,6 +35,10 @@ survivors() {
         sleep 0.05
     done
     pgrep -f "$marker" | wc -l
+    # What survived, and where, for the record (stderr).
+    for p in $(pgrep -f "$marker"); do
+        echo "survivor: $(ps -o pid=,ppid=,pgid=,sid=,stat=,args= -p "$p") cgroup=$(tail -1 "/proc/$p/cgroup" 2>/dev/null)" >&2
+    done
     pkill -KILL -f "$marker" 2>/dev/null || true
 }
 
@@ -65,6 +70,6 @@ run() {
     printf '%-9s tries %4d  tries with survivors %4d  survivors %5d\n' "$scenario" "$tries" "$bad" "$total"
 }
 
-for scenario in startup restart shutdown; do
+for scenario in ${SCENARIOS:-startup restart shutdown}; do
     run "$scenario"
 done
