@@ -17,13 +17,18 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// pm's own cgroup, holding one cgroup per instance.
+/// pm's own cgroup, holding one cgroup per instance, with an exclusive
+/// lock on its directory for pm's life: a `pm-*` cgroup nobody holds locked
+/// is one a killed pm left behind. (A pid in the name would not tell: pm
+/// may run in another pid namespace than the pm looking.)
 #[derive(Debug)]
 pub struct Containment {
     root: PathBuf,
+    _lock: Flock<fs::File>,
 }
 
 /// One instance's cgroup, with `cgroup.procs` open for the spawn path: a
@@ -48,23 +53,24 @@ impl Containment {
         }
         let base = own_cgroup_dir()?;
         clean_stale(&base);
-        let root = base.join(format!("{PREFIX}{}", std::process::id()));
-        match fs::create_dir(&root) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                // A pm with this pid died without cleaning up.
-                kill_tree(&root);
-                fs::create_dir(&root).ok()?;
-            }
-            Err(_) => return None,
-        }
+        let pid = std::process::id();
+        let (root, lock) = (0..100).find_map(|n| {
+            let name = match n {
+                0 => format!("{PREFIX}{pid}"),
+                n => format!("{PREFIX}{pid}-{n}"),
+            };
+            let root = base.join(name);
+            // Taken: a live pm of that name (in another pid namespace).
+            fs::create_dir(&root).ok()?;
+            Some((root.clone(), lock(&root)?))
+        })?;
         // A cgroup that cannot take processes (a v2 "no internal process"
         // parent with controllers, a read-only file) is no use.
         if !root.join("cgroup.procs").exists() {
             let _ = fs::remove_dir(&root);
             return None;
         }
-        Some(Containment { root })
+        Some(Containment { root, _lock: lock })
     }
 
     pub fn root(&self) -> &Path {
@@ -192,23 +198,28 @@ fn populated(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Removes the `pm-<pid>` cgroups beside pm's whose pm is gone.
+/// An exclusive lock on the cgroup directory `dir`, if nobody holds one.
+fn lock(dir: &Path) -> Option<Flock<fs::File>> {
+    let file = fs::File::open(dir).ok()?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
+}
+
+/// Empties and removes the `pm-*` cgroups beside pm's that no pm holds.
 fn clean_stale(base: &Path) {
     let Ok(entries) = fs::read_dir(base) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
+        let is_pm = entry
+            .file_name()
             .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let gone = !Path::new(&format!("/proc/{pid}")).exists();
-        if gone && pid as u32 != std::process::id() {
-            kill_tree(&entry.path());
+            .is_some_and(|n| n.starts_with(PREFIX));
+        if is_pm && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = entry.path();
+            if let Some(held) = lock(&path) {
+                kill_tree(&path);
+                drop(held);
+            }
         }
     }
 }
