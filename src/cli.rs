@@ -11,9 +11,13 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "pm",
-    version,
+    version = env!("PM_VERSION"),
     about = "Run a Procfile's process model: the same on a laptop, in CI and in a container",
-    propagate_version = true
+    propagate_version = true,
+    after_help = "Examples:
+  pm start web=2 worker=3     Run two webs and three workers from ./Procfile
+  pm check                    Validate the Procfile and env files, show the ports
+  pm restart web              Restart every web instance of the running pm"
 )]
 pub struct Cli {
     /// The shared options given before the subcommand (`pm -f Procfile.dev
@@ -91,34 +95,80 @@ pub const DEFAULT_PORT_STEP: u16 = 100;
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the process types of the Procfile and supervise them.
+    #[command(after_help = "Examples:
+  pm start                    Every process type, once each
+  pm start web=2 worker=3     Only these types, this many of each
+  pm start -D --log pm.log    In the background; `pm down` stops it")]
     Start(StartArgs),
     /// Run one command with the environment a process would get.
+    #[command(after_help = "Examples:
+  pm run 'echo $DATABASE_URL'    One command with the app's environment
+  pm run web                     A process type's command, in the foreground
+  pm run -e .env.test rake test  With other env files")]
     Run(RunArgs),
     /// Validate the Procfile and env files; print the process types and ports.
+    #[command(after_help = "Examples:
+  pm check                    Validate ./Procfile and .env, show types and ports
+  pm check -f Procfile.dev    Another Procfile
+  pm check web=2 worker=3     With this formation's instances and ports")]
     Check(CheckArgs),
     /// Show every instance of the running `pm start`.
+    #[command(after_help = "Examples:
+  pm ps                       A table of every instance
+  pm ps --json                The same, as a JSON array")]
     Ps(PsArgs),
     /// Restart instances (`web` or `web.2`) of the running `pm start`.
+    #[command(after_help = "Examples:
+  pm restart web              Every web instance, one after the other
+  pm restart web.2            Only this instance
+  pm restart worker --no-wait Return at once")]
     Restart(TargetArgs),
     /// Stop instances (`web` or `web.2`); `pm restart` brings them back.
+    #[command(after_help = "Examples:
+  pm stop worker              Every worker instance
+  pm stop web.2               Only this instance; `pm restart web.2` brings it back")]
     Stop(TargetArgs),
     /// Change the formation of the running `pm start`: `pm scale web=4 worker=0`.
+    #[command(after_help = "Examples:
+  pm scale web=4              Four web instances
+  pm scale web=2 worker=0     Two webs, no workers")]
     Scale(ScaleArgs),
     /// Wait until instances of the running `pm start` are ready (all by default).
+    #[command(after_help = "Examples:
+  pm wait                     Until every instance is ready
+  pm wait web --timeout 30    Until every web is ready, 30 seconds at most")]
     Wait(WaitArgs),
     /// Shut the running `pm start` down (as on SIGTERM) and wait until it has exited.
+    #[command(after_help = "Examples:
+  pm down                     Shut down the pm running here
+  pm down --timeout 20        Give it 20 seconds")]
     Down(DownArgs),
     /// Write files that run the same process model on systemd, Docker Compose or Kubernetes.
+    #[command(after_help = "Examples:
+  pm export systemd /etc/systemd/system --user app
+  pm export compose deploy --image shop:1.4
+  pm export kubernetes k8s --image shop:1.4 web=3")]
     Export(ExportArgs),
     /// Compare this model with production's; exit 1 when they drift apart.
+    #[command(after_help = "Examples:
+  pm audit --against .env.production
+  pm audit --against deploy --strict
+  pm audit --against k8s --json")]
     Audit(AuditArgs),
     /// pm's own: a replacement guardian, started by a running pm whose
     /// guardian died (its pipe on stdin).
     #[command(name = "__guardian", hide = true)]
     Guardian(GuardianArgs),
     /// Balance TCP connections over TARGETs as `pm start`'s proxy does (the balancer exports run).
+    #[command(after_help = "Examples:
+  pm balance 0.0.0.0:8080 127.0.0.1:5000 127.0.0.1:5001
+  pm balance 0.0.0.0:8080 web:5000 --http /health")]
     Balance(BalanceArgs),
     /// Wait until every TARGET passes a readiness check (exports order start-up with it).
+    #[command(after_help = "Examples:
+  pm probe 127.0.0.1:5000              Until a tcp connect passes
+  pm probe db:5432 --within 60          60 seconds at most
+  pm probe web:5000 --http /health")]
     Probe(ProbeArgs),
 }
 

@@ -16,6 +16,7 @@ mod errors;
 mod examples;
 mod export;
 mod inputs;
+mod install;
 mod lifetime;
 mod log_ready;
 mod output;
