@@ -7,6 +7,9 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
+
+use crate::app::complete;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,6 +167,20 @@ pub enum Command {
   pm balance 0.0.0.0:8080 127.0.0.1:5000 127.0.0.1:5001
   pm balance 0.0.0.0:8080 web:5000 --http /health")]
     Balance(BalanceArgs),
+    /// Print the script that completes pm's subcommands, flags and process names in SHELL.
+    #[command(after_help = "Examples:
+  pm completions bash > ~/.local/share/bash-completion/completions/pm
+  pm completions zsh > ~/.zfunc/_pm    (with ~/.zfunc in fpath)
+  pm completions fish > ~/.config/fish/completions/pm.fish")]
+    Completions(CompletionsArgs),
+    /// Write pm's man pages (pm.1, pm-start.1, ...) into DIR.
+    #[command(
+        hide = true,
+        after_help = "Examples:
+  pm man target/man                  Write the pages there
+  man -l target/man/pm-start.1       Read one"
+    )]
+    Man(ManArgs),
     /// Wait until every TARGET passes a readiness check (exports order start-up with it).
     #[command(after_help = "Examples:
   pm probe 127.0.0.1:5000              Until a tcp connect passes
@@ -187,7 +204,11 @@ impl Command {
             Command::Down(a) => Some(&mut a.app),
             Command::Export(a) => Some(&mut a.app),
             Command::Audit(a) => Some(&mut a.app),
-            Command::Balance(_) | Command::Probe(_) | Command::Guardian(_) => None,
+            Command::Balance(_)
+            | Command::Probe(_)
+            | Command::Guardian(_)
+            | Command::Completions(_)
+            | Command::Man(_) => None,
         }
     }
 }
@@ -235,7 +256,7 @@ pub struct FormationArgs {
     pub formation: Option<String>,
 
     /// Process types to run, as NAME or NAME=COUNT (only these run).
-    #[arg(value_name = "NAME[=COUNT]")]
+    #[arg(value_name = "NAME[=COUNT]", add = ArgValueCandidates::new(complete::types))]
     pub processes: Vec<String>,
 }
 
@@ -324,7 +345,7 @@ pub struct TargetArgs {
     pub app: AppArgs,
 
     /// A process type (every instance) or one instance, e.g. `web` or `web.2`.
-    #[arg(value_name = "TARGET", required = true)]
+    #[arg(value_name = "TARGET", required = true, add = ArgValueCandidates::new(complete::targets))]
     pub targets: Vec<String>,
 
     #[command(flatten)]
@@ -349,7 +370,7 @@ pub struct ScaleArgs {
     pub app: AppArgs,
 
     /// New counts, as NAME=COUNT (types not named keep theirs).
-    #[arg(value_name = "NAME=COUNT", required = true)]
+    #[arg(value_name = "NAME=COUNT", required = true, add = ArgValueCandidates::new(complete::counts))]
     pub formation: Vec<String>,
 
     #[command(flatten)]
@@ -362,7 +383,7 @@ pub struct WaitArgs {
     pub app: AppArgs,
 
     /// Process types or instances to wait for [default: every instance].
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", add = ArgValueCandidates::new(complete::targets))]
     pub targets: Vec<String>,
 
     /// Seconds to wait before giving up (exit 1).
@@ -503,6 +524,28 @@ pub struct ProbeArgs {
     /// Give up after this many seconds (exit 1) [default: wait as long as it takes].
     #[arg(long = "within", value_name = "SECONDS")]
     pub within: Option<f64>,
+}
+
+/// The shells `pm completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// The `--color` choice.

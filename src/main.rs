@@ -22,6 +22,8 @@ fn main() {
         std::process::exit(70);
     }));
 
+    // A shell asking for completions (PM_COMPLETE set) is answered here.
+    pm::app::complete::answer_if_asked();
     let cli = pm::cli::Cli::parse();
     let code = match pm::app::run(cli) {
         Ok(code) => code,

@@ -4,9 +4,11 @@
 pub mod audit;
 pub mod balance;
 pub mod check;
+pub mod complete;
 pub mod control;
 pub mod export;
 pub mod load;
+pub mod man;
 pub mod run;
 pub mod start;
 
@@ -30,5 +32,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Guardian(args) => crate::process::guardian_main(args.cgroup.as_deref()),
         Command::Balance(args) => balance::balance(args),
         Command::Probe(args) => balance::probe(args),
+        Command::Completions(args) => complete::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
