@@ -11,6 +11,7 @@ mod balance_cmd;
 mod cli_habits;
 mod containment;
 mod control;
+mod corpus;
 mod envfiles;
 mod errors;
 mod examples;
