@@ -216,6 +216,9 @@ pub struct Supervisor {
     rolls: Vec<Roll>,
     /// The stop signal went to what pm started besides the instances.
     stragglers_signalled: bool,
+    /// The shutdown grace (-t): what belongs to no type (stragglers) gets
+    /// this long after its stop signal.
+    grace: Duration,
 }
 
 impl Supervisor {
@@ -267,6 +270,7 @@ impl Supervisor {
             actions: Vec::new(),
             rolls,
             stragglers_signalled: false,
+            grace: plan.timeout,
         }
     }
 

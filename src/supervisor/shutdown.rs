@@ -135,15 +135,18 @@ impl Supervisor {
                 self.stop_instance(id, now);
             }
         }
-        self.phase = Phase::Stopping { code, until };
         // What pm started outside the instances (background jobs of exited
         // instances, adopted orphans such as a daemon a dependency left)
-        // stops with the last wave, not before the types that may use it.
+        // stops with the last wave, not before the types that may use it,
+        // and has the shutdown grace, as a type's processes have theirs,
+        // even when no instance runs any more.
         let last_wave = !self.instances.iter().any(|i| i.state.is_live());
         if last_wave && !self.stragglers_signalled {
             self.stragglers_signalled = true;
+            until = until.max(now + self.grace);
             self.actions.push(Action::SignalStragglers(Signal::SIGTERM));
         }
+        self.phase = Phase::Stopping { code, until };
     }
 
     /// Sends a live instance its stop signal; SIGKILL follows after its grace.
@@ -295,6 +298,47 @@ mod tests {
         assert_eq!(sup.instances()[0].state, State::Stopped);
         assert!(spawns(&sup.tick(t0 + Duration::from_secs(60))).is_empty());
         assert_eq!(sup.finished(|| false, t0), Some(0));
+    }
+
+    #[test]
+    fn stragglers_get_the_grace_when_no_instance_runs() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut sup = started(&[("job", 1), ("crash", 1)], None, t0);
+        // job is done (it left a daemon behind), crash is backing off.
+        sup.exited(0, ExitStatus::Code(0), t0);
+        sup.exited(1, ExitStatus::Code(1), t0);
+        let a = sup.shutdown(Signal::SIGINT, t0 + s(1));
+        assert!(a.contains(&Action::SignalStragglers(Signal::SIGTERM)));
+        assert!(!a.contains(&Action::KillAll), "{a:?}");
+        assert_eq!(sup.next_deadline(t0 + s(1)), Some(t0 + s(6)));
+        let a = sup.tick(t0 + s(5));
+        assert!(
+            !a.contains(&Action::KillAll),
+            "killed within the grace: {a:?}"
+        );
+        assert_eq!(sup.finished(|| true, t0 + s(5)), None);
+        // Once the stragglers are gone pm exits; if they stay, SIGKILL.
+        assert_eq!(sup.finished(|| false, t0 + s(5)), Some(0));
+        let a = sup.tick(t0 + s(6));
+        assert_eq!(said(&a), ["sending SIGKILL to all processes"]);
+        assert!(a.contains(&Action::KillAll));
+    }
+
+    #[test]
+    fn stragglers_keep_the_grace_after_a_short_last_wave() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut plan = plan(&[("web", 1)], None);
+        plan.types[0].stop_timeout = s(1);
+        let mut sup = all_running(&plan, t0);
+        let a = sup.shutdown(Signal::SIGTERM, t0);
+        assert!(a.contains(&Action::Signal(0, Signal::SIGTERM)));
+        assert!(a.contains(&Action::SignalStragglers(Signal::SIGTERM)));
+        sup.exited(0, ExitStatus::Code(0), t0);
+        // web's grace is 1 s; what it left behind has the shutdown's 5 s.
+        assert!(!sup.tick(t0 + s(1)).contains(&Action::KillAll));
+        assert!(sup.tick(t0 + s(5)).contains(&Action::KillAll));
     }
 
     #[test]

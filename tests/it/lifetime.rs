@@ -172,3 +172,49 @@ fn each_process_gets_its_types_stop_signal_once() {
         );
     }
 }
+
+#[test]
+fn what_pm_adopted_gets_the_grace_when_no_instance_runs() {
+    // job leaves a draining daemon in a session of its own and is done;
+    // crash is backing off when Ctrl-C comes: no instance runs, yet the
+    // daemon gets its stop signal, then the grace to drain, not SIGKILL.
+    let (app, base) = app(
+        "job: setsid -f env NO_LISTEN=1 python3 drainer.py > daemon.log; echo left\n\
+         crash: exit 1\n",
+    );
+    let mut pm = app.start(&["start", "--no-timestamp", "-p", &base]);
+    pm.wait_until_seen("job.1 exited with code 0", SECS(10));
+    let log = app.path().join("daemon.log");
+    let daemon = wait_until(
+        SECS(10),
+        "the daemon's pid",
+        || {
+            numbers_after(
+                &[fs::read_to_string(&log).unwrap_or_default()],
+                "serving pid=",
+            )
+        },
+        |pids| pids.len() == 1,
+    )[0];
+    pm.wait_until_seen("crash.1 exited with code 1, restarting in 2s", SECS(10));
+    pm.signal(Signal::SIGINT);
+    let status = pm.wait_for_exit(SECS(10));
+    assert_eq!(status.code(), Some(0), "{}", pm.stderr());
+    assert!(!alive(daemon), "the daemon outlived pm");
+    assert_eq!(
+        signals(&app).get(&daemon),
+        Some(&vec!["SIGTERM".to_string()])
+    );
+    assert!(
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(&format!("drained pid={daemon}")),
+        "the daemon was killed before it drained:\n{}",
+        pm.seen.join("\n")
+    );
+    assert!(
+        pm.lines_with("sending SIGKILL").is_empty(),
+        "{}",
+        pm.seen.join("\n")
+    );
+}
