@@ -1,8 +1,10 @@
 //! The corpus: Procfiles shaped like real projects' (tests/corpus/), run by
 //! pm with stand-ins for their programs (tests/corpus/bin/standin).
 //!
-//! Real Procfiles rarely write `exec`, so a shell stays wrapped around the
-//! program; their servers drain for a while on SIGTERM, holding their port;
+//! Real Procfiles rarely write `exec`: pm runs a simple command as its
+//! program, but `cd dir && yarn ...` keeps its shell, and yarn and `bin/rails
+//! tailwindcss:watch` run the program as a child of their own;
+//! their servers drain for a while on SIGTERM, holding their port;
 //! their watchers exit when stdin closes. Each fixture is restarted type by
 //! type while a client keeps connecting to its web port, its web pid (as
 //! `pm ps --json` shows it) is SIGKILLed, and pm is stopped with Ctrl-C, or
@@ -29,7 +31,7 @@ use crate::harness::*;
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
 
 /// How long a stand-in server or worker drains after its stop signal.
-const DRAIN: &str = "1.5";
+const DRAIN: &str = "1";
 
 struct Fixture {
     /// Directory under tests/corpus/, and the slot that picks its ports.
