@@ -14,6 +14,12 @@ log = os.environ.get("SIGNALS")
 stopping = threading.Event()
 
 
+def say(text):
+    """One line in one write: several drainers may share a pipe, and with
+    PYTHONUNBUFFERED print writes the text and its newline apart."""
+    os.write(1, f"{text}\n".encode())
+
+
 def on_signal(number, _frame):
     if log:
         with open(log, "a") as f:
@@ -27,7 +33,7 @@ signal.signal(signal.SIGINT, on_signal)
 if os.environ.get("READ_STDIN"):
     def read():
         sys.stdin.read()
-        print("stdin closed", flush=True)
+        say("stdin closed")
     threading.Thread(target=read, daemon=True).start()
 
 server = None
@@ -36,11 +42,11 @@ if os.environ.get("PORT") and not os.environ.get("NO_LISTEN"):
     try:
         server.bind(("127.0.0.1", int(os.environ["PORT"])))
     except OSError as e:
-        print(f"cannot listen: {e}", flush=True)
+        say(f"cannot listen: {e}")
         sys.exit(1)
     server.listen(16)
     server.settimeout(0.05)
-print(f"serving pid={os.getpid()}", flush=True)
+say(f"serving pid={os.getpid()}")
 while not stopping.is_set():
     if server is None:
         time.sleep(0.05)
@@ -52,4 +58,4 @@ while not stopping.is_set():
     except socket.timeout:
         pass
 time.sleep(drain)
-print(f"drained pid={os.getpid()}", flush=True)
+say(f"drained pid={os.getpid()}")

@@ -147,8 +147,7 @@ fn each_process_gets_its_types_stop_signal_once() {
     app.file("pm.toml", "[process.db]\nstop_signal = \"INT\"\n");
     let mut pm = app.start(&["start", "--no-timestamp", "-p", &base, "db=1", "web=2"]);
     for _ in 0..5 {
-        pm.wait_for(|l| l.contains("| serving pid="), SECS(10))
-            .expect("five servers");
+        pm.wait_for_line("| serving pid=", SECS(10));
     }
     pm.stop_ok(SECS(15));
     pm.assert_saw("sending SIGINT to db, SIGTERM to web");
