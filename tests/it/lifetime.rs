@@ -177,11 +177,14 @@ fn what_pm_adopted_gets_the_grace_when_no_instance_runs() {
     // job leaves a draining daemon in a session of its own and is done;
     // crash is backing off when Ctrl-C comes: no instance runs, yet the
     // daemon gets its stop signal, then the grace to drain, not SIGKILL.
+    // Without a cgroup (in one, the daemon would be part of job's run).
     let (app, base) = app(
         "job: setsid -f env NO_LISTEN=1 python3 drainer.py > daemon.log; echo left\n\
          crash: exit 1\n",
     );
-    let mut pm = app.start(&["start", "--no-timestamp", "-p", &base]);
+    let mut cmd = app.cmd(&["start", "--no-timestamp", "-p", &base]);
+    cmd.env("PM_CGROUP", "off");
+    let mut pm = Running::spawn(cmd);
     pm.wait_until_seen("job.1 exited with code 0", SECS(10));
     let log = app.path().join("daemon.log");
     let daemon = wait_until(
