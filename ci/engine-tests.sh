@@ -12,7 +12,8 @@
 # - Kubernetes: the export validated with `kubernetes-validate --strict`
 #   (tests/it/export.rs checks its addresses are its Services and every
 #   dependency has an init container).
-# The app is ci/engine-app (Redis, a balanced web, workers), built into an
+# The app is ci/engine-app (Redis, a balanced web, workers, with the shop's
+# web API), or the one PM_ENGINE_APP names (examples/shop), built into an
 # image by examples/shop/Dockerfile with pm from `cargo build --release`.
 # When an engine cannot start or a check fails it prints one line and exits
 # 1; nothing is skipped.
@@ -23,15 +24,16 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 export DOCKER_BUILDKIT=0
 
-app_dir=ci/engine-app
+app_dir=${PM_ENGINE_APP:-ci/engine-app}
 app=pmci
 image="pm-engine-app:ci"
 systemd_image="pm-engine-app-systemd:ci"
 proxy=8080
 requests=20
-# The longest stop_timeout of the app's types (pm.toml's timeout), plus
-# the engine's own overhead: what a stop may take.
+# The longest stop_timeout of the app's types: what a stop may take, with
+# a few seconds for the engine itself.
 grace=10
+stop_limit=$((grace + 5))
 
 tmp=$(mktemp -d /var/tmp/pm-ci-engine-tests.XXXXXX)
 ci_on_exit "rm -rf '$tmp'"
@@ -44,43 +46,52 @@ build_pm() {
 build_images() {
     docker build -q -f examples/shop/Dockerfile --build-arg APP="$app_dir" -t "$image" .
     # The same image with systemd as its init. redis-server's own unit is
-    # masked: only the export's units run the app.
+    # and PostgreSQL's are masked: only the export's units run the app.
     docker build -q -t "$systemd_image" - <<EOF
 FROM $image
 RUN apt-get update -qq \\
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv \\
     && rm -rf /var/lib/apt/lists/* \\
-    && systemctl mask redis-server.service
+    && systemctl mask redis-server.service postgresql.service
 STOPSIGNAL SIGRTMIN+3
 CMD ["/sbin/init"]
 EOF
 }
 
-# requests_to RUN...: sends $requests GETs to 127.0.0.1:$proxy with RUN
-# (a command prefix: nothing on the host, `docker exec NAME` in a
-# container); every one must be answered, by at least two instances.
+# requests_to RUN...: sends $requests GETs of / to 127.0.0.1:$proxy with RUN
+# (a command prefix: `on_host`, or `docker exec NAME` in a container); every
+# one must be answered 200.
 requests_to() {
-    local out served
-    out=$("$@" sh -c "for i in \$(seq $requests); do curl -fsS --max-time 10 http://127.0.0.1:$proxy/ || echo FAILED; done") ||
-        fail "requests to :$proxy failed: $out"
-    [ "$(grep -c . <<<"$out")" -eq "$requests" ] || fail "$requests requests, $(grep -c . <<<"$out") answers"
-    ! grep -q FAILED <<<"$out" || fail "$(grep -c FAILED <<<"$out") of $requests requests to :$proxy failed"
-    served=$(sort -u <<<"$out" | wc -l)
-    [ "$served" -ge 2 ] || fail "all $requests requests were served by one instance: $(sort -u <<<"$out")"
-    say "$requests requests answered by $served instances"
+    local out
+    out=$("$@" sh -c "for i in \$(seq $requests); do curl -sS -o /dev/null -w '%{http_code}\n' --max-time 10 http://127.0.0.1:$proxy/ || echo failed; done")
+    [ "$(grep -cx 200 <<<"$out")" -eq "$requests" ] ||
+        fail "$(grep -cvx 200 <<<"$out") of $requests requests to :$proxy were not answered 200: $(sort <<<"$out" | uniq -c | tr '\n' ' ')"
 }
 
-# order_through RUN...: places an order through :$proxy and waits until a
-# worker has processed it.
+# spread COUNTS: COUNTS holds one number per web instance, the requests it
+# logged (`GET / -> 200`); each must have had some, and all of them together.
+spread() {
+    local counts=$1 total
+    total=$(awk '{ s += $1 } END { print s + 0 }' <<<"$counts")
+    [ "$total" -ge "$requests" ] || fail "the web instances logged $total of the $requests requests"
+    ! grep -qx 0 <<<"$counts" || fail "a web instance got none of the $requests requests: $(tr '\n' ' ' <<<"$counts")"
+    [ "$(grep -c . <<<"$counts")" -ge 2 ] || fail "one web instance took every request"
+    say "$requests requests answered, spread over the web instances as $(tr '\n' ' ' <<<"$counts")"
+}
+
+# order_through RUN...: places an order through :$proxy (the shop's API,
+# which ci/engine-app shares) and waits until a worker has processed it.
 order_through() {
-    local id status deadline=$((SECONDS + 30))
-    id=$("$@" curl -fsS --max-time 10 -X POST "http://127.0.0.1:$proxy/orders") || fail "placing an order failed"
-    until status=$("$@" curl -fsS --max-time 10 "http://127.0.0.1:$proxy/orders/$id") &&
-        [[ $status == processed* ]]; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "order $id was not processed within 30s: ${status:-no answer}"
+    local receipt status deadline=$((SECONDS + 60))
+    receipt=$("$@" curl -fsS --max-time 10 -X POST -d 'sku=TEA-003&qty=1' "http://127.0.0.1:$proxy/orders") ||
+        fail "placing an order failed"
+    receipt=${receipt##*: }
+    until status=$("$@" curl -fsS --max-time 10 "http://127.0.0.1:$proxy$receipt") &&
+        [[ $status == *'"status": "'* && $status != *'"status": "queued"'* ]]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "order $receipt was not processed within 60s: ${status:-no answer}"
         sleep 0.2
     done
-    say "order $id $status"
+    say "order processed: $status"
 }
 
 on_host() { "$@"; }
@@ -90,7 +101,7 @@ on_host() { "$@"; }
 say() { echo "$ci_name: $*" >&3; }
 
 compose() {
-    local dir=$tmp/compose start ms
+    local dir=$tmp/compose start ms expected
     [ -z "$(ss -Htln "sport = :$proxy")" ] || fail "127.0.0.1:$proxy is in use on this machine: compose cannot publish it"
     "$pm" export compose "$dir" -d "$app_dir" --app "$app" --image "$image"
     local c=(docker compose -p "$app" -f "$dir/compose.yaml")
@@ -99,17 +110,23 @@ compose() {
         fail "compose up --wait failed: $("${c[@]}" ps -a --format '{{.Name}} {{.State}} {{.Health}}' | tr '\n' ' ')"
     "${c[@]}" ps -a --format '{{.Service}} {{.State}} {{.Health}} {{.ExitCode}}' >"$tmp/ps"
     cat "$tmp/ps"
-    # Every replica runs (healthy where checked); the release exited 0.
-    [ "$(grep -c ' running ' "$tmp/ps")" -eq 6 ] || fail "not every service runs: $(tr '\n' ' ' <"$tmp/ps")"
+    # Every replica of every service but the release runs (healthy where
+    # checked); the release exited 0.
+    expected=$("${c[@]}" config --format json | python3 -c 'import json, sys
+services = json.load(sys.stdin)["services"]
+print(sum(s.get("deploy", {}).get("replicas", 1) for n, s in services.items() if n != "release"))')
+    [ "$(grep -c ' running ' "$tmp/ps")" -eq "$expected" ] ||
+        fail "$(grep -c ' running ' "$tmp/ps") of $expected containers run: $(tr '\n' ' ' <"$tmp/ps")"
     grep -q '^release exited  0$' "$tmp/ps" || fail "the release did not complete: $(grep release "$tmp/ps")"
     ! grep -q unhealthy "$tmp/ps" || fail "a service is unhealthy: $(grep unhealthy "$tmp/ps")"
     requests_to on_host
+    spread "$(for id in $("${c[@]}" ps -q web); do docker logs "$id" 2>&1 | grep -c 'GET / -> 200' || true; done)"
     order_through on_host
     start=${EPOCHREALTIME/./}
     timeout $((grace * 2)) "${c[@]}" down -t "$grace" || fail "compose down did not end within $((grace * 2))s"
     ms=$(((${EPOCHREALTIME/./} - start) / 1000))
-    [ "$ms" -le $((grace * 1000)) ] || fail "compose down took ${ms}ms, more than the ${grace}s grace"
-    say "compose: $(grep -c ' running ' "$tmp/ps") containers running, the release done; down in ${ms}ms"
+    [ "$ms" -le $((stop_limit * 1000)) ] || fail "compose down took ${ms}ms, more than the ${grace}s grace"
+    say "compose: $expected containers running, the release done; down in ${ms}ms"
 }
 
 # units_in NAME STATES: the app's units in the container NAME in one of STATES.
@@ -137,11 +154,12 @@ systemd() {
         state=$(docker exec "$name" systemctl is-system-running 2>&1 || true)
     done
     # Exported where it runs, so the units name the app's real paths.
-    docker exec "$name" pm export systemd /etc/systemd/system -d /app --app "$app" --pm-path /usr/local/bin/pm
+    docker exec -w /app "$name" pm export systemd /etc/systemd/system --app "$app" --pm-path /usr/local/bin/pm
     docker exec "$name" systemctl daemon-reload
     docker exec "$name" systemctl start "$app.target"
-    # The target, the release, the store, 2 web, 2 workers, the balancer.
-    expected=8
+    # The target and every unit it wants (the release stays active: it
+    # remains after exit).
+    expected=$(($(docker exec "$name" systemctl show -p Wants --value "$app.target" | wc -w) + 1))
     deadline=$((SECONDS + 60))
     until units=$(units_in "$name" active) && [ "$(grep -c . <<<"$units")" -eq "$expected" ]; do
         ! units_in "$name" failed | grep -q . ||
@@ -150,8 +168,11 @@ systemd() {
             fail "$(grep -c . <<<"$units") of $expected units active after 60s: $(tr '\n' ' ' <<<"$units")"
         sleep 0.2
     done
-    say "systemd: $(grep -c . <<<"$units") units active"
+    say "systemd: $(grep -c . <<<"$units") units active: $(tr '\n' ' ' <<<"$units")"
     requests_to docker exec "$name"
+    spread "$(grep "^$app-web@" <<<"$units" | while read -r unit; do
+        docker exec "$name" journalctl -q -o cat -u "$unit" | grep -c 'GET / -> 200' || true
+    done)"
     order_through docker exec "$name"
     start=${EPOCHREALTIME/./}
     docker exec "$name" systemctl stop "$app.target"
@@ -164,7 +185,7 @@ systemd() {
     ms=$(((${EPOCHREALTIME/./} - start) / 1000))
     left=$(app_processes "$name")
     [ -z "$left" ] || fail "processes left after systemctl stop: $(tr '\n' ';' <<<"$left")"
-    [ "$ms" -le $((grace * 1000)) ] || fail "systemctl stop took ${ms}ms, more than the ${grace}s grace"
+    [ "$ms" -le $((stop_limit * 1000)) ] || fail "systemctl stop took ${ms}ms, more than the ${grace}s grace"
     say "systemd: stopped in ${ms}ms, no unit and no process left"
     docker rm -f "$name"
 }

@@ -1,10 +1,14 @@
 """The engine tests' app: `release`, `web` and `worker` in one file.
 
-web answers GET / with the instance that served it (host name and port),
-GET /healthz with 200 once the release has run, POST /orders by queueing an
-order in Redis (202, its id), and GET /orders/ID with the order's status;
-worker takes orders off the queue and marks them processed.
+The web API is the shop's (examples/shop), so the same checks run on both:
+GET / names the instance that served it (host name and port), and every
+request but /healthz is logged as `GET / -> 200`; GET /healthz is 200 once
+the release has run; POST /orders queues an order in Redis and answers 202
+`order ID queued by INSTANCE: /orders/ID`; GET /orders/ID is the order as
+JSON, `{"id": ID, "status": "queued"}` until a worker has made it "paid".
 """
+
+import json
 
 import os
 import signal
@@ -24,6 +28,10 @@ def release():
 
 
 class Web(BaseHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        if not self.path.startswith("/healthz"):
+            print(f"{me}: {self.command} {self.path} -> {args[1] if len(args) > 1 else '-'}", flush=True)
+
     def answer(self, code, text):
         body = (text + "\n").encode()
         self.send_response(code)
@@ -40,10 +48,11 @@ class Web(BaseHTTPRequestHandler):
                 return self.answer(503, f"store: {e}")
             return self.answer(200 if ok else 503, "ok" if ok else "no release yet")
         if self.path.startswith("/orders/"):
-            status = store.get("order:" + self.path[len("/orders/"):])
+            order = self.path[len("/orders/"):].split("?")[0]
+            status = store.get("order:" + order)
             if status is None:
                 return self.answer(404, "no such order")
-            return self.answer(200, status.decode())
+            return self.answer(200, json.dumps({"id": int(order), "status": status.decode()}))
         self.answer(200, me)
 
     def do_POST(self):
@@ -52,10 +61,7 @@ class Web(BaseHTTPRequestHandler):
         order = store.incr("orders:last")
         store.set(f"order:{order}", "queued")
         store.lpush("orders", order)
-        self.answer(202, str(order))
-
-    def log_message(self, *args):
-        pass
+        self.answer(202, f"order {order} queued by {me}: /orders/{order}")
 
 
 def web():
@@ -76,7 +82,7 @@ def worker():
             continue
         if job:
             order = job[1].decode()
-            store.set(f"order:{order}", f"processed by {me}")
+            store.set(f"order:{order}", "paid")
             print(f"worker: order {order} processed", flush=True)
 
 

@@ -56,12 +56,20 @@ pub fn check_command(probe: &Probe) -> String {
     }
 }
 
+/// How long a container may take to pass its check the first time. Under
+/// `pm start` a readiness check that has not passed yet only means "not
+/// ready yet" (a database's first start may take long); compose counts
+/// failures from the start unless they fall in `start_period`, where a
+/// first success still counts at once.
+pub const START_PERIOD: std::time::Duration = std::time::Duration::from_secs(300);
+
 fn healthcheck(check: &Check) -> Value {
     json!({
         "test": ["CMD-SHELL", esc(&check_command(&check.probe))],
         "interval": duration(check.interval),
         "timeout": duration(check.timeout),
         "retries": check.failures,
+        "start_period": duration(START_PERIOD),
     })
 }
 

@@ -346,6 +346,7 @@ services:
     healthcheck:
       interval: 2s
       retries: 3
+      start_period: 300s
       test:
       - CMD-SHELL
       - curl -fsS -o /dev/null http://127.0.0.1:"$$PORT"'/up' || wget -q -O /dev/null http://127.0.0.1:"$$PORT"'/up' || exit 1
