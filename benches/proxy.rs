@@ -18,8 +18,9 @@
 //!   connection each (default 1,8); every count is a set of rows.
 //! - `--seconds S` / `PM_BENCH_SECONDS`: length of one measured window
 //!   (default 3, quick 0.5).
-//! - `--reps N` / `PM_BENCH_REPS`: repetitions (default 5, quick 1); the best
-//!   throughput and the median of each latency percentile count.
+//! - `--reps N` / `PM_BENCH_REPS`: repetitions (default 7, quick 1); the best
+//!   throughput against direct, the median against HAProxy, and the median
+//!   of each latency percentile count.
 //! - `--work-us US` / `PM_BENCH_WORK_US`: CPU the backend spins on each
 //!   request, a stand-in for an application (default 0: answer at once).
 //! - `--quick` / `PM_BENCH_QUICK=1`: short windows, one repetition.
@@ -38,6 +39,13 @@
 //! threads. It is also the reference relay (`--relay LISTEN TARGET`): a
 //! blocking thread-per-direction copy, measured as information next to
 //! pm's proxy, to tell the cost of any relay on the machine from pm's own.
+//!
+//! The peers, when installed (`haproxy`, `wrk` on `PATH` or in `/usr/sbin`;
+//! skipped with a note if not, a miss with `--strict`): HAProxy in front of
+//! the same backend (`mode tcp`, round robin, 2 threads), alternated with
+//! the other paths in every repetition, judged on median rate (>= 1.0x) and
+//! p99 (no higher); and `wrk` as a second load generator against direct,
+//! pm and HAProxy in the same repetitions.
 //!
 //! Hygiene: the bench is a child subreaper, pm gets a parent-death signal
 //! and its own process group, every wait has a deadline, pm is stopped with
@@ -93,6 +101,9 @@ fn main() {
 /// keep-alive client knows where it ends.
 const RESPONSE: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n";
+/// The same answer to a request asking for `Connection: close` (what `wrk`
+/// sends in conn/request mode), after which the backend closes.
+const RESPONSE_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nhello, world\n";
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 /// Threads serving connections; more than any client count plus the
@@ -163,6 +174,11 @@ fn serve_connection(mut stream: TcpStream, work: Duration) {
                 while Instant::now() < until {
                     std::hint::spin_loop();
                 }
+            }
+            if find(&buf[start..start + end], b"\r\nConnection: close").is_some() {
+                out.extend_from_slice(RESPONSE_CLOSE);
+                let _ = stream.write_all(&out);
+                return;
             }
             out.extend_from_slice(RESPONSE);
             start += end + 4;
@@ -270,6 +286,179 @@ impl Drop for Relay {
         signal_group(self.pid(), libc::SIGKILL);
         let _ = self.child.wait();
     }
+}
+
+// ---------------------------------------------------------------------------
+// The peers: HAProxy as a balancer, wrk as a load generator.
+
+/// An executable on `PATH` or in the system directories Debian installs
+/// them to (`/usr/sbin` is not on every user's `PATH`).
+fn installed(name: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// HAProxy in front of `target`, configured as pm's balancer is meant to
+/// compete with it: `mode tcp`, round robin, 2 threads.
+struct Haproxy {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    fn start(binary: &PathBuf, target: u16) -> Result<Haproxy> {
+        let (port, _) = free_ports(1)?;
+        let dir = tempdir("pm-bench-haproxy-")?;
+        let cfg = dir.path().join("haproxy.cfg");
+        write_file(
+            &cfg,
+            &format!(
+                "global\n  nbthread 2\n  maxconn 8000\n\n\
+                 defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\n\
+                 frontend bench\n  bind 127.0.0.1:{port}\n  default_backend web\n\n\
+                 backend web\n  balance roundrobin\n  server web1 127.0.0.1:{target}\n"
+            ),
+        )?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("-db")
+            .arg("-f")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        die_with_bench(&mut cmd, libc::SIGKILL);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let mut haproxy = Haproxy {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = connect(port)
+                && exchange(&mut stream, &mut [0u8; 512]).is_ok()
+            {
+                return Ok(haproxy);
+            }
+            if let Ok(Some(status)) = haproxy.child.try_wait() {
+                return Err(format!("haproxy exited at start ({status})"));
+            }
+            if Instant::now() > deadline {
+                return Err("haproxy did not answer within 10 s".into());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        signal_group(self.pid(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// One window of `wrk` against a port: its own figures, parsed.
+struct WrkSample {
+    rate: f64,
+    requests: u64,
+    /// Socket errors and non-2xx answers.
+    failures: u64,
+    p50: f64,
+    p99: f64,
+}
+
+/// `wrk` with `clients` connections (at most 2 threads: the machine's
+/// cores are shared with what it measures) for `window`. Conn/request
+/// asks for `Connection: close`, which the backend honours: wrk then
+/// reconnects for every request (its latency does not include the connect).
+fn wrk(
+    binary: &PathBuf,
+    port: u16,
+    clients: usize,
+    mode: Mode,
+    window: Duration,
+) -> Result<WrkSample> {
+    let mut cmd = Command::new(binary);
+    cmd.arg("-t")
+        .arg(clients.min(2).to_string())
+        .arg("-c")
+        .arg(clients.to_string())
+        .arg("-d")
+        // wrk takes whole seconds.
+        .arg(format!("{}s", window.as_secs_f64().round().max(1.0)))
+        .arg("--latency");
+    if mode == Mode::PerRequest {
+        cmd.arg("-H").arg("Connection: close");
+    }
+    cmd.arg(format!("http://127.0.0.1:{port}/"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    die_with_bench(&mut cmd, libc::SIGKILL);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_wrk(&text).ok_or_else(|| {
+        let tail: String = text.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+        format!("unreadable wrk output ({}): {tail}", out.status)
+    })
+}
+
+/// Requests/sec, the request count, errors and the 50 % / 99 % latencies
+/// (in ns) of wrk's `--latency` report.
+fn parse_wrk(text: &str) -> Option<WrkSample> {
+    let duration_ns = |word: &str| -> Option<f64> {
+        let split = word.find(|c: char| c.is_ascii_alphabetic())?;
+        let value: f64 = word[..split].parse().ok()?;
+        let scale = match &word[split..] {
+            "us" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            _ => return None,
+        };
+        Some(value * scale)
+    };
+    let (mut rate, mut requests, mut failures, mut p50, mut p99) = (None, None, 0, None, None);
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", value] => rate = value.parse().ok(),
+            [count, "requests", "in", ..] => requests = count.parse().ok(),
+            ["50%", value] => p50 = duration_ns(value),
+            ["99%", value] => p99 = duration_ns(value),
+            ["Socket", "errors:", rest @ ..] => {
+                failures += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            ["Non-2xx", "or", "3xx", "responses:", count] => {
+                failures += count.parse::<u64>().ok()?;
+            }
+            _ => {}
+        }
+    }
+    Some(WrkSample {
+        rate: rate?,
+        requests: requests?,
+        failures,
+        p50: p50?,
+        p99: p99?,
+    })
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -538,6 +727,9 @@ struct Config {
     reps: u32,
     /// CPU the backend spends on each request.
     work_us: u64,
+    /// The peers, when installed.
+    haproxy: Option<PathBuf>,
+    wrk: Option<PathBuf>,
 }
 
 impl Config {
@@ -573,7 +765,7 @@ impl Config {
                 .parse::<u32>()
                 .map_err(|_| format!("reps: {text:?} is not a number"))?,
             None if quick => 1,
-            None => 5,
+            None => 7,
         }
         .max(1);
         let clients = match clients {
@@ -610,6 +802,8 @@ impl Config {
             window,
             reps,
             work_us,
+            haproxy: installed("haproxy"),
+            wrk: installed("wrk"),
         })
     }
 }
@@ -625,6 +819,9 @@ const MAX_ADDED_P99_NS: f64 = 1_000_000.0;
 /// The repetitions of one configuration, summarised.
 struct Summary {
     best_rate: f64,
+    median_rate: f64,
+    /// `min..max` of the windows' rates.
+    spread: String,
     p50: f64,
     p99: f64,
     p999: f64,
@@ -640,8 +837,11 @@ impl Summary {
             values.sort_by(f64::total_cmp);
             values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
         };
+        let rates: Vec<f64> = samples.iter().map(Sample::rate).collect();
         Summary {
-            best_rate: samples.iter().map(Sample::rate).fold(0.0, f64::max),
+            best_rate: rates.iter().copied().fold(0.0, f64::max),
+            median_rate: median_of(rates.clone()),
+            spread: spread(&rates),
             p50: median(0.50),
             p99: median(0.99),
             p999: median(0.999),
@@ -651,6 +851,25 @@ impl Summary {
         }
     }
 }
+
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `min..max` of request rates.
+fn spread(rates: &[f64]) -> String {
+    if rates.is_empty() {
+        return "?".into();
+    }
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rates.iter().copied().fold(0.0, f64::max);
+    format!("{min:.0}..{max:.0}")
+}
+
+/// pm's proxy against HAProxy: median rate at least HAProxy's, p99 no
+/// higher.
+const MIN_HAPROXY_RATIO: f64 = 1.0;
 
 fn run(config: &Config) -> i32 {
     become_subreaper();
@@ -665,6 +884,13 @@ fn run(config: &Config) -> i32 {
     );
     let started = Instant::now();
     let mut rows = Vec::new();
+    for (peer, found) in [("haproxy", &config.haproxy), ("wrk", &config.wrk)] {
+        match found {
+            Some(path) => println!("{peer}: {}", path.display()),
+            None if config.strict => rows.push(Row::failed(peer, "not installed (--strict)")),
+            None => println!("{peer}: not installed; its rows are skipped"),
+        }
+    }
     // Direct keep-alive throughput per client count, the baseline of web=2.
     let mut direct_rates = Vec::new();
     // Connection per request last: its sockets in TIME_WAIT (pm's side of
@@ -691,28 +917,83 @@ fn single(config: &Config, mode: Mode, direct_rates: &mut Vec<(usize, f64)>) -> 
     let relay = Relay::start(config, direct_port)?;
     pm.watch.relay = relay.pid();
     let mut rows = Vec::new();
+    let haproxy = match config
+        .haproxy
+        .as_ref()
+        .map(|h| Haproxy::start(h, direct_port))
+    {
+        Some(Ok(haproxy)) => Some(haproxy),
+        Some(Err(e)) => {
+            rows.push(Row::failed(&format!("{} haproxy", mode.name()), &e));
+            None
+        }
+        None => None,
+    };
     for &clients in &config.clients {
+        let name = format!("{} c={clients}", mode.name());
         let mut direct = Vec::new();
         let mut proxied = Vec::new();
         let mut relayed = Vec::new();
+        let mut balanced = Vec::new();
+        // wrk's windows: direct, pm, HAProxy.
+        let mut by_wrk: [Vec<WrkSample>; 3] = Default::default();
+        let mut wrk_error = None;
         for rep in 1..=config.reps {
-            for (via, port, into) in [
-                ("direct", direct_port, &mut direct),
-                ("proxy ", pm.proxy, &mut proxied),
-                ("relay ", relay.port, &mut relayed),
-            ] {
+            let mut paths = vec![
+                ("direct ", direct_port, &mut direct),
+                ("proxy  ", pm.proxy, &mut proxied),
+                ("relay  ", relay.port, &mut relayed),
+            ];
+            if let Some(haproxy) = &haproxy {
+                paths.push(("haproxy", haproxy.port, &mut balanced));
+            }
+            for (via, port, into) in paths {
                 let sample = load(port, clients, mode, config.window, &pm.watch);
                 report(mode, clients, &format!("web=1 {via}"), rep, &sample);
                 into.push(sample);
+            }
+            let Some(wrk_binary) = &config.wrk else {
+                continue;
+            };
+            let mut wrk_paths = vec![("direct ", direct_port), ("proxy  ", pm.proxy)];
+            if let Some(haproxy) = &haproxy {
+                wrk_paths.push(("haproxy", haproxy.port));
+            }
+            for (at, (via, port)) in wrk_paths.into_iter().enumerate() {
+                match wrk(wrk_binary, port, clients, mode, config.window) {
+                    Ok(sample) => {
+                        println!(
+                            "{name} wrk {via} #{rep}: {} requests = {}, p50 {} p99 {}, {} failed",
+                            sample.requests,
+                            rate(sample.rate),
+                            us(sample.p50),
+                            us(sample.p99),
+                            sample.failures
+                        );
+                        by_wrk[at].push(sample);
+                    }
+                    Err(e) => {
+                        println!("{name} wrk {via} #{rep}: error: {e}");
+                        wrk_error.get_or_insert(e);
+                    }
+                }
             }
         }
         let direct = Summary::of(&direct);
         let proxied = Summary::of(&proxied);
         let relayed = Summary::of(&relayed);
+        if haproxy.is_some() {
+            let balanced = Summary::of(&balanced);
+            rows.extend(against_haproxy(&name, &proxied, &balanced));
+        }
+        if let Some(e) = wrk_error {
+            rows.push(Row::failed(&format!("{name} wrk"), &e));
+        } else if config.wrk.is_some() {
+            rows.extend(wrk_rows(&name, &by_wrk));
+        }
         if mode == Mode::KeepAlive {
             direct_rates.push((clients, direct.best_rate));
         }
-        let name = format!("{} c={clients}", mode.name());
         rows.extend(compare(&name, &proxied, &direct));
         rows.push(Row::info(
             format!("{name} std relay req/s"),
@@ -728,9 +1009,117 @@ fn single(config: &Config, mode: Mode, direct_rates: &mut Vec<(usize, f64)>) -> 
         ));
         rows.push(failure_row(&format!("{name} std relay"), &relayed, None));
     }
+    drop(haproxy);
     drop(relay);
     pm.stop()?;
     Ok(rows)
+}
+
+/// pm's proxy and HAProxy under the bench's own load generator: median
+/// rates over the alternated windows, their spread, the median p99s.
+fn against_haproxy(name: &str, proxy: &Summary, haproxy: &Summary) -> Vec<Row> {
+    vec![
+        Row::checked(
+            format!("{name} vs haproxy req/s (median)"),
+            rate(proxy.median_rate),
+            format!("{} (haproxy)", rate(haproxy.median_rate)),
+            ratio(proxy.median_rate, haproxy.median_rate),
+            ">= 1.0x haproxy",
+            proxy.median_rate >= MIN_HAPROXY_RATIO * haproxy.median_rate,
+        ),
+        Row::info(
+            format!("{name} vs haproxy spread req/s"),
+            proxy.spread.clone(),
+            haproxy.spread.clone(),
+            String::new(),
+        ),
+        Row::checked(
+            format!("{name} vs haproxy p99"),
+            us(proxy.p99),
+            us(haproxy.p99),
+            format!("{:+.0} us", (proxy.p99 - haproxy.p99) / 1000.0),
+            "<= haproxy",
+            proxy.p99 <= haproxy.p99,
+        ),
+        failure_row(&format!("{name} haproxy"), haproxy, None),
+    ]
+}
+
+/// The same comparison with wrk as the load: direct, pm, HAProxy.
+fn wrk_rows(name: &str, samples: &[Vec<WrkSample>; 3]) -> Vec<Row> {
+    let summary = |of: &[WrkSample]| {
+        let rates: Vec<f64> = of.iter().map(|s| s.rate).collect();
+        (
+            median_of(rates.clone()),
+            spread(&rates),
+            median_of(of.iter().map(|s| s.p99).collect()),
+            of.iter().map(|s| s.failures).sum::<u64>(),
+            of.iter().map(|s| s.requests).sum::<u64>(),
+        )
+    };
+    let [direct, proxy, haproxy] = samples;
+    let (d_rate, d_spread, d_p99, d_failed, d_requests) = summary(direct);
+    let (p_rate, p_spread, p_p99, p_failed, p_requests) = summary(proxy);
+    let mut rows = vec![
+        Row::info(
+            format!("{name} wrk proxy vs direct req/s"),
+            rate(p_rate),
+            format!("{} (direct)", rate(d_rate)),
+            ratio(p_rate, d_rate),
+        ),
+        Row::info(
+            format!("{name} wrk proxy vs direct p99"),
+            us(p_p99),
+            us(d_p99),
+            format!("{:+.0} us", (p_p99 - d_p99) / 1000.0),
+        ),
+        Row::info(
+            format!("{name} wrk spread req/s"),
+            p_spread.clone(),
+            d_spread,
+            String::new(),
+        ),
+    ];
+    let mut failed = p_failed + d_failed;
+    let mut requests = format!("{p_failed}/{p_requests}");
+    let mut baseline = format!("{d_failed}/{d_requests}");
+    if !haproxy.is_empty() {
+        let (h_rate, h_spread, h_p99, h_failed, h_requests) = summary(haproxy);
+        rows.push(Row::checked(
+            format!("{name} wrk vs haproxy req/s (median)"),
+            rate(p_rate),
+            format!("{} (haproxy)", rate(h_rate)),
+            ratio(p_rate, h_rate),
+            ">= 1.0x haproxy",
+            p_rate >= MIN_HAPROXY_RATIO * h_rate,
+        ));
+        rows.push(Row::info(
+            format!("{name} wrk haproxy spread req/s"),
+            p_spread,
+            h_spread,
+            String::new(),
+        ));
+        rows.push(Row::checked(
+            format!("{name} wrk vs haproxy p99"),
+            us(p_p99),
+            us(h_p99),
+            format!("{:+.0} us", (p_p99 - h_p99) / 1000.0),
+            "<= haproxy",
+            p_p99 <= h_p99,
+        ));
+        failed += h_failed;
+        baseline = format!("{baseline} direct, {h_failed}/{h_requests} haproxy");
+        requests = format!("{requests} pm");
+    }
+    rows.push(Row::checked(
+        format!("{name} wrk failed/requests"),
+        requests,
+        baseline,
+        String::new(),
+        "0 failed",
+        failed == 0 && p_requests > 0,
+    ));
+    rows
 }
 
 /// web=2 through the proxy, keep-alive: information only, next to the
