@@ -23,6 +23,7 @@ mod log_ready;
 mod output;
 mod output_failures;
 mod run_check;
+mod shop;
 mod shutdown;
 mod socket_trust;
 mod supervision;

@@ -1,17 +1,21 @@
-"""The web process: the shop's pages, on 127.0.0.1:$PORT.
+"""The web process: the shop's pages, on $PM_LISTEN_HOST:$PORT.
 
-    GET  /            the catalog with stock, the latest orders and report,
-                      and which instance served the page (web.1, web.2...)
-    GET  /healthz     200 when the store answers PING, else 503
-    POST /orders      sku=TEA-003&qty=2: queues an order for the workers (202)
-                      and answers with its receipt link
+    GET  /            the catalog with stock, the latest orders and sales
+                      report, and which instance served the page (web.1...)
+    GET  /healthz     200 when both the store (Redis) and the database
+                      (PostgreSQL) answer, else 503 naming the one that does not
+    POST /orders      sku=TEA-003&qty=2 (and optionally customer=ID): saves
+                      the order in PostgreSQL as queued, queues a job for the
+                      workers in Redis, and answers 202 with its receipt link
     GET  /orders/ID?token=...
-                      the order's outcome as JSON (404 while it is queued);
-                      the token, signed with SESSION_SECRET, keeps one
-                      customer from reading another's orders
+                      the order as JSON: its status (queued, paid, rejected),
+                      what was bought and which worker settled it; the token,
+                      signed with SESSION_SECRET, keeps one customer from
+                      reading another's orders
 
-It never processes an order itself: it queues a job in the store and a
-worker picks it up, so web instances can be added or removed at any time.
+It never settles an order itself, so web instances can be added or removed
+at any time. When the store is down an order is still saved: the workers
+queue it again once the store is back (app/worker.py).
 """
 
 import hashlib
@@ -27,31 +31,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cache
 import common
-import resp
 
-URL = os.environ.get("REDIS_URL", "")
 SHOP = os.environ.get("SHOP_NAME", "Tea shop")
-CACHE = cache.from_env()
 CACHE_SECONDS = float(os.environ.get("CACHE_SECONDS", "5"))
 SECRET = os.environ.get("SESSION_SECRET", "").encode()
 SKU = re.compile(r"^[A-Z]+-[0-9]{3}$")
-local = threading.local()
-
-
-def store():
-    """This thread's connection to the store (each request thread has one)."""
-    if getattr(local, "store", None) is None:
-        local.store = resp.Store(URL, timeout=5)
-    return local.store
-
-
-def call(*args):
-    """A store command, retried once on a fresh connection."""
-    try:
-        return store().call(*args)
-    except (OSError, resp.StoreError):
-        local.store = None
-        return store().call(*args)
+DB = common.Database(keep=8)
+STORE = common.store()
+# /healthz answers within its probe's timeout even when a service hangs.
+PROBE = common.store(timeout=0.5)
+CACHE = cache.Cache()
 
 
 def token(order_id):
@@ -63,10 +52,9 @@ def catalog_html():
     if cached is not None:
         return cached
     rows = []
-    for sku in call("LRANGE", "catalog", 0, -1) or []:
-        sku = sku.decode()
-        p = common.decode(call("HGETALL", f"product:{sku}"))
-        stock = int(call("GET", f"stock:{sku}") or 0)
+    for sku, name, category, unit, price, stock in DB.execute(
+        "SELECT sku, name, category, unit, price_cents, stock FROM products ORDER BY sku"
+    ):
         buy = (
             f'<form method="post" action="/orders"><input type="hidden" name="sku" value="{sku}">'
             f'<input type="hidden" name="back" value="1"><button>buy</button></form>'
@@ -74,9 +62,8 @@ def catalog_html():
             else "sold out"
         )
         rows.append(
-            f"<tr><td>{sku}</td><td>{html.escape(p.get('name', '?'))}</td>"
-            f"<td>{html.escape(p.get('category', ''))}</td>"
-            f"<td>{common.money(int(p.get('price_cents', 0)))} / {html.escape(p.get('unit', ''))}</td>"
+            f"<tr><td>{sku}</td><td>{html.escape(name)}</td><td>{html.escape(category)}</td>"
+            f"<td>{common.money(price)} / {html.escape(unit)}</td>"
             f"<td>{stock}</td><td>{buy}</td></tr>"
         )
     if not rows:
@@ -90,14 +77,27 @@ def catalog_html():
 
 
 def page():
-    recent = []
-    for order_id in call("LRANGE", "orders:recent", 0, 9) or []:
-        raw = call("GET", f"order:{order_id.decode()}")
-        if raw:
-            o = json.loads(raw)
-            recent.append(f"<li>#{o['id']} {o['status']}: {html.escape(o['detail'])} ({o['by']})</li>")
-    report = call("GET", "report:latest")
-    queued = call("LLEN", common.QUEUE)
+    recent = [
+        f"<li>#{id} {status}: {html.escape(detail or sku)} ({html.escape(by or 'waiting')})</li>"
+        for id, status, detail, sku, by in DB.execute(
+            "SELECT id, status, detail, sku, processed_by FROM orders ORDER BY id DESC LIMIT 10"
+        )
+    ]
+    report = DB.execute(
+        "SELECT paid, rejected, revenue_cents, made_at FROM sales_reports ORDER BY id DESC LIMIT 1"
+    )
+    if report:
+        paid, rejected, revenue, at = report[0]
+        report_line = (
+            f"{paid} paid, {rejected} rejected, revenue {common.money(revenue)} "
+            f"in the 24 hours before {at:%H:%M:%S}"
+        )
+    else:
+        report_line = "none yet: the clock schedules one"
+    try:
+        queued = STORE.llen(common.QUEUE)
+    except common.StoreDown:
+        queued = "unknown (the store is down)"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(SHOP)}</title></head>
 <body>
@@ -107,7 +107,7 @@ def page():
 <h2>Latest orders</h2>
 <ul>{"".join(recent) or "<li>none yet</li>"}</ul>
 <h2>Sales report</h2>
-<p>{html.escape(report.decode()) if report else "none yet: the clock schedules one"}</p>
+<p>{html.escape(report_line)}</p>
 </body></html>
 """
 
@@ -128,44 +128,61 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def do_GET(self):
-        path = urllib.parse.urlsplit(self.path).path
+        url = urllib.parse.urlsplit(self.path)
         try:
-            if path == "/healthz":
+            if url.path == "/healthz":
                 return self.healthz()
-            if path == "/":
+            if url.path == "/":
                 return self.send(200, page(), "text/html; charset=utf-8")
-            m = re.fullmatch(r"/orders/([0-9]+)", path)
+            m = re.fullmatch(r"/orders/([0-9]{1,18})", url.path)
             if m:
-                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-                given = query.get("token", [""])[0]
-                if not hmac.compare_digest(given, token(m.group(1))):
-                    return self.send(403, "wrong or missing token\n")
-                raw = call("GET", f"order:{m.group(1)}")
-                if raw is None:
-                    return self.send(404, f"order {m.group(1)} is not processed (yet)\n")
-                return self.send(200, raw.decode() + "\n", "application/json")
+                return self.receipt(m.group(1), urllib.parse.parse_qs(url.query))
             self.send(404, "not found\n")
-        except (OSError, resp.StoreError) as e:
-            self.send(503, f"the store is unavailable: {e}\n")
+        except common.DatabaseDown as e:
+            self.send(503, f"the database is unavailable: {common.one_line(e)}\n")
 
     do_HEAD = do_GET
 
+    def receipt(self, order_id, query):
+        if not hmac.compare_digest(query.get("token", [""])[0], token(order_id)):
+            return self.send(403, "wrong or missing token\n")
+        rows = DB.execute(
+            "SELECT id, status, detail, processed_by FROM orders WHERE id = %s", (int(order_id),)
+        )
+        if not rows:
+            return self.send(404, f"no order {order_id}\n")
+        id, status, detail, by = rows[0]
+        body = json.dumps({"id": id, "status": status, "detail": detail, "by": by})
+        self.send(200, body + "\n", "application/json")
+
     def do_POST(self):
-        path = urllib.parse.urlsplit(self.path).path
-        if path != "/orders":
+        if urllib.parse.urlsplit(self.path).path != "/orders":
             return self.send(404, "not found\n")
         length = int(self.headers.get("Content-Length") or 0)
         form = urllib.parse.parse_qs(self.rfile.read(min(length, 4096)).decode(errors="replace"))
         sku = form.get("sku", [""])[0]
         qty = form.get("qty", ["1"])[0]
-        if not SKU.match(sku) or not qty.isdigit() or not 1 <= int(qty) <= 99:
-            return self.send(400, "expected sku=XXX-000 and qty=1..99\n")
+        customer = form.get("customer", [""])[0]
+        if (not SKU.match(sku) or not qty.isdigit() or not 1 <= int(qty) <= 99
+                or not (customer == "" or customer.isdigit() and len(customer) < 10)):
+            return self.send(400, "expected sku=XXX-000, qty=1..99 and optionally customer=ID\n")
         try:
-            order_id = call("INCR", "order:next")
-            job = {"kind": "order", "id": order_id, "sku": sku, "qty": int(qty), "by": common.INSTANCE}
-            call("LPUSH", common.QUEUE, json.dumps(job, sort_keys=True))
-        except (OSError, resp.StoreError) as e:
-            return self.send(503, f"the store is unavailable: {e}\n")
+            (order_id,) = DB.execute(
+                "INSERT INTO orders (sku, qty, customer_id, placed_by) VALUES (%s, %s, %s, %s)"
+                " RETURNING id",
+                (sku, int(qty), int(customer) if customer else None, common.INSTANCE),
+                retry=False,
+            )[0]
+        except common.psycopg.errors.ForeignKeyViolation as e:
+            what = "customer" if "customer" in (e.diag.constraint_name or "") else "product"
+            return self.send(400, f"no such {what}\n")
+        except common.DatabaseDown as e:
+            return self.send(503, f"the database is unavailable: {common.one_line(e)}\n")
+        try:
+            STORE.lpush(common.QUEUE, json.dumps({"kind": "order", "id": order_id}))
+        except common.StoreDown as e:
+            # Saved all the same: a worker queues it again once the store is back.
+            common.say(f"order {order_id} saved, but not queued: {common.one_line(e)}")
         if form.get("back"):
             return self.send(303, "", headers=[("Location", "/")])
         receipt = f"/orders/{order_id}?token={token(order_id)}"
@@ -173,41 +190,43 @@ class Handler(BaseHTTPRequestHandler):
 
     def healthz(self):
         try:
-            probe = resp.Store(URL, timeout=1)
-            try:
-                probe.call("PING")
-            finally:
-                probe.close()
-        except (OSError, resp.StoreError) as e:
-            return self.send(503, f"store unreachable: {e}\n")
+            PROBE.ping()
+        except common.redis.RedisError as e:
+            return self.send(503, f"store unreachable: {common.one_line(e)}\n")
+        try:
+            DB.execute("SELECT 1")
+        except common.DatabaseDown as e:
+            return self.send(503, f"database unreachable: {common.one_line(e)}\n")
         self.send(200, "ok\n")
 
     def log_message(self, fmt, *args):
         # Health probes come every second: only the other requests are logged.
         if not self.path.startswith("/healthz"):
-            print(f"{common.INSTANCE}: {self.command} {self.path} -> {args[1] if len(args) > 1 else '-'}")
+            common.say(f"{self.command} {self.path} -> {args[1] if len(args) > 1 else '-'}")
+
+
+class Server(ThreadingHTTPServer):
+    # On SIGTERM the requests in progress finish before the process exits:
+    # server_close() waits for their threads.
+    daemon_threads = False
+    block_on_close = True
 
 
 def main():
     stopping = common.on_stop()
-    port = int(os.environ.get("PORT", "5000"))
-    try:
-        resp.connect(URL, stopping=stopping).close()
-    except resp.StoreError as e:
-        print(f"{common.INSTANCE}: {e}")
-        return 1
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    host = os.environ.get("PM_LISTEN_HOST", "127.0.0.1")
+    port = int(common.setting("PORT"))
+    server = Server((host, port), Handler)
 
     def watch():
         stopping.wait()
         server.shutdown()
 
     threading.Thread(target=watch, daemon=True).start()
-    print(f"{common.INSTANCE}: {SHOP} on http://127.0.0.1:{port}")
+    common.say(f"{SHOP} on http://{host}:{port}")
     server.serve_forever(poll_interval=0.2)
     server.server_close()
-    print(f"{common.INSTANCE}: stopped")
+    common.say("stopped")
     return 0
 
 
