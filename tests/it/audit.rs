@@ -149,6 +149,44 @@ drift: 6 findings
 }
 
 #[test]
+fn a_cache_per_process_against_a_shared_redis_is_drift() {
+    // The drift the shop example used to show: a dict per web process here,
+    // one Redis cache there. The same kind on another host is not drift.
+    let app = App::with_procfile("store: redis-server --port $PORT\nweb: python3 app.py\n");
+    app.file(
+        ".env",
+        "REDIS_URL=redis://${PM_STORE_HOST}:${PM_STORE_PORT}/0\nCACHE_URL=memory://\n",
+    );
+    app.file(
+        ".env.production",
+        &format!(
+            "REDIS_URL=redis://:{PASSWORD}@redis.internal:6379/0\n\
+             CACHE_URL=redis://:{PASSWORD}@redis.internal:6379/1\n"
+        ),
+    );
+    let out = audit(&app, &[]);
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "\
+backing services of a different kind
+  NAME       LOCAL               PRODUCTION                      FILES
+  CACHE_URL  memory:// [memory]  redis://redis.internal [redis]  .env vs .env.production
+
+drift: 1 finding
+"
+    );
+    assert_no_secret(&out);
+    // The fix: the Redis the Procfile starts, at the address pm gives it.
+    app.file(
+        ".env",
+        "REDIS_URL=redis://${PM_STORE_HOST}:${PM_STORE_PORT}/0\n\
+         CACHE_URL=redis://${PM_STORE_HOST}:${PM_STORE_PORT}/1\n",
+    );
+    assert_eq!(audit(&app, &[]).assert_ok(), "in parity: no drift found\n");
+}
+
+#[test]
 fn drift_between_env_files_json() {
     let app = drifting_app();
     let out = audit(&app, &["--against", ".env.production", "--json"]);
