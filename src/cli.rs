@@ -146,6 +146,10 @@ pub enum Command {
   pm down                     Shut down the pm running here
   pm down --timeout 20        Give it 20 seconds")]
     Down(DownArgs),
+    /// Print the recent output of the running `pm start`; -F follows it.
+    Logs(LogsArgs),
+    /// Make this terminal an instance's console: its output, and the keyboard to its stdin (Ctrl-] detaches).
+    Attach(AttachArgs),
     /// Write files that run the same process model on systemd, Docker Compose or Kubernetes.
     #[command(after_help = "Examples:
   pm export systemd /etc/systemd/system --user app
@@ -202,6 +206,8 @@ impl Command {
             Command::Scale(a) => Some(&mut a.app),
             Command::Wait(a) => Some(&mut a.app),
             Command::Down(a) => Some(&mut a.app),
+            Command::Logs(a) => Some(&mut a.app),
+            Command::Attach(a) => Some(&mut a.app),
             Command::Export(a) => Some(&mut a.app),
             Command::Audit(a) => Some(&mut a.app),
             Command::Balance(_)
@@ -399,6 +405,42 @@ pub struct DownArgs {
     /// Seconds to wait for pm to exit [default: the longest stop grace + 5].
     #[arg(long = "timeout", value_name = "SECONDS")]
     pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// A process type (every instance), an instance (`web.2`) or `system` (pm's own lines) [default: all of them].
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+
+    /// How many recent lines to print.
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 100)]
+    pub lines: usize,
+
+    /// Keep printing new lines until Ctrl-C or until pm exits.
+    #[arg(short = 'F', long = "follow")]
+    pub follow: bool,
+
+    /// When to color the output.
+    #[arg(long = "color", value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+
+    /// Never color the output (same as --color never).
+    #[arg(long = "no-color")]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+
+    /// The instance (`web.1`), or a type that has one instance (`web`).
+    #[arg(value_name = "TARGET")]
+    pub target: String,
 }
 
 /// The engines `pm export` writes for.

@@ -12,6 +12,7 @@ pub mod app;
 pub(crate) mod audit;
 pub mod cli;
 pub mod config;
+pub(crate) mod console;
 pub(crate) mod control;
 pub mod error;
 pub(crate) mod export;

@@ -68,6 +68,8 @@ pub struct Plan {
     /// Shutdown grace (-t).
     pub timeout: Duration,
     pub instances: Vec<InstanceSpec>,
+    /// Lines of output kept per instance for `pm logs` and `pm attach`.
+    pub scrollback: usize,
 }
 
 /// Where the other processes reach a process type (`PM_<TYPE>_HOST` and
@@ -284,6 +286,11 @@ impl Plan {
             port_step: inputs.port_step,
             timeout: inputs.timeout,
             instances,
+            scrollback: inputs
+                .settings
+                .defaults
+                .scrollback
+                .unwrap_or(crate::config::pm_toml::DEFAULT_SCROLLBACK),
         })
     }
 

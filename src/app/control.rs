@@ -15,7 +15,7 @@ use crate::control::{client, find_root, socket_path};
 use crate::error::{Error, Result};
 
 /// The socket of the pm that `app` names.
-fn socket(app: &AppArgs) -> Result<std::path::PathBuf> {
+pub fn socket(app: &AppArgs) -> Result<std::path::PathBuf> {
     let root = match (&app.procfile, &app.root) {
         // Neither -f nor -d: the nearest directory up that has a socket or
         // a Procfile, else here.

@@ -1,6 +1,7 @@
 //! The glue of each subcommand: load the Plan, hand it to the part of pm that
 //! acts on it, return the exit code.
 
+pub mod attach;
 pub mod audit;
 pub mod balance;
 pub mod check;
@@ -8,6 +9,7 @@ pub mod complete;
 pub mod control;
 pub mod export;
 pub mod load;
+pub mod logs;
 pub mod man;
 pub mod run;
 pub mod start;
@@ -27,6 +29,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Scale(args) => control::scale(args),
         Command::Wait(args) => control::wait_ready(args),
         Command::Down(args) => control::down(args),
+        Command::Logs(args) => logs::logs(args),
+        Command::Attach(args) => attach::attach(args),
         Command::Export(args) => export::export(args),
         Command::Audit(args) => audit::audit(args),
         Command::Guardian(args) => crate::process::guardian_main(args.cgroup.as_deref()),

@@ -22,6 +22,11 @@ pub const FILE_NAME: &str = "pm.toml";
 
 /// Health check defaults: seconds between probes, seconds per probe, and
 /// the results in a row that change the verdict.
+/// Lines kept per instance when pm.toml does not say.
+pub const DEFAULT_SCROLLBACK: usize = 1000;
+/// The most `scrollback` may ask for (each instance is capped at 1 MiB of
+/// text anyway).
+pub const MAX_SCROLLBACK: usize = 1_000_000;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_FAILURES: u32 = 3;
@@ -42,6 +47,7 @@ struct RawDefaults {
     formation: Option<Spanned<String>>,
     port: Option<Spanned<i64>>,
     timeout: Option<Spanned<f64>>,
+    scrollback: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +105,8 @@ pub struct Defaults {
     pub formation: Option<String>,
     pub port: Option<u16>,
     pub timeout: Option<Duration>,
+    /// Lines kept per instance for `pm logs` and `pm attach`.
+    pub scrollback: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -283,6 +291,18 @@ pub fn parse(text: &str, file: &str, types: &[&str]) -> Result<Settings, Vec<Con
     }
     if let Some(t) = &raw.defaults.timeout {
         settings.defaults.timeout = ctx.seconds(t, "timeout");
+    }
+    if let Some(n) = &raw.defaults.scrollback {
+        match usize::try_from(*n.get_ref()) {
+            Ok(lines) if lines <= MAX_SCROLLBACK => settings.defaults.scrollback = Some(lines),
+            _ => ctx.err(
+                n.span().start,
+                format!(
+                    "scrollback must be a number of lines between 0 and {MAX_SCROLLBACK}, found {}",
+                    n.get_ref()
+                ),
+            ),
+        }
     }
 
     for (name, spanned) in &raw.process {
@@ -606,6 +626,7 @@ mod tests {
 formation = "web=2,worker=1"
 port = 6000
 timeout = 2.5
+scrollback = 5000
 
 [process.web]
 restart = "always"
@@ -636,6 +657,7 @@ exec = "pg_isready"
         assert_eq!(s.defaults.formation.as_deref(), Some("web=2,worker=1"));
         assert_eq!(s.defaults.port, Some(6000));
         assert_eq!(s.defaults.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(s.defaults.scrollback, Some(5000));
         let web = &s.process["web"];
         assert_eq!(web.restart, Some(Restart::Always));
         assert_eq!(web.max_restarts, Some(10));
@@ -729,6 +751,25 @@ exec = "pg_isready"
                 "pm.toml:8: proxy must be a port or \"HOST:PORT\", found \"nohost\"",
             ]
         );
+    }
+
+    #[test]
+    fn scrollback_is_a_count_of_lines() {
+        assert_eq!(
+            ok("[defaults]\nscrollback = 0\n").defaults.scrollback,
+            Some(0)
+        );
+        assert_eq!(
+            errs("[defaults]\nscrollback = -5\n"),
+            ["pm.toml:2: scrollback must be a number of lines between 0 and 1000000, found -5"]
+        );
+        assert_eq!(
+            errs("\n[defaults]\nscrollback = 1000001\n"),
+            [
+                "pm.toml:3: scrollback must be a number of lines between 0 and 1000000, found 1000001"
+            ]
+        );
+        assert!(errs("[defaults]\nscrollback = \"many\"\n")[0].starts_with("pm.toml:2:"));
     }
 
     #[test]

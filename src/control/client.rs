@@ -1,12 +1,15 @@
 //! The client side: send one request to a running `pm start`, get its reply
-//! (and, for `down`, wait for the end of the connection: pm's exit).
+//! (and, for `down`, wait for the end of the connection: pm's exit); or
+//! open a stream (`logs`, `attach`) and read it.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::protocol::{Command, Reply, Request, VERSION};
+use super::protocol::{
+    Command, Reply, Request, StreamCommand, StreamEvent, StreamRequest, StreamStart, VERSION,
+};
 use crate::error::{Error, io_message};
 
 /// How long a request that does not wait may take to be answered.
@@ -87,4 +90,90 @@ fn request(
     let reply = serde_json::from_str(&reply)
         .map_err(|e| Error::Invalid(format!("{shown}: unreadable reply: {e}")))?;
     Ok((reply, reader))
+}
+
+/// An open stream: its start line, and the connection to read the rest
+/// from (and, for an attach, to write to).
+#[derive(Debug)]
+pub struct Opened {
+    pub start: StreamStart,
+    pub reader: BufReader<UnixStream>,
+    pub writer: UnixStream,
+}
+
+/// Sends a streaming request to the pm listening on `socket` and reads the
+/// stream's start (or its error).
+pub fn open(socket: &Path, command: StreamCommand) -> Result<Opened, Error> {
+    let shown = socket.display().to_string();
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        Error::Invalid(format!(
+            "{shown}: no pm is running here ({})",
+            io_message(&e)
+        ))
+    })?;
+    let timeout = Some(Duration::from_secs(30));
+    let _ = stream.set_read_timeout(timeout);
+    let _ = stream.set_write_timeout(timeout);
+    let request = StreamRequest {
+        version: VERSION,
+        command,
+    };
+    let mut line = serde_json::to_vec(&request).map_err(|e| Error::Internal(e.to_string()))?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| Error::os(format!("{shown}: cannot send the request"), e))?;
+    let writer = stream
+        .try_clone()
+        .map_err(|e| Error::os(format!("{shown}: cannot use the connection"), e))?;
+    let mut reader = BufReader::new(stream);
+    let mut first = String::new();
+    reader
+        .read_line(&mut first)
+        .map_err(|e| Error::os(format!("{shown}: no reply"), e))?;
+    let value: serde_json::Value = serde_json::from_str(&first)
+        .map_err(|e| Error::Invalid(format!("{shown}: unreadable reply: {e}")))?;
+    if value.get("ok") != Some(&serde_json::Value::Bool(true)) {
+        let reply: Reply = serde_json::from_value(value)
+            .map_err(|e| Error::Invalid(format!("{shown}: unreadable reply: {e}")))?;
+        return Err(Error::Invalid(
+            reply.error.unwrap_or_else(|| "request refused".into()),
+        ));
+    }
+    let start: StreamStart = serde_json::from_value(value).map_err(|e| {
+        Error::Invalid(format!(
+            "{shown}: unreadable reply (does this pm know streams?): {e}"
+        ))
+    })?;
+    // A stream waits as long as pm runs.
+    let _ = reader.get_ref().set_read_timeout(None);
+    Ok(Opened {
+        start,
+        reader,
+        writer,
+    })
+}
+
+/// Reads the next event of a stream; `None` at its end of file (pm exited
+/// without saying so).
+pub fn next_event(
+    reader: &mut BufReader<UnixStream>,
+    line: &mut Vec<u8>,
+) -> Result<Option<StreamEvent>, Error> {
+    line.clear();
+    let n = reader
+        .read_until(b'\n', line)
+        .map_err(|e| Error::os("the control socket", e))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        // Cut off: pm dropped this client mid-line for falling behind.
+        return Err(Error::Invalid(
+            "pm dropped this client: it read too slowly and fell behind".into(),
+        ));
+    }
+    serde_json::from_slice(line.trim_ascii())
+        .map(Some)
+        .map_err(|e| Error::Invalid(format!("unreadable stream line: {e}")))
 }

@@ -3,8 +3,10 @@
 //! `protocol` holds the request and reply types (the documented contract),
 //! `server` the listener run by `pm start`, `reply` the replies built from
 //! the supervisor's state and answers, `client` what `pm ps`, `pm restart`,
-//! `pm stop` and `pm scale` use. The server never touches the supervisor: it
-//! hands each [`Request`] to the runtime and writes the reply.
+//! `pm stop`, `pm scale`, `pm logs` and `pm attach` use, `stream` the
+//! streams of `logs` and `attach`. The server never touches the supervisor:
+//! it hands each [`Request`] (or [`StreamOpen`]) to the runtime and writes
+//! the reply (or what the scrollback's feed brings).
 //!
 //! The socket trusts no one else (docs/control.md): the server answers only
 //! its own user, a client talks only to a server of its own user
@@ -15,6 +17,7 @@ pub mod client;
 pub mod protocol;
 pub mod reply;
 pub mod server;
+pub mod stream;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -26,6 +29,7 @@ mod macos;
 use macos as platform;
 
 pub use server::Request;
+pub use stream::{Input, Stream, StreamOpen};
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

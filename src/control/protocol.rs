@@ -1,5 +1,6 @@
 //! The control protocol: one JSON object per line, one request and one reply
-//! per connection. See docs/control.md.
+//! per connection, or, for `logs` and `attach`, one request and a stream.
+//! See docs/control.md.
 
 use std::collections::BTreeMap;
 
@@ -147,8 +148,170 @@ impl Reply {
     }
 }
 
+/// The version of the stream format that follows a [`StreamStart`].
+pub const STREAM_VERSION: u32 = 1;
+
+/// `pm logs` shows this many lines when not told.
+pub const DEFAULT_LOG_LINES: usize = 100;
+
+/// `pm attach` shows this many recent lines when not told.
+pub const DEFAULT_ATTACH_LINES: usize = 20;
+
+fn default_log_lines() -> usize {
+    DEFAULT_LOG_LINES
+}
+
+fn default_attach_lines() -> usize {
+    DEFAULT_ATTACH_LINES
+}
+
+/// Requests answered with a stream: a [`StreamStart`] line (or an error
+/// [`Reply`]), then [`StreamEvent`] lines until an `end`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase")]
+pub enum StreamCommand {
+    /// The last `lines` lines of the targets (none: every instance and
+    /// `system`); with `follow`, every later line too.
+    Logs {
+        #[serde(default)]
+        targets: Vec<String>,
+        #[serde(default = "default_log_lines")]
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+    },
+    /// The instance's recent lines, then its output as it writes it; the
+    /// client sends [`AttachInput`] lines.
+    Attach {
+        target: String,
+        #[serde(default = "default_attach_lines")]
+        lines: usize,
+    },
+}
+
+/// A streaming request, as a client sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRequest {
+    pub version: u32,
+    #[serde(flatten)]
+    pub command: StreamCommand,
+}
+
+/// The first line of a stream: how to show what follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamStart {
+    pub version: u32,
+    pub ok: bool,
+    /// [`STREAM_VERSION`].
+    pub stream: u32,
+    /// The width pm start pads names to.
+    pub width: usize,
+    /// Whether pm start prints timestamps.
+    pub timestamps: bool,
+    /// `attach`: the instance attached to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `attach`: whether it runs on a pseudo-terminal (keys go to it
+    /// untouched) or on pipes (the client edits a line and sends it whole).
+    #[serde(default)]
+    pub pty: bool,
+}
+
+/// One line of a stream after its start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamEvent {
+    /// A line as the scrollback keeps it.
+    Line(WireLine),
+    /// `attach`: bytes as the instance wrote them, base64.
+    Output(String),
+    /// The stream ends here.
+    End(StreamEnd),
+}
+
+/// A line of output on the wire. Its text is `text` when it is UTF-8, else
+/// `bytes` (base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireLine {
+    /// The order pm received it in, across every instance.
+    pub seq: u64,
+    /// When pm received it: unix time in milliseconds.
+    pub time_ms: u64,
+    pub name: String,
+    /// Its color in pm start's palette (null for `system`).
+    pub color: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<String>,
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamEnd {
+    /// `done` (every line asked for was sent), `pm-exited`, `exited` (the
+    /// attached instance's run ended) or `dropped` (the client fell behind).
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// What an attached client sends, one per line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachInput {
+    /// Bytes for the instance's stdin (its terminal, on a pty), base64.
+    Input(String),
+    /// The client's window size, for a pty.
+    Resize { rows: u16, cols: u16 },
+    /// A signal for the instance's process group: `"INT"` (Ctrl-C on a
+    /// pipe type).
+    Signal(String),
+}
+
+/// A request line, once read: answered once, or with a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    Once(Request),
+    Stream(StreamRequest),
+}
+
+/// Parses one request line, either kind; the error is the reply's message.
+pub fn parse_any(line: &[u8]) -> Result<Parsed, String> {
+    let value = versioned(line)?;
+    let streaming = matches!(
+        value.get("command").and_then(serde_json::Value::as_str),
+        Some("logs" | "attach")
+    );
+    if streaming {
+        serde_json::from_value(value)
+            .map(Parsed::Stream)
+            .map_err(|e| format!("invalid request: {e}"))
+    } else {
+        once(value).map(Parsed::Once)
+    }
+}
+
 /// Parses one request line; the error is the reply's message.
+#[cfg(test)]
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    once(versioned(line)?)
+}
+
+/// A one-shot request, its values checked.
+fn once(value: serde_json::Value) -> Result<Request, String> {
+    let request: Request =
+        serde_json::from_value(value).map_err(|e| format!("invalid request: {e}"))?;
+    match request.command.wait() {
+        Some(s) if !(s.is_finite() && (0.0..=MAX_WAIT).contains(&s)) => Err(format!(
+            "invalid request: a wait must be between 0 and {MAX_WAIT} seconds, found {s}"
+        )),
+        _ => Ok(request),
+    }
+}
+
+/// The request line as JSON, once its version is known to be ours.
+fn versioned(line: &[u8]) -> Result<serde_json::Value, String> {
     let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_string())?;
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("malformed request: {e}"))?;
@@ -161,14 +324,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         }
         None => return Err("request has no \"version\"".into()),
     }
-    let request: Request =
-        serde_json::from_value(value).map_err(|e| format!("invalid request: {e}"))?;
-    match request.command.wait() {
-        Some(s) if !(s.is_finite() && (0.0..=MAX_WAIT).contains(&s)) => Err(format!(
-            "invalid request: a wait must be between 0 and {MAX_WAIT} seconds, found {s}"
-        )),
-        _ => Ok(request),
-    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -238,10 +394,77 @@ mod tests {
         assert_eq!(text, r#"{"version":1,"ok":false,"error":"nope"}"#);
     }
 
+    #[test]
+    fn stream_requests_and_events() {
+        let parsed =
+            parse_any(br#"{"version":1,"command":"logs","targets":["web"],"follow":true}"#);
+        assert_eq!(
+            parsed.unwrap(),
+            Parsed::Stream(StreamRequest {
+                version: 1,
+                command: StreamCommand::Logs {
+                    targets: vec!["web".into()],
+                    lines: 100,
+                    follow: true
+                }
+            })
+        );
+        let parsed = parse_any(br#"{"version":1,"command":"logs"}"#).unwrap();
+        assert!(matches!(
+            parsed,
+            Parsed::Stream(StreamRequest {
+                command: StreamCommand::Logs {
+                    lines: 100,
+                    follow: false,
+                    ..
+                },
+                ..
+            })
+        ));
+        let parsed = parse_any(br#"{"version":1,"command":"attach","target":"web.1"}"#).unwrap();
+        assert!(matches!(
+            parsed,
+            Parsed::Stream(StreamRequest {
+                command: StreamCommand::Attach { lines: 20, .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_any(br#"{"version":1,"command":"ps"}"#).unwrap(),
+            Parsed::Once(_)
+        ));
+        assert!(
+            parse_any(br#"{"version":1,"command":"attach"}"#)
+                .unwrap_err()
+                .starts_with("invalid request")
+        );
+        assert!(parse_any(br#"{"version":3,"command":"logs"}"#).is_err());
+        let event = StreamEvent::End(StreamEnd {
+            reason: "done".into(),
+            message: String::new(),
+        });
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"end":{"reason":"done"}}"#
+        );
+        let input: AttachInput =
+            serde_json::from_str(r#"{"resize":{"rows":40,"cols":100}}"#).unwrap();
+        assert_eq!(
+            input,
+            AttachInput::Resize {
+                rows: 40,
+                cols: 100
+            }
+        );
+        let input: AttachInput = serde_json::from_str(r#"{"signal":"INT"}"#).unwrap();
+        assert_eq!(input, AttachInput::Signal("INT".into()));
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = parse_request(&bytes);
+            let _ = parse_any(&bytes);
         }
     }
 }

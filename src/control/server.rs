@@ -17,7 +17,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use super::protocol::{Command, MAX_REQUEST, Reply, parse_request};
+use super::protocol::{Command, MAX_REQUEST, Parsed, Reply, StreamCommand, parse_any};
+use super::stream::StreamOpen;
 use crate::error::{Error, io_message};
 
 /// A request from a control connection, with where its reply goes.
@@ -146,15 +147,20 @@ fn make_room(path: &Path, shown: &str) -> Result<(), Error> {
     }
 }
 
-/// Accepts connections until the runtime ends.
-pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: UnboundedSender<Request>) {
+/// Accepts connections until the runtime ends. One-shot requests go to the
+/// runtime as [`Request`]s, streaming ones as [`StreamOpen`]s.
+pub async fn serve(
+    listener: std::os::unix::net::UnixListener,
+    runtime: UnboundedSender<Request>,
+    streams: UnboundedSender<StreamOpen>,
+) {
     let Ok(listener) = UnixListener::from_std(listener) else {
         return;
     };
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handle(stream, runtime.clone()));
+                tokio::spawn(handle(stream, runtime.clone(), streams.clone()));
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // Out of descriptors and the like: wait a little, never spin.
@@ -163,9 +169,19 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, runtime: Unbounde
     }
 }
 
-async fn handle(mut stream: UnixStream, runtime: UnboundedSender<Request>) {
+async fn handle(
+    mut stream: UnixStream,
+    runtime: UnboundedSender<Request>,
+    streams: UnboundedSender<StreamOpen>,
+) {
     let mut down = false;
-    let reply = answer(&mut stream, runtime, &mut down).await;
+    let reply = match answer(&mut stream, runtime, &mut down).await {
+        Answer::Reply(reply) => reply,
+        Answer::Stream(command) => {
+            super::stream::serve(stream, command, &streams).await;
+            return;
+        }
+    };
     if let Ok(mut line) = serde_json::to_vec(&reply) {
         line.push(b'\n');
         let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(&line)).await;
@@ -187,15 +203,30 @@ fn hold_until_exit(stream: UnixStream) {
     }
 }
 
+/// What a connection gets: one reply, or a stream to serve.
+enum Answer {
+    Reply(Reply),
+    Stream(StreamCommand),
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Answer {
+        Answer::Reply(reply)
+    }
+}
+
 async fn answer(
     stream: &mut UnixStream,
     runtime: UnboundedSender<Request>,
     down: &mut bool,
-) -> Reply {
+) -> Answer {
     let me = nix::unistd::geteuid();
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == me.as_raw() => {}
-        _ => return Reply::error("permission denied: only the user running pm may control it"),
+        _ => {
+            return Reply::error("permission denied: only the user running pm may control it")
+                .into();
+        }
     }
     let mut line = Vec::new();
     let limit = (MAX_REQUEST + 1) as u64;
@@ -204,16 +235,17 @@ async fn answer(
         tokio::time::timeout(REQUEST_TIMEOUT, reader.read_until(b'\n', &mut line)).await
     };
     match read {
-        Err(_) => return Reply::error("no request received in time"),
-        Ok(Err(e)) => return Reply::error(format!("cannot read the request: {e}")),
+        Err(_) => return Reply::error("no request received in time").into(),
+        Ok(Err(e)) => return Reply::error(format!("cannot read the request: {e}")).into(),
         Ok(Ok(_)) => {}
     }
     if line.len() > MAX_REQUEST {
-        return Reply::error(format!("request longer than {MAX_REQUEST} bytes"));
+        return Reply::error(format!("request longer than {MAX_REQUEST} bytes")).into();
     }
-    let request = match parse_request(line.trim_ascii()) {
-        Ok(request) => request,
-        Err(message) => return Reply::error(message),
+    let request = match parse_any(line.trim_ascii()) {
+        Ok(Parsed::Once(request)) => request,
+        Ok(Parsed::Stream(request)) => return Answer::Stream(request.command),
+        Err(message) => return Reply::error(message).into(),
     };
     *down = request.command == Command::Down;
     let (reply, answered) = oneshot::channel();
@@ -222,9 +254,10 @@ async fn answer(
         reply,
     };
     if runtime.send(request).is_err() {
-        return Reply::error("pm is shutting down");
+        return Reply::error("pm is shutting down").into();
     }
     answered
         .await
         .unwrap_or_else(|_| Reply::error("pm is shutting down"))
+        .into()
 }

@@ -13,6 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Clock {
     second: i64,
     text: [u8; 8],
+    /// The unix time of the last [`Clock::now`], in milliseconds: the time
+    /// the scrollback keeps with each line.
+    millis: u64,
 }
 
 impl Default for Clock {
@@ -27,6 +30,7 @@ impl Clock {
         let mut clock = Clock {
             second: i64::MIN,
             text: *b"00:00:00",
+            millis: 0,
         };
         clock.now();
         clock
@@ -34,7 +38,18 @@ impl Clock {
 
     /// The current local time as `HH:MM:SS`.
     pub fn now(&mut self) -> [u8; 8] {
-        let second = unix_second();
+        self.millis = unix_millis();
+        self.at(i64::try_from(self.millis / 1000).unwrap_or(i64::MAX))
+    }
+
+    /// The unix time of the last [`Clock::now`], in milliseconds.
+    pub fn millis(&self) -> u64 {
+        self.millis
+    }
+
+    /// `second` (unix time) as local `HH:MM:SS`: how a line kept in the
+    /// scrollback shows the time it was received.
+    pub fn at(&mut self, second: i64) -> [u8; 8] {
         if second != self.second {
             self.second = second;
             self.text = local_hms(second);
@@ -43,12 +58,17 @@ impl Clock {
     }
 }
 
-/// The current unix time in whole seconds; a clock set before 1970 reads as
+/// The current unix time in milliseconds; a clock set before 1970 reads as
 /// 1970 rather than failing, since only the printed time suffers.
-fn unix_second() -> i64 {
+fn unix_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+fn unix_second() -> i64 {
+    i64::try_from(unix_millis() / 1000).unwrap_or(i64::MAX)
 }
 
 /// `second` as local `HH:MM:SS`, or as UTC when the C library cannot convert

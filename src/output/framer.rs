@@ -8,6 +8,7 @@
 use memchr::memchr;
 
 use super::clock::Clock;
+use super::scrollback::{Recorder, Recording};
 
 /// The longest line text (without its `\n`) emitted whole. A longer line is
 /// split into pieces of at most this many bytes, each its own prefixed line,
@@ -66,6 +67,8 @@ pub struct Framer {
     /// Always [`MAX_LINE`], except in tests that exercise splitting on small
     /// inputs.
     max_line: usize,
+    /// Where every line is kept as well, for `pm logs` and `pm attach`.
+    recorder: Option<Recorder>,
 }
 
 impl Framer {
@@ -117,7 +120,15 @@ impl Framer {
             time_at,
             partial: Vec::new(),
             max_line: MAX_LINE,
+            recorder: None,
         }
+    }
+
+    /// Records every line this framer emits (and every chunk it is given,
+    /// for an attached client) in the scrollback as well.
+    pub fn recording(mut self, recorder: Recorder) -> Framer {
+        self.recorder = Some(recorder);
+        self
     }
 
     /// Appends to `out` every line that `data` completes, prefixed, and keeps
@@ -132,14 +143,24 @@ impl Framer {
             return;
         }
         self.stamp(clock);
+        let recorder = self.recorder.take();
+        let mut rec = recorder.as_ref().map(|r| r.start(clock.millis()));
+        if let Some(rec) = &mut rec {
+            rec.raw(data);
+        }
         let rest = if self.partial.is_empty() {
             data
         } else {
-            self.complete_partial(data, out)
+            self.complete_partial(data, out, &mut rec)
         };
         if !rest.is_empty() {
-            self.frame(rest, out);
+            self.frame(rest, out, &mut rec);
         }
+        if let Some(rec) = &mut rec {
+            rec.partial(&self.partial);
+        }
+        drop(rec);
+        self.recorder = recorder;
     }
 
     /// Emits the pending partial line, if any, with a `\n` appended (a prompt
@@ -149,6 +170,11 @@ impl Framer {
             return;
         }
         self.stamp(clock);
+        if let Some(recorder) = &self.recorder {
+            let mut rec = recorder.start(clock.millis());
+            rec.line(&[&self.partial]);
+            rec.partial(&[]);
+        }
         out.reserve(self.prefix.len() + self.partial.len() + 1);
         out.extend_from_slice(&self.prefix);
         out.extend_from_slice(&self.partial);
@@ -169,12 +195,25 @@ impl Framer {
     /// an unprefixed line. The pending partial line is left alone.
     pub fn line(&mut self, text: &str, clock: &mut Clock, out: &mut Vec<u8>) {
         self.stamp(clock);
+        let mut rec = self.recorder.as_ref().map(|r| r.start(clock.millis()));
         for part in text.as_bytes().split(|&b| b == b'\n') {
-            let tail = emit_pieces(&self.prefix, self.max_line, part, out);
-            out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(tail);
-            out.push(b'\n');
+            let tail = emit_pieces(&self.prefix, self.max_line, part, out, &mut rec);
+            line_to(&self.prefix, &[tail], out, &mut rec);
         }
+    }
+
+    /// Emits a line kept in the scrollback as pm start printed it: this
+    /// framer's prefix with the line's own time, its text, a `\n`.
+    pub fn kept_line(&mut self, time: [u8; 8], text: &[u8], out: &mut Vec<u8>) {
+        if let Some(at) = self.time_at
+            && let Some(slot) = self.prefix.get_mut(at..at + 8)
+        {
+            slot.copy_from_slice(&time);
+        }
+        out.reserve(self.prefix.len() + text.len() + 1);
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(text);
+        out.push(b'\n');
     }
 
     /// Patches the current time into the prefix.
@@ -189,7 +228,12 @@ impl Framer {
     /// Feeds `data` to the pending partial line until that line is complete
     /// (or cut), and returns the data left after it. Returns an empty slice
     /// when everything was absorbed into the partial line.
-    fn complete_partial<'d>(&mut self, mut data: &'d [u8], out: &mut Vec<u8>) -> &'d [u8] {
+    fn complete_partial<'d>(
+        &mut self,
+        mut data: &'d [u8],
+        out: &mut Vec<u8>,
+        rec: &mut Option<Recording<'_>>,
+    ) -> &'d [u8] {
         loop {
             // Invariant: 0 < partial.len() <= max_line.
             let room = self.max_line - self.partial.len();
@@ -197,6 +241,9 @@ impl Framer {
             // limit; only that far needs searching.
             let window = &data[..data.len().min(room + 1)];
             if let Some(end) = memchr(b'\n', window) {
+                if let Some(rec) = rec {
+                    rec.line(&[&self.partial, &data[..end]]);
+                }
                 out.reserve(self.prefix.len() + self.partial.len() + end + 1);
                 out.extend_from_slice(&self.prefix);
                 out.extend_from_slice(&self.partial);
@@ -214,10 +261,7 @@ impl Framer {
             self.partial.extend_from_slice(head);
             data = tail;
             let cut = cut_point(&self.partial);
-            out.reserve(self.prefix.len() + cut + 1);
-            out.extend_from_slice(&self.prefix);
-            out.extend_from_slice(&self.partial[..cut]);
-            out.push(b'\n');
+            line_to(&self.prefix, &[&self.partial[..cut]], out, rec);
             if cut == self.partial.len() {
                 self.partial = Vec::new();
                 return data;
@@ -228,7 +272,7 @@ impl Framer {
     }
 
     /// Frames `data` when no partial line is pending.
-    fn frame(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    fn frame(&mut self, data: &[u8], out: &mut Vec<u8>, rec: &mut Option<Recording<'_>>) {
         let prefix = &self.prefix[..];
         // One reservation for the whole chunk, sized for lines of 32 bytes or
         // more: every line costs its bytes plus one prefix. Shorter lines
@@ -239,14 +283,17 @@ impl Framer {
         for end in memchr::memchr_iter(b'\n', data) {
             let mut text = &data[start..end];
             if text.len() > self.max_line {
-                text = emit_pieces(prefix, self.max_line, text, out);
+                text = emit_pieces(prefix, self.max_line, text, out, rec);
+            }
+            if let Some(rec) = rec {
+                rec.line(&[text]);
             }
             out.extend_from_slice(prefix);
             // The text and its own newline (and `\r`, if any) in one copy.
             out.extend_from_slice(&data[end - text.len()..=end]);
             start = end + 1;
         }
-        let rest = emit_pieces(prefix, self.max_line, &data[start..], out);
+        let rest = emit_pieces(prefix, self.max_line, &data[start..], out, rec);
         if !rest.is_empty() {
             // Sized to what is pending, not to a read buffer.
             self.partial.extend_from_slice(rest);
@@ -261,16 +308,29 @@ fn emit_pieces<'t>(
     max_line: usize,
     mut text: &'t [u8],
     out: &mut Vec<u8>,
+    rec: &mut Option<Recording<'_>>,
 ) -> &'t [u8] {
     while text.len() > max_line {
         let cut = cut_point(&text[..max_line]);
-        out.reserve(prefix.len() + cut + 1);
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(&text[..cut]);
-        out.push(b'\n');
+        line_to(prefix, &[&text[..cut]], out, rec);
         text = &text[cut..];
     }
     text
+}
+
+/// Emits one prefixed line made of `parts`, with an added `\n`, and records
+/// it.
+fn line_to(prefix: &[u8], parts: &[&[u8]], out: &mut Vec<u8>, rec: &mut Option<Recording<'_>>) {
+    if let Some(rec) = rec {
+        rec.line(parts);
+    }
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(prefix.len() + len + 1);
+    out.extend_from_slice(prefix);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.push(b'\n');
 }
 
 /// Where to cut a full piece (`piece.len()` is the limit, more bytes follow):
@@ -643,6 +703,58 @@ mod tests {
             1 => Just(0xac),
         ];
         proptest::collection::vec(byte, 0..400)
+    }
+
+    #[test]
+    fn recorded_lines_are_the_printed_lines_with_their_time() {
+        let (log, _events) = crate::output::Scrollback::new(100);
+        let mut framer = plain("web.1", 5).with_max_line(8).recording(log.recorder(
+            "web.1",
+            Some("web"),
+            Some(0),
+        ));
+        let mut clock = Clock::new();
+        let mut out = Vec::new();
+        for chunk in [&b"one\ntw"[..], b"o\r\n", b"a very long line\npar", b"tial"] {
+            framer.push(chunk, &mut clock, &mut out);
+        }
+        framer.flush_partial(&mut clock, &mut out);
+        let mut system =
+            Framer::system(5, false, false).recording(log.recorder("system", None, None));
+        system.line("note", &mut clock, &mut out);
+        let (kept, _) = log.logs(crate::output::Filter::All, 100, false, "");
+        let texts: Vec<&[u8]> = kept.iter().map(|l| &l.text[..]).collect();
+        assert_eq!(
+            texts,
+            [
+                &b"one"[..],
+                b"two\r",
+                b"a very l",
+                b"ong line",
+                b"partial",
+                b"note"
+            ]
+        );
+        assert!(
+            kept.iter()
+                .all(|l| l.millis.abs_diff(clock.millis()) < 60_000)
+        );
+        // Rendered again, a kept line is the line pm printed.
+        let mut again = Vec::new();
+        let mut fresh = plain("web.1", 5);
+        for line in &kept[..5] {
+            fresh.kept_line(*b"00:00:00", &line.text, &mut again);
+        }
+        let printed: Vec<u8> = out
+            .split_inclusive(|&b| b == b'\n')
+            .filter(|l| l.starts_with(b"web.1"))
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(
+            String::from_utf8_lossy(&again),
+            String::from_utf8_lossy(&printed)
+        );
     }
 
     proptest! {

@@ -6,7 +6,8 @@
 //! `HH:MM:SS name | ` and handed as formatted buffers to the single writer
 //! thread started by [`spawn_writer`]. pm's own events go through the same
 //! path under the name `system`, so they are ordered with the children's
-//! lines.
+//! lines. Every framed line is also kept in the [`Scrollback`] (per source,
+//! bounded), which `pm logs` and `pm attach` read.
 //!
 //! What it must never do:
 //! - let anything else write to stdout (two writers would interleave lines);
@@ -25,11 +26,13 @@
 
 mod clock;
 mod framer;
+pub mod scrollback;
 mod sink;
 mod writer;
 
 pub use clock::Clock;
 pub use framer::{Framer, MAX_LINE, SYSTEM_NAME};
+pub use scrollback::{End, Feed, Filter, Item, LogLine, Notice, Scrollback};
 pub use sink::{Tee, stdout_sink};
 pub use writer::{OutputTx, spawn_writer};
 

@@ -3,8 +3,9 @@
 //!
 //! This module owns all the `unsafe` of pm, each behind a small safe function
 //! or type: spawning (process groups, the parent-death signal), the guardian,
-//! registering a child's output with tokio ([`OutputPipe`]) and the C
-//! library's local time ([`local_time`]). It decides nothing: the runtime tells
+//! registering a child's output with tokio ([`OutputPipe`]) and its input
+//! ([`InputPipe`]), terminal window sizes, and the C library's local time
+//! ([`local_time`]). It decides nothing: the runtime tells
 //! it what to do. Process groups are [`Group`]s, never negated pids.
 //!
 //! [`reap`] is the only `waitpid(-1)`, so that pm, as a child subreaper, reaps
@@ -22,6 +23,7 @@ mod guardian;
 mod localtime;
 mod pipe;
 mod spawn;
+mod terminal;
 
 #[cfg(target_os = "linux")]
 mod cgroup_linux;
@@ -47,6 +49,7 @@ pub use guardian::{Guardian, guardian_main};
 pub use localtime::local_time;
 pub use pipe::OutputPipe;
 pub use spawn::{SpawnSpec, Stdin, spawn, spawn_quiet};
+pub use terminal::{InputPipe, window_size};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};

@@ -11,6 +11,7 @@
 //! answered at once. SIGCHLD leads to [`process::reap`], the only
 //! `waitpid(-1)` in pm. No event source imports the runtime.
 
+mod attach;
 pub mod relay;
 mod waiters;
 
@@ -30,7 +31,8 @@ use crate::supervisor::{Event, Phase};
 use crate::config::command::exec_form;
 use crate::error::{Error, Result, io_message};
 use crate::model::ExitStatus;
-use crate::output::{Clock, Framer, OutputTx};
+use crate::output::scrollback::ScrollbackEvents;
+use crate::output::{Clock, Framer, Notice, OutputTx, SYSTEM_NAME, Scrollback};
 use crate::plan::Plan;
 use crate::plan::RELEASE;
 use crate::process::{self, Containment, Group, Guardian, SpawnSpec, Stdin};
@@ -66,6 +68,9 @@ struct Run {
     stdin: Option<std::os::fd::OwnedFd>,
     /// Its health check tasks, aborted when the run ends.
     checks: Vec<tokio::task::AbortHandle>,
+    /// A pty type's master, a second descriptor of it: where `pm attach`
+    /// writes (a pipe type's input goes to `stdin`).
+    master: Option<std::os::fd::OwnedFd>,
 }
 
 /// How often a run whose leader exited is looked at while other processes
@@ -109,6 +114,14 @@ pub struct Runtime {
     stdout_closed: Option<oneshot::Receiver<std::io::Error>>,
     /// A write error other than a closed reader: pm's error once stopped.
     output_error: Option<std::io::Error>,
+    stream_tx: UnboundedSender<control::StreamOpen>,
+    streams: UnboundedReceiver<control::StreamOpen>,
+    /// Every line of output, kept for `pm logs` and `pm attach`.
+    scrollback: Scrollback,
+    /// The scrollback's own events: clients dropped for falling behind.
+    scrollback_events: ScrollbackEvents,
+    /// Attached clients, by instance id.
+    attached: HashMap<usize, attach::Attachment>,
     runs: HashMap<i32, Run>,
     /// Process groups pm started that may still have members.
     groups: BTreeSet<Group>,
@@ -151,13 +164,17 @@ impl Runtime {
         let (relay_tx, relays) = mpsc::unbounded_channel();
         let (health_tx, health) = mpsc::unbounded_channel();
         let (request_tx, requests) = mpsc::unbounded_channel();
+        let (stream_tx, streams) = mpsc::unbounded_channel();
+        let (scrollback, scrollback_events) = Scrollback::new(plan.scrollback);
+        let system = Framer::system(style.width, style.color, style.timestamps)
+            .recording(scrollback.recorder(SYSTEM_NAME, None, None));
         Runtime {
             plan,
             sup,
             guardian,
             out,
             style,
-            system: Framer::system(style.width, style.color, style.timestamps),
+            system,
             clock: Clock::default(),
             relay_tx,
             relays,
@@ -165,6 +182,11 @@ impl Runtime {
             health,
             request_tx,
             requests,
+            stream_tx,
+            streams,
+            scrollback,
+            scrollback_events,
+            attached: HashMap::new(),
             stdout_closed: Some(stdout_closed),
             output_error: None,
             runs: HashMap::new(),
@@ -232,7 +254,11 @@ impl Runtime {
         let mut signals =
             Signals::install().map_err(|e| Error::os("cannot install signal handlers", e))?;
         if let Some(listener) = self.control.take() {
-            tokio::spawn(control::server::serve(listener, self.request_tx.clone()));
+            tokio::spawn(control::server::serve(
+                listener,
+                self.request_tx.clone(),
+                self.stream_tx.clone(),
+            ));
         }
         if let Some(handle) = &self.proxy_runtime {
             for b in &mut self.balancers {
@@ -300,6 +326,14 @@ impl Runtime {
                     self.give_up_on_stalled_output();
                 }
                 _ = sleep_until(adoption_scan), if adoption_scan.is_some() => self.watch_adopted(),
+                Some(open) = self.streams.recv() => {
+                    let stream = self.open_stream(open.command);
+                    let _ = open.reply.send(stream);
+                }
+                Some(notice) = self.scrollback_events.notices.recv() => {
+                    let Notice::Dropped { what } = notice;
+                    self.say(&Event::ClientDropped { what }.to_string());
+                }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
@@ -312,6 +346,7 @@ impl Runtime {
         };
         self.give_up_on_stalled_output();
         self.wait_for_relays().await;
+        self.end_streams().await;
         // Written to the end, unless stdout takes nothing for a while or a
         // shutdown signal says not to wait.
         let give_up = self.shutdown_asked;
@@ -534,6 +569,7 @@ impl Runtime {
         for check in &run.checks {
             check.abort();
         }
+        self.end_attachment(run.id, status);
         let actions = self.sup.exited(run.id, status, Instant::now());
         self.apply(actions);
     }
@@ -687,7 +723,19 @@ impl Runtime {
                     self.style.width,
                     self.style.color.then_some(id),
                     self.style.timestamps,
-                );
+                )
+                .recording(self.scrollback.recorder(
+                    &instance.name,
+                    Some(&spec.name),
+                    Some(id),
+                ));
+                // `pm attach` writes to a pty through a second descriptor
+                // of its master (the relay owns the first).
+                let master = if spec.pty {
+                    spawned.output.try_clone().ok()
+                } else {
+                    None
+                };
                 let (drain_tx, drain_rx) = mpsc::unbounded_channel();
                 // A `log` readiness check reads the output: the relay feeds it.
                 let log = match spec.ready.as_ref().map(|c| &c.probe) {
@@ -737,6 +785,7 @@ impl Runtime {
                         drain: drain_tx,
                         stdin: spawned.stdin,
                         checks,
+                        master,
                     },
                 );
                 self.sup.spawned(id, pid, now)
@@ -831,6 +880,16 @@ impl Runtime {
         let mut buf = Vec::new();
         self.system.line(text, &mut self.clock, &mut buf);
         self.out.send_now(buf);
+    }
+
+    /// pm is exiting: every `pm logs --follow` and `pm attach` client gets
+    /// the end of its stream; their connections get a moment to write what
+    /// is left, never more than a second.
+    async fn end_streams(&mut self) {
+        self.scrollback.close();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let gone = self.scrollback_events.feeds_gone.recv();
+        let _ = tokio::time::timeout_at(deadline, gone).await;
     }
 
     /// After the last exit: let every relay read to the end of its output so

@@ -109,6 +109,10 @@ pub enum Event {
         name: String,
         address: String,
     },
+    /// A `pm logs --follow` or `pm attach` client fell too far behind.
+    ClientDropped {
+        what: String,
+    },
 }
 
 impl fmt::Display for Event {
@@ -211,6 +215,10 @@ impl fmt::Display for Event {
             Event::ProxyListening { name, address } => {
                 write!(f, "balancing {name} on {address}")
             }
+            Event::ClientDropped { what } => write!(
+                f,
+                "dropped {what}: it stopped reading and fell 4 MiB behind"
+            ),
         }
     }
 }

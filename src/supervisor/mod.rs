@@ -16,9 +16,11 @@
 //! `shutdown` (waves, grace, SIGKILL, the exit code), `rolling` (rolling
 //! restarts and the balancer's rotation), `targets` (`pm restart` and `pm
 //! stop` of named instances), `scale` (`pm scale`), `health` (check verdicts
-//! and their thresholds), `wait` (what a waiting client waits for). `event` is the wording of pm's own lines, `policy`
+//! and their thresholds), `wait` (what a waiting client waits for), `console` (what `pm logs` and
+//! `pm attach` name). `event` is the wording of pm's own lines, `policy`
 //! the restart decision.
 
+pub mod console;
 pub mod deps;
 pub mod event;
 pub mod health;

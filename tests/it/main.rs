@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod attach;
 mod audit;
 mod background;
 mod balance;
@@ -20,6 +21,7 @@ mod inputs;
 mod install;
 mod lifetime;
 mod log_ready;
+mod logs;
 mod output;
 mod output_failures;
 mod run_check;
