@@ -185,7 +185,14 @@ pub async fn relay(
             (true, since) => since,
         };
         if !buf.is_empty() {
+            let sending = Instant::now();
             out.send(buf).await;
+            // While the send waited for a slow stdout, the child was held
+            // up by its full pipe, not late with its line: its wait starts
+            // again once pm can read it.
+            if partial_since.is_some() && sending.elapsed() >= PARTIAL_WAIT / 10 {
+                partial_since = Some(Instant::now());
+            }
         }
         if drained {
             let _ = events.send(RelayEvent::Drained(pid));
