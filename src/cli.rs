@@ -147,8 +147,15 @@ pub enum Command {
   pm down --timeout 20        Give it 20 seconds")]
     Down(DownArgs),
     /// Print the recent output of the running `pm start`; -F follows it.
+    #[command(after_help = "Examples:
+  pm logs -n 50 web
+  pm logs -F worker | grep ERROR
+  pm logs system")]
     Logs(LogsArgs),
     /// Make this terminal an instance's console: its output, and the keyboard to its stdin (Ctrl-] detaches).
+    #[command(after_help = "Examples:
+  pm attach web.1
+  pm attach worker")]
     Attach(AttachArgs),
     /// Write files that run the same process model on systemd, Docker Compose or Kubernetes.
     #[command(after_help = "Examples:
