@@ -24,7 +24,7 @@ pub enum Error {
     File { path: String, message: String },
 
     /// An operating-system failure while running (spawning, signals).
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", io_message(source))]
     Os {
         what: String,
         #[source]

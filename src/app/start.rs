@@ -111,6 +111,11 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let (out, writer) =
         output::spawn_writer(output::Tee::new(output::stdout_sink(), copy), on_error)
             .map_err(|e| Error::os("cannot start the output writer", e))?;
+    // tokio panics, rather than fail, when its runtime cannot get the few
+    // descriptors it needs (its signal handling's socket pair): make sure
+    // they are free first, so `ulimit -n 8` is an error, not a panic.
+    reserve_descriptors(RUNTIME_DESCRIPTORS)
+        .map_err(|e| Error::os("cannot start the runtime", e))?;
     // Current-thread: PR_SET_PDEATHSIG follows the thread that forks, and
     // every spawn happens on this one.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -159,6 +164,20 @@ pub fn start(args: StartArgs) -> Result<i32> {
     }
     drop(socket_guard);
     result
+}
+
+/// The descriptors a tokio runtime takes (its poller, its waker, the
+/// signal handling's socket pair), with room to spare.
+const RUNTIME_DESCRIPTORS: usize = 8;
+
+/// Opens and closes `count` descriptors: the next `count` are then free
+/// (pm has one thread here, so nothing takes them in between).
+fn reserve_descriptors(count: usize) -> std::io::Result<()> {
+    let held = (0..count)
+        .map(|_| std::fs::File::open("/dev/null"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    drop(held);
+    Ok(())
 }
 
 /// How long pm's last words may wait for stderr, which may be as stalled as

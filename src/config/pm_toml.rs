@@ -28,6 +28,10 @@ pub const DEFAULT_SCROLLBACK: usize = 1000;
 /// text anyway).
 pub const MAX_SCROLLBACK: usize = 1_000_000;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest probe interval or timeout, in seconds.
+const MIN_PROBE_SECONDS: f64 = 0.01;
+/// The longest duration of any setting, in seconds: a day.
+const MAX_SECONDS: f64 = 86_400.0;
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_FAILURES: u32 = 3;
 pub const DEFAULT_SUCCESSES: u32 = 1;
@@ -234,15 +238,38 @@ impl Ctx<'_> {
     }
 
     fn seconds(&mut self, value: &Spanned<f64>, what: &str) -> Option<Duration> {
+        self.seconds_from(value, what, 0.0, "0")
+    }
+
+    /// Seconds between `min` (shown as `min_shown`) and a day.
+    fn seconds_from(
+        &mut self,
+        value: &Spanned<f64>,
+        what: &str,
+        min: f64,
+        min_shown: &str,
+    ) -> Option<Duration> {
         let v = *value.get_ref();
-        if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+        if v.is_finite() && (min..=MAX_SECONDS).contains(&v) {
             Some(Duration::from_secs_f64(v))
         } else {
+            let found = self.written(value.span(), v);
             self.err(
                 value.span().start,
-                format!("{what} must be a number of seconds between 0 and 86400, found {v}"),
+                format!(
+                    "{what} must be a number of seconds between {min_shown} and 86400, found {found}"
+                ),
             );
             None
+        }
+    }
+
+    /// A number as the file writes it (`1e308`, not its 309 digits), or
+    /// shortened when it is long.
+    fn written(&self, span: std::ops::Range<usize>, value: f64) -> String {
+        match self.text.get(span) {
+            Some(text) if text.len() <= 24 => text.to_string(),
+            _ => format!("{value:e}"),
         }
     }
 
@@ -484,19 +511,10 @@ fn check(ctx: &mut Ctx<'_>, c: &Spanned<RawCheck>, what: &str) -> Option<Check> 
         );
         return None;
     }
+    // Below a hundredth of a second a probe would spin, not check.
     let positive = |ctx: &mut Ctx<'_>, v: &Option<Spanned<f64>>, key: &str, default: f64| match v {
         None => Some(Duration::from_secs_f64(default)),
-        Some(s) if *s.get_ref() > 0.0 => ctx.seconds(s, &format!("{what}.{key}")),
-        Some(s) => {
-            ctx.err(
-                s.span().start,
-                format!(
-                    "{what}.{key} must be more than 0 seconds, found {}",
-                    s.get_ref()
-                ),
-            );
-            None
-        }
+        Some(s) => ctx.seconds_from(s, &format!("{what}.{key}"), MIN_PROBE_SECONDS, "0.01"),
     };
     let interval = positive(
         ctx,
@@ -784,7 +802,37 @@ exec = "pg_isready"
         let e = errs("[process.web.ready]\ntcp = true\ninterval = 0\n");
         assert_eq!(
             e,
-            ["pm.toml:3: ready.interval must be more than 0 seconds, found 0"]
+            [
+                "pm.toml:3: ready.interval must be a number of seconds between 0.01 and 86400, found 0"
+            ]
+        );
+    }
+
+    #[test]
+    fn durations_are_bounded_and_shown_as_written() {
+        let e = errs(
+            "[process.web]\nstop_timeout = 1e308\n[process.web.ready]\ntcp = true\ninterval = 1e-300\n",
+        );
+        assert_eq!(
+            e,
+            [
+                "pm.toml:2: stop_timeout must be a number of seconds between 0 and 86400, found 1e308",
+                "pm.toml:5: ready.interval must be a number of seconds between 0.01 and 86400, found 1e-300",
+            ]
+        );
+        assert_eq!(
+            errs("[process.web.live]\ntcp = true\ntimeout = 0.001\n"),
+            [
+                "pm.toml:3: live.timeout must be a number of seconds between 0.01 and 86400, found 0.001"
+            ]
+        );
+        assert!(
+            parse(
+                "[process.web.live]\ntcp = true\ninterval = 0.01\n",
+                "pm.toml",
+                TYPES
+            )
+            .is_ok()
         );
     }
 

@@ -315,14 +315,29 @@ fn versioned(line: &[u8]) -> Result<serde_json::Value, String> {
     let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_string())?;
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("malformed request: {e}"))?;
-    match value.get("version").and_then(serde_json::Value::as_u64) {
-        Some(v) if v == u64::from(VERSION) => {}
-        Some(v) => {
-            return Err(format!(
-                "unsupported protocol version {v} (this pm speaks {VERSION})"
-            ));
-        }
+    match value.get("version") {
         None => return Err("request has no \"version\"".into()),
+        Some(v) => match v.as_u64() {
+            Some(v) if v == u64::from(VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "unsupported protocol version {v} (this pm speaks {VERSION})"
+                ));
+            }
+            None => {
+                let found = match v {
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::String(_) => "a string".into(),
+                    serde_json::Value::Null => "null".into(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    serde_json::Value::Array(_) => "an array".into(),
+                    serde_json::Value::Object(_) => "an object".into(),
+                };
+                return Err(format!(
+                    "\"version\" must be an integer ({VERSION}), found {found}"
+                ));
+            }
+        },
     }
     Ok(value)
 }
@@ -378,6 +393,14 @@ mod tests {
             parse_request(br#"{"command":"ps"}"#)
                 .unwrap_err()
                 .contains("version")
+        );
+        assert_eq!(
+            parse_request(br#"{"version":1.0,"command":"ps"}"#).unwrap_err(),
+            "\"version\" must be an integer (1), found 1.0"
+        );
+        assert_eq!(
+            parse_request(br#"{"version":"1","command":"ps"}"#).unwrap_err(),
+            "\"version\" must be an integer (1), found a string"
         );
         assert!(
             parse_request(br#"{"version":9,"command":"ps"}"#)

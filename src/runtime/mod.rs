@@ -790,7 +790,7 @@ impl Runtime {
                 );
                 self.sup.spawned(id, pid, now)
             }
-            Err(error) => self.sup.spawn_failed(id, error.to_string(), now),
+            Err(error) => self.sup.spawn_failed(id, &error, now),
         }
     }
 

@@ -8,6 +8,16 @@ use nix::sys::signal::Signal;
 
 use crate::model::{ExitStatus, How, Secs};
 
+/// What pm does after a spawn failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterSpawnFailure {
+    /// It may pass (out of descriptors or memory): try again after a delay.
+    Retry(Duration),
+    /// It would fail the same way again, or did too often: the instance is
+    /// given up on, after this many attempts in a row.
+    GiveUp { attempts: u32 },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Started {
@@ -15,9 +25,11 @@ pub enum Event {
         pid: i32,
         port: u16,
     },
+    /// No process could be started; `next` says what pm does about it.
     SpawnFailed {
         name: String,
         error: String,
+        next: AfterSpawnFailure,
     },
     /// Exited and will not run again, without being a failure pm acts on.
     Exited {
@@ -121,7 +133,18 @@ impl fmt::Display for Event {
             Event::Started { name, pid, port } => {
                 write!(f, "{name} started with pid {pid} on port {port}")
             }
-            Event::SpawnFailed { name, error } => write!(f, "{name} could not start: {error}"),
+            Event::SpawnFailed { name, error, next } => {
+                write!(f, "{name} could not start: {error}; ")?;
+                match next {
+                    AfterSpawnFailure::Retry(delay) => {
+                        write!(f, "trying again in {}", Secs(*delay))
+                    }
+                    AfterSpawnFailure::GiveUp { attempts: 1 } => write!(f, "giving up on it"),
+                    AfterSpawnFailure::GiveUp { attempts } => {
+                        write!(f, "gave up after {attempts} attempts")
+                    }
+                }
+            }
             Event::Exited { name, status } => write!(f, "{name} {}", How(*status)),
             Event::Restarting {
                 name,

@@ -5,11 +5,52 @@
 //! says otherwise. When every instance of the formation has ended for good,
 //! pm stops with 0. Pure: `now` comes in, actions go out.
 
-use std::time::Instant;
+use std::io;
+use std::time::{Duration, Instant};
 
+use super::event::AfterSpawnFailure;
 use super::policy::{Decision, decide};
 use super::{Action, Event, Intent, Phase, State, Stop, Supervisor};
+use crate::error::io_message;
 use crate::model::ExitStatus;
+
+/// Spawns of one instance that may fail in a row before pm gives it up,
+/// even when its restarts are unlimited: a failure that keeps coming back
+/// is not worth retrying blindly.
+pub const MAX_SPAWN_ATTEMPTS: u32 = 5;
+
+/// Whether a spawn failure would happen again the same way: the command,
+/// its environment or the shell cannot change between attempts.
+fn lasting(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::E2BIG
+                | libc::ENOENT
+                | libc::EACCES
+                | libc::ENOEXEC
+                | libc::ENAMETOOLONG
+                | libc::ENOTDIR
+                | libc::ELOOP
+                | libc::EISDIR
+                | libc::EPERM
+        )
+    )
+}
+
+/// A spawn failure as a `system` line says it: the error, and for the
+/// surprising ones what it means.
+fn spawn_error(error: &io::Error) -> String {
+    let what = io_message(error);
+    match error.raw_os_error() {
+        Some(libc::E2BIG) => {
+            format!("{what} (E2BIG: its environment and command are larger than the system allows)")
+        }
+        Some(libc::EMFILE | libc::ENFILE) => format!("{what} (pm is out of file descriptors)"),
+        Some(libc::ENOENT) => format!("{what} (no /bin/sh, or no such working directory)"),
+        _ => what,
+    }
+}
 
 impl Supervisor {
     /// Starts what may start: the release phase first (with what release
@@ -28,6 +69,7 @@ impl Supervisor {
     }
 
     pub fn spawned(&mut self, id: usize, pid: i32, now: Instant) -> Vec<Action> {
+        self.instances[id].spawn_failures = 0;
         let stopping = matches!(self.phase, Phase::Stopping { .. } | Phase::Killing { .. });
         self.instances[id].state = State::Running {
             pid,
@@ -47,18 +89,57 @@ impl Supervisor {
         self.take()
     }
 
-    pub fn spawn_failed(&mut self, id: usize, error: String, now: Instant) -> Vec<Action> {
+    /// Starting instance `id` failed: no process ran. A failure that would
+    /// happen again the same way (an environment too large for `exec`, no
+    /// shell) gives the instance up at once; one that may pass (out of
+    /// descriptors or memory) is tried again after the restart backoff, at
+    /// most [`MAX_SPAWN_ATTEMPTS`] times in a row. Giving up stops pm as a
+    /// failed instance does, with 127 (a command that could not run).
+    pub fn spawn_failed(&mut self, id: usize, error: &io::Error, now: Instant) -> Vec<Action> {
+        if !matches!(self.phase, Phase::Release | Phase::Running) {
+            // A shutdown came first: there is nothing to stop.
+            self.instances[id].state = State::Stopped;
+            self.stop_next_wave(now);
+            return self.take();
+        }
         let name = self.name(id);
-        self.say(Event::SpawnFailed { name, error });
-        self.instances[id].state = State::Running {
-            pid: 0,
-            since: now,
-            stop: Stop::No,
+        let status = ExitStatus::Code(127);
+        let rules = self.type_of(id).restart;
+        let release = self.is_release(id);
+        let inst = &mut self.instances[id];
+        inst.intent = None;
+        inst.spawn_failures += 1;
+        let attempts = inst.spawn_failures;
+        let decision = if release || lasting(error) || attempts >= MAX_SPAWN_ATTEMPTS {
+            Decision::GiveUp
+        } else {
+            decide(rules, status, Duration::ZERO, inst.in_a_row)
         };
-        // 127 is what a shell reports for a command that could not run.
-        let mut actions = self.take();
-        actions.extend(self.exited(id, ExitStatus::Code(127), now));
-        actions
+        let error = spawn_error(error);
+        match decision {
+            Decision::Restart { delay, in_a_row } => {
+                inst.in_a_row = in_a_row;
+                inst.restarts += 1;
+                inst.state = State::Backoff { until: now + delay };
+                self.say(Event::SpawnFailed {
+                    name,
+                    error,
+                    next: AfterSpawnFailure::Retry(delay),
+                });
+            }
+            Decision::Done | Decision::GiveUp => {
+                inst.state = State::Failed(status);
+                self.say(Event::SpawnFailed {
+                    name: name.clone(),
+                    error,
+                    next: AfterSpawnFailure::GiveUp { attempts },
+                });
+                self.say(Event::FailedStopping { name });
+                self.begin_stop(status.shell_code(), now);
+            }
+        }
+        self.after_change(now);
+        self.take()
     }
 
     /// Instance `id`'s leader exited with `status` while other processes
@@ -218,6 +299,7 @@ mod tests {
 
     use super::super::testing::*;
     use super::super::*;
+    use super::MAX_SPAWN_ATTEMPTS;
 
     #[test]
     fn start_spawns_everything() {
@@ -232,14 +314,14 @@ mod tests {
         let t0 = Instant::now();
         let mut sup = started(&[("web", 1), ("worker", 1)], Some(2), t0);
         let s = Duration::from_secs;
-        let a = sup.exited(0, ExitStatus::Code(1), t0 + s(1));
+        let a = sup.exited(0, ExitStatus::Code(1), t0 + Duration::from_secs(1));
         assert_eq!(said(&a), ["web.1 exited with code 1, restarting in 0.5s"]);
         assert_eq!(
             sup.next_deadline(t0),
-            Some(t0 + s(1) + Duration::from_millis(500))
+            Some(t0 + Duration::from_secs(1) + Duration::from_millis(500))
         );
         // Nothing happens before the deadline.
-        assert!(sup.tick(t0 + s(1)).is_empty());
+        assert!(sup.tick(t0 + Duration::from_secs(1)).is_empty());
         assert_eq!(spawns(&sup.tick(t0 + s(2))), vec![0]);
         sup.spawned(0, 200, t0 + s(2));
         let a = sup.exited(0, ExitStatus::Code(1), t0 + s(3));
@@ -270,7 +352,7 @@ mod tests {
         let mut sup = started(&[("web", 1)], None, t0);
         // The shell exited; the rest of the group gets the stop signal once,
         // and nothing is said about an exit yet.
-        let a = sup.leader_exited(0, ExitStatus::Code(0), t0 + s(1));
+        let a = sup.leader_exited(0, ExitStatus::Code(0), t0 + Duration::from_secs(1));
         assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
         assert_eq!(
             said(&a),
@@ -280,7 +362,7 @@ mod tests {
         );
         assert!(sup.instances()[0].state.is_running());
         assert!(
-            sup.leader_exited(0, ExitStatus::Code(0), t0 + s(1))
+            sup.leader_exited(0, ExitStatus::Code(0), t0 + Duration::from_secs(1))
                 .is_empty()
         );
         // Still there at the end of the grace: SIGKILL.
@@ -299,7 +381,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut sup = started(&[("web", 1)], None, t0);
-        sup.exited(0, ExitStatus::Code(1), t0 + s(1));
+        sup.exited(0, ExitStatus::Code(1), t0 + Duration::from_secs(1));
         sup.tick(t0 + s(2));
         sup.spawned(0, 200, t0 + s(2));
         let a = sup.exited(0, ExitStatus::Code(1), t0 + s(2) + s(40));
@@ -353,8 +435,71 @@ mod tests {
         let t0 = Instant::now();
         let mut sup = Supervisor::new(&plan(&[("web", 1)], Some(0)));
         sup.start(t0);
-        let a = sup.spawn_failed(0, "no such file".into(), t0);
-        assert_eq!(said(&a)[0], "web.1 could not start: no such file");
+        let a = sup.spawn_failed(0, &std::io::Error::from_raw_os_error(libc::EAGAIN), t0);
+        assert_eq!(
+            said(&a)[0],
+            "web.1 could not start: resource temporarily unavailable; giving up on it"
+        );
         assert_eq!(sup.finished(|| false, t0), Some(127));
+    }
+
+    #[test]
+    fn a_spawn_failure_that_would_recur_gives_up_at_once() {
+        let t0 = Instant::now();
+        // Unlimited restarts: still not retried.
+        let mut sup = Supervisor::new(&plan(&[("web", 1), ("worker", 1)], None));
+        sup.start(t0);
+        sup.spawned(1, 200, t0);
+        let a = sup.spawn_failed(0, &std::io::Error::from_raw_os_error(libc::E2BIG), t0);
+        assert_eq!(
+            said(&a),
+            [
+                "web.1 could not start: argument list too long (E2BIG: its environment and command are larger than the system allows); giving up on it",
+                "web.1 failed, stopping all processes",
+                "sending SIGTERM to all processes",
+            ]
+        );
+        assert!(spawns(&a).is_empty());
+        assert!(a.contains(&Action::Signal(1, Signal::SIGTERM)));
+        sup.exited(
+            1,
+            ExitStatus::Signal(Signal::SIGTERM),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(
+            sup.finished(|| false, t0 + Duration::from_secs(1)),
+            Some(127)
+        );
+    }
+
+    #[test]
+    fn a_spawn_failure_that_may_pass_is_retried_a_few_times() {
+        let t0 = Instant::now();
+        let mut sup = Supervisor::new(&plan(&[("web", 1)], None));
+        sup.start(t0);
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let mut now = t0;
+        for attempt in 1..MAX_SPAWN_ATTEMPTS {
+            let a = sup.spawn_failed(0, &emfile, now);
+            let line = &said(&a)[0];
+            assert!(
+                line.starts_with(
+                    "web.1 could not start: too many open files (pm is out of file descriptors); trying again in "
+                ),
+                "attempt {attempt}: {line}"
+            );
+            // The backoff ends, the spawn comes again.
+            now += Duration::from_secs(60);
+            let a = sup.tick(now);
+            assert_eq!(spawns(&a), [0], "attempt {attempt}");
+        }
+        let a = sup.spawn_failed(0, &emfile, now);
+        assert_eq!(
+            said(&a)[0],
+            format!(
+                "web.1 could not start: too many open files (pm is out of file descriptors); gave up after {MAX_SPAWN_ATTEMPTS} attempts"
+            )
+        );
+        assert_eq!(sup.finished(|| false, now), Some(127));
     }
 }

@@ -144,6 +144,8 @@ pub struct Instance {
     pub was_ready: bool,
     /// Runs started so far: a waiting client tells a new run from the old.
     pub runs: u32,
+    /// Spawns that failed in a row (no process ran).
+    pub spawn_failures: u32,
 }
 
 impl Instance {
@@ -158,6 +160,7 @@ impl Instance {
             ready: false,
             was_ready: false,
             runs: 0,
+            spawn_failures: 0,
         }
     }
 

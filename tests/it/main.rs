@@ -28,4 +28,5 @@ mod run_check;
 mod shop;
 mod shutdown;
 mod socket_trust;
+mod spawn_errors;
 mod supervision;
