@@ -91,6 +91,21 @@ impl fmt::Display for Secs {
     }
 }
 
+/// A number the user gave, shown short: `1e308` and `1e-300`, never their
+/// hundreds of digits.
+pub struct Number(pub f64);
+
+impl fmt::Display for Number {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        if text.len() > 16 {
+            write!(f, "{:e}", self.0)
+        } else {
+            f.write_str(&text)
+        }
+    }
+}
+
 /// Parses a signal name as users write it: `TERM`, `SIGTERM`, `term`, or `15`.
 pub fn parse_signal(name: &str) -> Option<Signal> {
     let trimmed = name.trim();
@@ -139,5 +154,13 @@ mod tests {
         assert_eq!(parse_signal("9"), Some(Signal::SIGKILL));
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal(""), None);
+    }
+
+    #[test]
+    fn numbers_are_shown_short() {
+        assert_eq!(Number(1e308).to_string(), "1e308");
+        assert_eq!(Number(1e-300).to_string(), "1e-300");
+        assert_eq!(Number(2.5).to_string(), "2.5");
+        assert_eq!(Number(86_400.0).to_string(), "86400");
     }
 }

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::cli::{BalanceArgs, ProbeArgs, ReadyArgs};
 use crate::error::{Error, Result};
 use crate::health;
+use crate::model::Number;
 use crate::proxy;
 
 /// How often `pm balance` resolves its targets again.
@@ -85,11 +86,16 @@ struct Probe {
     failures: u32,
 }
 
+/// A probe's interval or timeout: below a hundredth of a second a probe
+/// would spin, not check.
 fn seconds(what: &str, value: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| Error::Invalid(format!("{what} {value}: not a positive number of seconds")))
+    if value.is_finite() && (0.01..=86_400.0).contains(&value) {
+        return Ok(Duration::from_secs_f64(value));
+    }
+    Err(Error::Invalid(format!(
+        "{what} {}: expected a number of seconds between 0.01 and 86400",
+        Number(value)
+    )))
 }
 
 fn probe_of(ready: &ReadyArgs, exec: Option<&String>) -> Result<Probe> {

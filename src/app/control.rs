@@ -13,6 +13,7 @@ use crate::config::formation::Formation;
 use crate::control::protocol::{Command, InstanceInfo, MAX_WAIT, Reply};
 use crate::control::{client, find_root, socket_path};
 use crate::error::{Error, Result};
+use crate::model::Number;
 
 /// The socket of the pm that `app` names.
 pub fn socket(app: &AppArgs) -> Result<std::path::PathBuf> {
@@ -107,7 +108,8 @@ fn seconds(s: f64) -> Result<f64> {
         Ok(s)
     } else {
         Err(Error::Invalid(format!(
-            "--timeout {s}: expected a number of seconds between 0 and {MAX_WAIT}"
+            "--timeout {}: expected a number of seconds between 0 and {MAX_WAIT}",
+            Number(s)
         )))
     }
 }

@@ -16,6 +16,7 @@ use crate::config::value::Value;
 use crate::config::{ConfigError, envfile, ports, procfile};
 use crate::error::{Error, Result, io_message};
 use crate::input::{self, ReadError};
+use crate::model::Number;
 use crate::plan::{LISTEN_HOST_VAR, Plan, PlanInputs, RELEASE, address_vars};
 
 /// What a subcommand wants loaded besides the files.
@@ -423,7 +424,8 @@ fn formation(
 pub fn timeout(seconds: f64) -> Result<Duration> {
     if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
         return Err(Error::Invalid(format!(
-            "--timeout {seconds}: expected a number of seconds between 0 and 86400"
+            "--timeout {}: expected a number of seconds between 0 and 86400",
+            Number(seconds)
         )));
     }
     Ok(Duration::from_secs_f64(seconds))
