@@ -408,7 +408,13 @@ impl Drop for CloseOnExit {
     }
 }
 
-/// The sink, noting each write that makes progress.
+/// The most one write call is given. A blocking write to a pipe returns
+/// only once all of it is taken, so smaller calls let a slow reader show
+/// progress (and never look stalled) at the cost of a few more calls.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The sink, written in calls of at most [`WRITE_CHUNK`] bytes, noting each
+/// one that makes progress.
 struct Watched<'a, W> {
     sink: W,
     shared: &'a Shared,
@@ -416,13 +422,23 @@ struct Watched<'a, W> {
 
 impl<W: Write> Write for Watched<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.sink.write(buf)?;
+        let written = self.sink.write(&buf[..buf.len().min(WRITE_CHUNK)])?;
         self.shared.progressed();
         Ok(written)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let written = self.sink.write_vectored(bufs)?;
+        let mut limited = Vec::with_capacity(bufs.len());
+        let mut total = 0;
+        for buf in bufs {
+            if total >= WRITE_CHUNK {
+                break;
+            }
+            let take = buf.len().min(WRITE_CHUNK - total);
+            limited.push(IoSlice::new(&buf[..take]));
+            total += take;
+        }
+        let written = self.sink.write_vectored(&limited)?;
         self.shared.progressed();
         Ok(written)
     }
