@@ -136,7 +136,7 @@ fn wait_returns_once_everything_is_ready() {
 
 #[test]
 fn wait_fails_as_soon_as_an_instance_is_given_up_on() {
-    let app = App::with_procfile("web: exec sleep 100\nflaky: sleep 0.3; exit 3\n");
+    let app = App::with_procfile("web: exec sleep 100\nflaky: sleep 1; exit 3\n");
     let mut pm = app.start(&["start", "--no-timestamp", "--max-restarts", "1"]);
     pm.wait_for_line("flaky.1 started", SECS(10));
     let t = Instant::now();
