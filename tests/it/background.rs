@@ -136,8 +136,10 @@ fn wait_returns_once_everything_is_ready() {
 
 #[test]
 fn wait_fails_as_soon_as_an_instance_is_given_up_on() {
-    let app = App::with_procfile("web: exec sleep 100\nflaky: sleep 1; exit 3\n");
-    let mut pm = app.start(&["start", "--no-timestamp", "--max-restarts", "1"]);
+    // It fails at once, so it never counts as ready (0.5 s of running),
+    // and is given up on after two restarts (0.5 s and 1 s later).
+    let app = App::with_procfile("web: exec sleep 100\nflaky: exit 3\n");
+    let mut pm = app.start(&["start", "--no-timestamp", "--max-restarts", "2"]);
     pm.wait_for_line("flaky.1 started", SECS(10));
     let t = Instant::now();
     app.run(&["wait", "--timeout", "30"])
