@@ -420,7 +420,7 @@ pub struct LogsArgs {
     pub app: AppArgs,
 
     /// A process type (every instance), an instance (`web.2`) or `system` (pm's own lines) [default: all of them].
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", add = ArgValueCandidates::new(complete::targets))]
     pub targets: Vec<String>,
 
     /// How many recent lines to print.
@@ -446,7 +446,7 @@ pub struct AttachArgs {
     pub app: AppArgs,
 
     /// The instance (`web.1`), or a type that has one instance (`web`).
-    #[arg(value_name = "TARGET")]
+    #[arg(value_name = "TARGET", add = ArgValueCandidates::new(complete::targets))]
     pub target: String,
 }
 
