@@ -609,6 +609,18 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Whether pm's stdout gets colors: `--no-color`, else `--color`, applied
+/// by [`color_enabled`] to `NO_COLOR` and whether stdout is a terminal.
+pub fn stdout_color(color: ColorChoice, no_color: bool) -> bool {
+    use std::io::IsTerminal;
+    let choice = if no_color { ColorChoice::Never } else { color };
+    color_enabled(
+        choice,
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::stdout().is_terminal(),
+    )
+}
+
 /// Decides whether output is colored.
 ///
 /// An explicit `Always` or `Never` wins (the caller maps `--no-color` to

@@ -3,29 +3,20 @@
 //! prefixes, original timestamps, colors only on a terminal.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::app::control::socket;
-use crate::cli::{ColorChoice, LogsArgs, color_enabled};
+use crate::cli::{LogsArgs, stdout_color};
 use crate::control::client;
 use crate::control::protocol::{StreamCommand, StreamEvent, StreamStart, WireLine};
 use crate::error::{Error, Result};
 use crate::output::{Clock, Framer, SYSTEM_NAME};
 
 pub fn logs(args: LogsArgs) -> Result<i32> {
-    let choice = if args.no_color {
-        ColorChoice::Never
-    } else {
-        args.color
-    };
-    let color = color_enabled(
-        choice,
-        std::env::var_os("NO_COLOR").as_deref(),
-        std::io::stdout().is_terminal(),
-    );
+    let color = stdout_color(args.color, args.no_color);
     let mut opened = client::open(
         &socket(&args.app)?,
         StreamCommand::Logs {

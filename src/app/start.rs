@@ -3,11 +3,11 @@
 //! what can refuse to start, before any thread exists) and let the
 //! foreground pm return once the background one is up.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use crate::app::load::{self, LoadOptions};
-use crate::cli::{ColorChoice, StartArgs, color_enabled};
+use crate::cli::{StartArgs, stdout_color};
 use crate::control;
 use crate::error::{Error, Result};
 use crate::output;
@@ -73,16 +73,7 @@ pub fn start(args: StartArgs) -> Result<i32> {
         }
     }
 
-    let choice = if args.no_color {
-        ColorChoice::Never
-    } else {
-        args.color
-    };
-    let color = color_enabled(
-        choice,
-        std::env::var_os("NO_COLOR").as_deref(),
-        std::io::stdout().is_terminal(),
-    );
+    let color = stdout_color(args.color, args.no_color);
     let style = OutputStyle {
         color,
         timestamps: !args.no_timestamp,
