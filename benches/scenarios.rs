@@ -15,7 +15,10 @@
 //! Options (after `--`), each with an environment equivalent:
 //!
 //! - `NAME...` / `PM_BENCH=a,b`: scenarios to run, from `relay`, `fan-in`,
-//!   `startup`, `shutdown`, `memory`, `latency` (default: all of them).
+//!   `startup`, `shutdown`, `memory`, `latency`, `watch` (default: all of
+//!   them). `watch` is pm's idle CPU with 10,000 files watched and not (in
+//!   the same run), and the time from a save to the restarted instance
+//!   being ready.
 //! - `--quick` / `PM_BENCH_QUICK=1`: small counts, one repetition.
 //! - `--reps N` / `PM_BENCH_REPS=N`: repetitions of the throughput and startup
 //!   runs (default 5, quick 1); the median throughput (with its spread) and
@@ -212,16 +215,18 @@ enum Scenario {
     Shutdown,
     Memory,
     Latency,
+    Watch,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 6] = [
+    const ALL: [Scenario; 7] = [
         Scenario::Relay,
         Scenario::FanIn,
         Scenario::Startup,
         Scenario::Shutdown,
         Scenario::Memory,
         Scenario::Latency,
+        Scenario::Watch,
     ];
 
     fn name(self) -> &'static str {
@@ -232,6 +237,7 @@ impl Scenario {
             Scenario::Shutdown => "shutdown",
             Scenario::Memory => "memory",
             Scenario::Latency => "latency",
+            Scenario::Watch => "watch",
         }
     }
 
@@ -380,6 +386,9 @@ fn run(config: &Config) -> i32 {
     }
     if config.wants(Scenario::Latency) {
         rows.extend(latency(config));
+    }
+    if config.wants(Scenario::Watch) {
+        rows.extend(watch(config));
     }
     finish_run(&rows, ["pm", "baseline"], started, config.strict)
 }
@@ -1131,6 +1140,132 @@ fn drain_for(proc: &mut Proc, span: Duration) -> Result<u64> {
             Read::Lines(chunk, _) => lines += memchr::memchr_iter(b'\n', chunk).count() as u64,
             Read::Eof => return Err("pm's output ended while idle".into()),
             Read::Timeout => return Ok(lines),
+        }
+    }
+}
+
+/// pm with `files` files under its root, watched (`watch = ["src/**"]`) or
+/// not: its CPU over an idle `window`, and, watched, the times from saving a
+/// file to the new run's start and to its readiness (a `log` check).
+struct WatchRun {
+    cpu_percent: f64,
+    save_to_start_ms: Option<f64>,
+    save_to_ready_ms: Option<f64>,
+}
+
+fn watch(config: &Config) -> Vec<Row> {
+    let files = if config.quick { 2_000 } else { 10_000 };
+    let window = if config.quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(10)
+    };
+    println!("== watch: {files} files, idle {window:?}, watching off and on");
+    let mut runs = Vec::new();
+    for on in [false, true] {
+        match watch_run(config, files, window, on) {
+            Ok(run) => {
+                println!(
+                    "   {}: idle cpu {:.3}%{}",
+                    if on { "watching" } else { "not watching" },
+                    run.cpu_percent,
+                    run.save_to_ready_ms.map_or(String::new(), |r| format!(
+                        ", save -> started {}, -> ready {}",
+                        run.save_to_start_ms.map_or("?".into(), ms),
+                        ms(r)
+                    )),
+                );
+                runs.push(run);
+            }
+            Err(e) => return vec![Row::failed("watch", &e)],
+        }
+    }
+    let (off, on) = (&runs[0], &runs[1]);
+    let mut rows = vec![Row::checked(
+        format!("idle cpu, {files} files watched"),
+        format!("{:.2}%", on.cpu_percent),
+        format!("{:.2}% (not watched)", off.cpu_percent),
+        String::new(),
+        "0.00%",
+        on.cpu_percent < 0.005,
+    )];
+    if let Some(ready) = on.save_to_ready_ms {
+        rows.push(Row::info(
+            "save -> restarted and ready",
+            ms(ready),
+            format!("{} (debounce)", ms(200.0)),
+            String::new(),
+        ));
+    }
+    rows
+}
+
+fn watch_run(config: &Config, files: usize, window: Duration, on: bool) -> Result<WatchRun> {
+    let dir = tempdir("pm-bench-watch-")?;
+    let per_dir = 100;
+    for d in 0..files.div_ceil(per_dir) {
+        let sub = dir.path().join(format!("src/d{d}"));
+        fs::create_dir_all(&sub).map_err(|e| e.to_string())?;
+        for f in 0..per_dir.min(files - d * per_dir) {
+            write_file(&sub.join(format!("f{f}.txt")), "x\n")?;
+        }
+    }
+    write_file(
+        &dir.path().join("Procfile"),
+        "web: echo up; exec sleep 1000\n",
+    )?;
+    let watch = if on { "watch = [\"src/**\"]\n" } else { "" };
+    write_file(
+        &dir.path().join("pm.toml"),
+        &format!("[process.web]\n{watch}[process.web.ready]\nlog = \"^up$\"\n"),
+    )?;
+    let mut cmd = Command::new(&config.pm);
+    cmd.current_dir(dir.path())
+        .args(["start", "--color", "never", "--no-timestamp"]);
+    let mut pm = Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?;
+    wait_line(
+        &mut pm,
+        b"web.1 is ready",
+        Instant::now() + Duration::from_secs(20),
+    )?;
+    let memory = measure_idle(&mut pm, window)?;
+    let cpu_percent = memory.cpu_ns as f64 / window.as_nanos() as f64 * 100.0;
+    let (mut save_to_start_ms, mut save_to_ready_ms) = (None, None);
+    if on {
+        let saved = Instant::now();
+        write_file(&dir.path().join("src/d0/f0.txt"), "saved\n")?;
+        let deadline = saved + Duration::from_secs(20);
+        let started = wait_line(&mut pm, b"web.1 started with pid", deadline)?;
+        save_to_start_ms = Some((started - saved).as_secs_f64() * 1000.0);
+        let ready = wait_line(&mut pm, b"web.1 is ready", deadline)?;
+        save_to_ready_ms = Some((ready - saved).as_secs_f64() * 1000.0);
+    }
+    signal_pid(pm.pid, libc::SIGTERM);
+    pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
+    Ok(WatchRun {
+        cpu_percent,
+        save_to_start_ms,
+        save_to_ready_ms,
+    })
+}
+
+/// Reads pm's output until a line contains `pattern`; returns when it came.
+fn wait_line(proc: &mut Proc, pattern: &[u8], deadline: Instant) -> Result<Instant> {
+    loop {
+        match proc.read(deadline) {
+            Read::Lines(chunk, _) => {
+                if memchr::memmem::find(chunk, pattern).is_some() {
+                    return Ok(Instant::now());
+                }
+            }
+            Read::Eof => return Err("pm's output ended".into()),
+            Read::Timeout => {
+                return Err(format!(
+                    "no line with {:?} in time{}",
+                    String::from_utf8_lossy(pattern),
+                    proc.stderr_tail()
+                ));
+            }
         }
     }
 }

@@ -27,3 +27,4 @@ pub(crate) mod runtime;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
 pub mod syntax;
+pub mod watch;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::config::ConfigError;
-use crate::config::pm_toml::{Check, ProcessSettings, Proxy, Settings};
+use crate::config::pm_toml::{Check, ProcessSettings, Proxy, Settings, WatchGlobs};
 use crate::config::ports;
 use crate::config::value::Value;
 use crate::model::{Restart, RestartSettings};
@@ -36,6 +36,8 @@ pub struct ProcessSpec {
     pub proxy: Option<Proxy>,
     pub ready: Option<Check>,
     pub live: Option<Check>,
+    /// Files whose changes restart it (`pm start` only).
+    pub watch: Option<WatchGlobs>,
 }
 
 /// One process to run: `web.2` on its port.
@@ -200,6 +202,7 @@ impl Plan {
                     proxy,
                     ready,
                     live,
+                    watch,
                 } = own;
                 ProcessSpec {
                     restart: RestartSettings {
@@ -222,6 +225,7 @@ impl Plan {
                     proxy,
                     ready,
                     live,
+                    watch,
                 }
             })
             .collect();

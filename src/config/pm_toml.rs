@@ -81,6 +81,8 @@ struct RawProcess {
     proxy: Option<Spanned<RawProxy>>,
     ready: Option<Spanned<RawCheck>>,
     live: Option<Spanned<RawCheck>>,
+    watch: Option<Vec<Spanned<String>>>,
+    watch_ignore: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -124,6 +126,16 @@ pub struct ProcessSettings {
     pub proxy: Option<Proxy>,
     pub ready: Option<Check>,
     pub live: Option<Check>,
+    /// Restart on a change of these files (`watch`, `watch_ignore`).
+    pub watch: Option<WatchGlobs>,
+}
+
+/// The files a type watches: globs relative to the root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchGlobs {
+    pub include: Vec<String>,
+    /// On top of what is always ignored (`.git`, `node_modules`, ...).
+    pub ignore: Vec<String>,
 }
 
 /// Where the load balancer of a type listens.
@@ -210,6 +222,14 @@ impl Check {
             successes: DEFAULT_SUCCESSES,
         }
     }
+}
+
+/// A glob as `watch` and `watch_ignore` take them: relative to the root,
+/// `*` within one path component, `**` across them.
+pub fn glob(text: &str) -> Result<globset::Glob, globset::Error> {
+    globset::GlobBuilder::new(text)
+        .literal_separator(true)
+        .build()
 }
 
 /// 1-based line of a byte offset.
@@ -393,6 +413,17 @@ pub fn parse(text: &str, file: &str, types: &[&str]) -> Result<Settings, Vec<Con
         if let Some(c) = &raw.live {
             out.live = check(&mut ctx, c, "live");
         }
+        let include = globs(&mut ctx, raw.watch.as_deref(), "watch");
+        let ignore = globs(&mut ctx, raw.watch_ignore.as_deref(), "watch_ignore");
+        if !include.is_empty() {
+            out.watch = Some(WatchGlobs { include, ignore });
+        } else if let Some(first) = raw.watch_ignore.as_ref().and_then(|w| w.first()) {
+            ctx.err(
+                first.span().start,
+                "watch_ignore without watch: add watch = [\"GLOB\", ...] to say what to watch"
+                    .into(),
+            );
+        }
         settings.process.insert(name.clone(), out);
     }
 
@@ -411,6 +442,30 @@ pub fn parse(text: &str, file: &str, types: &[&str]) -> Result<Settings, Vec<Con
         ctx.errors.sort_by_key(|e| e.line);
         Err(ctx.errors)
     }
+}
+
+/// The globs of `watch` or `watch_ignore`, each checked (as the watcher
+/// will read it: relative to the root, `**` across directories).
+fn globs(ctx: &mut Ctx<'_>, raw: Option<&[Spanned<String>]>, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in raw.unwrap_or_default() {
+        let text = g.get_ref();
+        if text.starts_with('/') {
+            ctx.err(
+                g.span().start,
+                format!("{key} glob \"{text}\" must be relative to the root, not absolute"),
+            );
+            continue;
+        }
+        match glob(text) {
+            Ok(_) => out.push(text.clone()),
+            Err(e) => ctx.err(
+                g.span().start,
+                format!("{key} glob \"{text}\" is not valid: {}", e.kind()),
+            ),
+        }
+    }
+    out
 }
 
 fn proxy(ctx: &mut Ctx<'_>, p: &Spanned<RawProxy>) -> Option<Proxy> {
@@ -863,6 +918,40 @@ exec = "pg_isready"
         );
         let e = errs("[process.web.ready]\nlog = \"x\"\ntcp = true\n");
         assert!(e[0].contains("or log = \"REGEX\", found 2"), "{e:?}");
+    }
+
+    #[test]
+    fn watch_globs_are_checked_where_they_are_written() {
+        let s = parse(
+            "[process.web]\nwatch = [\"app/**/*.py\", \"templates/**\"]\nwatch_ignore = [\"**/*.tmp\"]\n",
+            "pm.toml",
+            TYPES,
+        )
+        .unwrap();
+        assert_eq!(
+            s.process["web"].watch,
+            Some(WatchGlobs {
+                include: vec!["app/**/*.py".into(), "templates/**".into()],
+                ignore: vec!["**/*.tmp".into()],
+            })
+        );
+        let e = errs("[process.web]\nwatch = [\n  \"ok/**\",\n  \"a/{b\",\n  \"/abs/*\",\n]\n");
+        assert_eq!(
+            e,
+            [
+                "pm.toml:4: watch glob \"a/{b\" is not valid: unclosed alternate group; missing '}' (maybe escape '{' with '[{]'?)",
+                "pm.toml:5: watch glob \"/abs/*\" must be relative to the root, not absolute",
+            ]
+        );
+        let e = errs("[process.web]\nwatch_ignore = [\"*.tmp\"]\n");
+        assert_eq!(
+            e,
+            [
+                "pm.toml:2: watch_ignore without watch: add watch = [\"GLOB\", ...] to say what to watch"
+            ]
+        );
+        let e = errs("[process.web]\nwatch = \"app/**\"\n");
+        assert_eq!(e.len(), 1, "a string is not a list: {e:?}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! One task owns all state. It `select!`s over one receiver per event
 //! source, each sending its own type: OS signals ([`SignalEvent`]), relays
 //! ([`RelayEvent`]), the writer thread (stdout is gone), health checks
-//! ([`health::Report`]), control connections ([`control::Request`]), and
+//! ([`health::Report`]), control connections ([`control::Request`]), the
+//! file watcher ([`files::Change`]), and
 //! the supervisor's next deadline. It never sleeps, so a second Ctrl-C is
 //! answered at once. SIGCHLD leads to [`process::reap`], the only
 //! `waitpid(-1)` in pm. No event source imports the runtime.
@@ -22,11 +23,12 @@ use nix::sys::signal::Signal;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{oneshot, watch};
 
-use crate::config::pm_toml::{Check, Probe};
+use crate::config::pm_toml::{Check, Probe, WatchGlobs};
 use crate::control::protocol::{Command, Reply};
 use crate::control::{self, reply};
 use crate::health::{self, ExecStarted, Kind, Report, Verdict};
 use crate::supervisor::{Event, Phase};
+use crate::watch as files;
 
 use crate::config::command::exec_form;
 use crate::error::{Error, Result, io_message};
@@ -110,6 +112,10 @@ pub struct Runtime {
     health: UnboundedReceiver<Report>,
     request_tx: UnboundedSender<control::Request>,
     requests: UnboundedReceiver<control::Request>,
+    change_tx: UnboundedSender<files::Change>,
+    changes: UnboundedReceiver<files::Change>,
+    /// The file watcher, while it watches.
+    _watcher: Option<files::Watcher>,
     /// The writer thread's one event: a write to stdout failed.
     stdout_closed: Option<oneshot::Receiver<std::io::Error>>,
     /// A write error other than a closed reader: pm's error once stopped.
@@ -168,6 +174,7 @@ impl Runtime {
         let (scrollback, scrollback_events) = Scrollback::new(plan.scrollback);
         let system = Framer::system(style.width, style.color, style.timestamps)
             .recording(scrollback.recorder(SYSTEM_NAME, None, None));
+        let (change_tx, changes) = mpsc::unbounded_channel();
         Runtime {
             plan,
             sup,
@@ -187,6 +194,9 @@ impl Runtime {
             scrollback,
             scrollback_events,
             attached: HashMap::new(),
+            change_tx,
+            changes,
+            _watcher: None,
             stdout_closed: Some(stdout_closed),
             output_error: None,
             runs: HashMap::new(),
@@ -278,6 +288,7 @@ impl Runtime {
         for event in listening {
             self.say(&event.to_string());
         }
+        self.start_watching();
         let actions = self.sup.start(Instant::now());
         self.apply(actions);
         let code = loop {
@@ -334,6 +345,11 @@ impl Runtime {
                     let Notice::Dropped { what } = notice;
                     self.say(&Event::ClientDropped { what }.to_string());
                 }
+                Some(change) = self.changes.recv() => {
+                    let actions =
+                        self.sup.restart_watched(change.type_index, &change.path, Instant::now());
+                    self.apply(actions);
+                }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
@@ -362,6 +378,28 @@ impl Runtime {
                 message: io_message(&e),
             }),
             None => Ok(code),
+        }
+    }
+
+    /// Watches the files of the types that have `watch` globs; a failure
+    /// (too many directories for inotify, say) is a `system` line, and pm
+    /// goes on without watching.
+    fn start_watching(&mut self) {
+        let types: Vec<(usize, &WatchGlobs)> = self
+            .plan
+            .types
+            .iter()
+            .enumerate()
+            .filter_map(|(t, spec)| spec.watch.as_ref().map(|w| (t, w)))
+            .collect();
+        if types.is_empty() {
+            return;
+        }
+        let started = files::Rules::new(&self.plan.root, &types)
+            .and_then(|rules| files::start(rules, self.change_tx.clone()));
+        match started {
+            Ok(watcher) => self._watcher = Some(watcher),
+            Err(e) => self.say(&format!("{e}; files are not watched")),
         }
     }
 

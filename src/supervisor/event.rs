@@ -116,6 +116,11 @@ pub enum Event {
         name: String,
         because: String,
     },
+    /// A file a type watches changed: it restarts.
+    FileChanged {
+        name: String,
+        path: String,
+    },
     /// The load balancer of a type accepts connections.
     ProxyListening {
         name: String,
@@ -234,6 +239,9 @@ impl fmt::Display for Event {
             ),
             Event::RollingStopped { name, because } => {
                 write!(f, "rolling restart of {name} stopped: {because}")
+            }
+            Event::FileChanged { name, path } => {
+                write!(f, "{path} changed, restarting {name}")
             }
             Event::ProxyListening { name, address } => {
                 write!(f, "balancing {name} on {address}")

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::{Action, Intent, Phase, State, Supervisor};
+use super::{Action, Event, Intent, Phase, State, Supervisor};
 
 /// What a `pm restart` set going.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +99,35 @@ impl Supervisor {
         let actions = self.stop(&ids, false, now);
         let names = ids.iter().map(|&id| self.name(id)).collect();
         (actions, Ok(Stopping { names }))
+    }
+
+    /// A file that type `t` watches changed: its instances in the formation
+    /// restart (one at a time where balanced), except those `pm stop`
+    /// stopped. Nothing happens while the release phase runs or pm stops.
+    pub fn restart_watched(&mut self, t: usize, path: &str, now: Instant) -> Vec<Action> {
+        if self.changes_allowed().is_err() {
+            return self.take();
+        }
+        let ids: Vec<usize> = (0..self.instances.len())
+            .filter(|&id| {
+                let inst = &self.instances[id];
+                inst.spec.type_index == t
+                    && inst.active()
+                    && inst.state != State::Stopped
+                    && inst.intent != Some(Intent::Stop)
+            })
+            .collect();
+        if ids.is_empty() {
+            return self.take();
+        }
+        let name = self.types[t].name.clone();
+        self.say(Event::FileChanged {
+            name,
+            path: path.to_string(),
+        });
+        let mut actions = self.take();
+        actions.extend(self.restart(&ids, now));
+        actions
     }
 
     /// `pm restart`: a running instance is stopped and started again at
@@ -278,6 +307,39 @@ mod tests {
         let (a, answer) = sup.stop_named(&strings(&["db"]), t0);
         assert!(a.is_empty());
         assert!(answer.is_err());
+    }
+
+    #[test]
+    fn a_watched_change_restarts_the_type_but_not_what_pm_stop_stopped() {
+        let t0 = Instant::now();
+        let plan = plan_deps(&[("web", 2), ("worker", 2)], &[], &["web"]);
+        let mut sup = all_running(&plan, t0);
+        for id in [0, 1] {
+            sup.ready_changed(id, true, String::new(), t0);
+        }
+        sup.stop(&[3], false, t0);
+        let a = sup.restart_watched(1, "app/jobs.py", t0);
+        assert_eq!(
+            said(&a),
+            ["app/jobs.py changed, restarting worker"],
+            "{a:?}"
+        );
+        assert_eq!(signals(&a), [(2, Signal::SIGTERM)], "worker.2 was stopped");
+        // A balanced type restarts one instance at a time.
+        let a = sup.restart_watched(0, "app/views.py", t0);
+        assert_eq!(
+            said(&a),
+            [
+                "app/views.py changed, restarting web",
+                "rolling restart of web: web.1, web.2, one at a time"
+            ]
+        );
+        assert_eq!(signals(&a), [(0, Signal::SIGTERM)]);
+        // A second save during the rolling restart queues nothing twice.
+        let a = sup.restart_watched(0, "app/views.py", t0);
+        assert!(signals(&a).is_empty(), "{a:?}");
+        sup.shutdown(Signal::SIGTERM, t0);
+        assert!(sup.restart_watched(0, "x", t0).is_empty());
     }
 
     #[test]

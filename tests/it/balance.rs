@@ -441,3 +441,47 @@ fn scaling_back_up_while_an_instance_is_still_stopping_brings_it_back() {
     assert!(list[1]["pid"].as_i64().is_some(), "{list:?}");
     pm.stop_ok(SECS(10));
 }
+
+#[test]
+fn saving_in_a_loop_restarts_a_balanced_type_rolling_and_fails_no_request() {
+    let (base, proxy) = free_block(2);
+    let app = balanced_app(proxy, "");
+    app.file(
+        "pm.toml",
+        &format!(
+            "[process.web]\nproxy = {proxy}\nstop_timeout = 5\nwatch = [\"src/**/*.py\"]\n[process.web.ready]\nhttp = \"/healthz\"\ninterval = 0.2\nfailures = 1\n"
+        ),
+    );
+    app.file("src/app.py", "v = 0\n");
+    let port = base.to_string();
+    let mut pm = app.start(&["start", "--no-timestamp", "-p", &port, "web=2"]);
+    for _ in 0..2 {
+        pm.wait_for_line(" is ready", SECS(20));
+    }
+    let hammer = Hammer::start(proxy);
+    wait_until(SECS(10), "answers", || hammer.ok(), |&n| n >= 10);
+    // An editor saving every 100 ms for 2 s.
+    for v in 1..=20 {
+        app.file("src/app.py", &format!("v = {v}\n"));
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    pm.wait_until_seen("src/app.py changed, restarting web", SECS(10));
+    pm.wait_until_seen(
+        "rolling restart of web: web.1, web.2, one at a time",
+        SECS(10),
+    );
+    // The last save's restart is done once both are ready again after it.
+    app.run(&["wait", "--timeout", "30"]).assert_ok();
+    let during = hammer.ok();
+    wait_until(
+        SECS(10),
+        "answers after",
+        || hammer.ok(),
+        |&n| n >= during + 10,
+    );
+    let failed = hammer.failed();
+    let seen = hammer.finish();
+    assert_eq!(failed, 0, "failed requests while saving: {seen:?}");
+    pm.wait_until_seen("web.2 exited with code 0", SECS(20));
+    pm.stop_ok(SECS(15));
+}

@@ -30,3 +30,4 @@ mod shutdown;
 mod socket_trust;
 mod spawn_errors;
 mod supervision;
+mod watch;
