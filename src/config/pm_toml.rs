@@ -34,6 +34,8 @@ const MIN_PROBE_SECONDS: f64 = 0.01;
 const MAX_SECONDS: f64 = 86_400.0;
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_FAILURES: u32 = 3;
+/// How long watched files must be quiet before a burst of saves restarts.
+pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(200);
 pub const DEFAULT_SUCCESSES: u32 = 1;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +85,7 @@ struct RawProcess {
     live: Option<Spanned<RawCheck>>,
     watch: Option<Vec<Spanned<String>>>,
     watch_ignore: Option<Vec<Spanned<String>>>,
+    watch_debounce: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -136,6 +139,9 @@ pub struct WatchGlobs {
     pub include: Vec<String>,
     /// On top of what is always ignored (`.git`, `node_modules`, ...).
     pub ignore: Vec<String>,
+    /// How long its files must be quiet before a burst of changes is one
+    /// restart (`watch_debounce`).
+    pub debounce: Duration,
 }
 
 /// Where the load balancer of a type listens.
@@ -415,14 +421,35 @@ pub fn parse(text: &str, file: &str, types: &[&str]) -> Result<Settings, Vec<Con
         }
         let include = globs(&mut ctx, raw.watch.as_deref(), "watch");
         let ignore = globs(&mut ctx, raw.watch_ignore.as_deref(), "watch_ignore");
+        let debounce = raw
+            .watch_debounce
+            .as_ref()
+            .and_then(|d| ctx.seconds_from(d, "watch_debounce", MIN_PROBE_SECONDS, "0.01"));
         if !include.is_empty() {
-            out.watch = Some(WatchGlobs { include, ignore });
-        } else if let Some(first) = raw.watch_ignore.as_ref().and_then(|w| w.first()) {
-            ctx.err(
-                first.span().start,
-                "watch_ignore without watch: add watch = [\"GLOB\", ...] to say what to watch"
-                    .into(),
-            );
+            out.watch = Some(WatchGlobs {
+                include,
+                ignore,
+                debounce: debounce.unwrap_or(DEFAULT_WATCH_DEBOUNCE),
+            });
+        } else {
+            let first_ignore = raw.watch_ignore.as_ref().and_then(|w| w.first());
+            let lone = [
+                ("watch_ignore", first_ignore.map(|g| g.span().start)),
+                (
+                    "watch_debounce",
+                    raw.watch_debounce.as_ref().map(|d| d.span().start),
+                ),
+            ];
+            for (key, at) in lone {
+                if let Some(at) = at {
+                    ctx.err(
+                        at,
+                        format!(
+                            "{key} without watch: add watch = [\"GLOB\", ...] to say what to watch"
+                        ),
+                    );
+                }
+            }
         }
         settings.process.insert(name.clone(), out);
     }
@@ -933,7 +960,28 @@ exec = "pg_isready"
             Some(WatchGlobs {
                 include: vec!["app/**/*.py".into(), "templates/**".into()],
                 ignore: vec!["**/*.tmp".into()],
+                debounce: DEFAULT_WATCH_DEBOUNCE,
             })
+        );
+        let s = parse(
+            "[process.web]\nwatch = [\"**\"]\nwatch_debounce = 1.5\n",
+            "pm.toml",
+            TYPES,
+        )
+        .unwrap();
+        let w = s.process["web"].watch.clone().unwrap();
+        assert_eq!(w.debounce, Duration::from_millis(1500));
+        assert_eq!(
+            errs("[process.web]\nwatch = [\"**\"]\nwatch_debounce = 0\n"),
+            [
+                "pm.toml:3: watch_debounce must be a number of seconds between 0.01 and 86400, found 0"
+            ]
+        );
+        assert_eq!(
+            errs("[process.web]\nwatch_debounce = 1\n"),
+            [
+                "pm.toml:2: watch_debounce without watch: add watch = [\"GLOB\", ...] to say what to watch"
+            ]
         );
         let e = errs("[process.web]\nwatch = [\n  \"ok/**\",\n  \"a/{b\",\n  \"/abs/*\",\n]\n");
         assert_eq!(

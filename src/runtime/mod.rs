@@ -7,7 +7,7 @@
 //! source, each sending its own type: OS signals ([`SignalEvent`]), relays
 //! ([`RelayEvent`]), the writer thread (stdout is gone), health checks
 //! ([`health::Report`]), control connections ([`control::Request`]), the
-//! file watcher ([`files::Change`]), and
+//! file watcher ([`files::Notice`]), and
 //! the supervisor's next deadline. It never sleeps, so a second Ctrl-C is
 //! answered at once. SIGCHLD leads to [`process::reap`], the only
 //! `waitpid(-1)` in pm. No event source imports the runtime.
@@ -112,8 +112,8 @@ pub struct Runtime {
     health: UnboundedReceiver<Report>,
     request_tx: UnboundedSender<control::Request>,
     requests: UnboundedReceiver<control::Request>,
-    change_tx: UnboundedSender<files::Change>,
-    changes: UnboundedReceiver<files::Change>,
+    change_tx: UnboundedSender<files::Notice>,
+    changes: UnboundedReceiver<files::Notice>,
     /// The file watcher, while it watches.
     _watcher: Option<files::Watcher>,
     /// The writer thread's one event: a write to stdout failed.
@@ -345,11 +345,17 @@ impl Runtime {
                     let Notice::Dropped { what } = notice;
                     self.say(&Event::ClientDropped { what }.to_string());
                 }
-                Some(change) = self.changes.recv() => {
-                    let actions =
-                        self.sup.restart_watched(change.type_index, &change.path, Instant::now());
-                    self.apply(actions);
-                }
+                Some(notice) = self.changes.recv() => match notice {
+                    files::Notice::Changed(change) => {
+                        let actions = self.sup.restart_watched(
+                            change.type_index,
+                            &change.path,
+                            Instant::now(),
+                        );
+                        self.apply(actions);
+                    }
+                    files::Notice::Trouble(line) => self.say(&line),
+                },
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.sup.tick(Instant::now());
                     self.apply(actions);
