@@ -329,3 +329,25 @@ fn a_script_starts_waits_uses_and_brings_down() {
     );
     assert!(!app.path().join(".pm.sock").exists());
 }
+
+#[test]
+fn a_detached_pm_without_a_log_keeps_its_output_for_pm_logs() {
+    let app = App::with_procfile("web: echo \"web says hi\"; echo \"and more\"; exec sleep 100\n");
+    app.run(&["start", "-D", "--no-timestamp"]).assert_ok();
+    let _down = Detached { app: &app };
+    app.run(&["wait"]).assert_ok();
+    let logs = wait_until(
+        SECS(10),
+        "pm logs shows web's lines",
+        || app.run(&["logs"]).stdout,
+        |out| out.contains("and more"),
+    );
+    assert!(logs.contains("web.1  | web says hi\n"), "{logs}");
+    assert!(logs.contains("web.1  | and more\n"), "{logs}");
+    assert!(logs.contains("system | web.1 started with pid"), "{logs}");
+    let pm = pm_pid_of(&app, "web.1");
+    app.run(&["down"]).assert_ok();
+    // pm down returns once pm's socket closed, which is part of its exit:
+    // the process itself may take a moment more to be gone.
+    assert!(eventually(SECS(5), || !alive(pm)), "pm {pm} still runs");
+}
