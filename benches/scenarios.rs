@@ -1145,12 +1145,15 @@ fn drain_for(proc: &mut Proc, span: Duration) -> Result<u64> {
 }
 
 /// pm with `files` files under its root, watched (`watch = ["src/**"]`) or
-/// not: its CPU over an idle `window`, and, watched, the times from saving a
-/// file to the new run's start and to its readiness (a `log` check).
+/// not: its CPU and context switches over an idle `window`, and, watched,
+/// the times from saving a file to the new run's start and to its
+/// readiness (a `log` check), one sample per save.
 struct WatchRun {
     cpu_percent: f64,
-    save_to_start_ms: Option<f64>,
-    save_to_ready_ms: Option<f64>,
+    switches: u64,
+    per_thread: String,
+    save_to_start_ms: Vec<f64>,
+    save_to_ready_ms: Vec<f64>,
 }
 
 fn watch(config: &Config) -> Vec<Row> {
@@ -1160,47 +1163,70 @@ fn watch(config: &Config) -> Vec<Row> {
     } else {
         Duration::from_secs(10)
     };
-    println!("== watch: {files} files, idle {window:?}, watching off and on");
+    let saves = if config.quick { 3 } else { 9 };
+    println!("== watch: {files} files, idle {window:?}, watching off and on, {saves} saves");
     let mut runs = Vec::new();
     for on in [false, true] {
-        match watch_run(config, files, window, on) {
+        match watch_run(config, files, window, on, saves) {
             Ok(run) => {
                 println!(
-                    "   {}: idle cpu {:.3}%{}",
+                    "   {}: idle cpu {:.3}%, {} context switches ({}){}",
                     if on { "watching" } else { "not watching" },
                     run.cpu_percent,
-                    run.save_to_ready_ms.map_or(String::new(), |r| format!(
-                        ", save -> started {}, -> ready {}",
-                        run.save_to_start_ms.map_or("?".into(), ms),
-                        ms(r)
-                    )),
+                    run.switches,
+                    run.per_thread,
+                    if on {
+                        format!(
+                            "; save -> started {:?} ms, -> ready {:?} ms",
+                            run.save_to_start_ms
+                                .iter()
+                                .map(|v| v.round())
+                                .collect::<Vec<_>>(),
+                            run.save_to_ready_ms
+                                .iter()
+                                .map(|v| v.round())
+                                .collect::<Vec<_>>()
+                        )
+                    } else {
+                        String::new()
+                    },
                 );
                 runs.push(run);
             }
             Err(e) => return vec![Row::failed("watch", &e)],
         }
     }
-    let (off, on) = (&runs[0], &runs[1]);
+    let off = runs[0].cpu_percent;
+    let on = &mut runs[1];
     let mut rows = vec![Row::checked(
         format!("idle cpu, {files} files watched"),
         format!("{:.2}%", on.cpu_percent),
-        format!("{:.2}% (not watched)", off.cpu_percent),
+        format!("{:.2}% (not watched)", off),
         String::new(),
         "0.00%",
         on.cpu_percent < 0.005,
     )];
-    if let Some(ready) = on.save_to_ready_ms {
+    if !on.save_to_ready_ms.is_empty() {
+        let n = on.save_to_ready_ms.len();
+        let started = median(&mut on.save_to_start_ms);
+        let ready = median(&mut on.save_to_ready_ms);
         rows.push(Row::info(
-            "save -> restarted and ready",
+            format!("save -> restarted and ready (median of {n})"),
             ms(ready),
             format!("{} (debounce)", ms(200.0)),
-            String::new(),
+            format!("started {}", ms(started)),
         ));
     }
     rows
 }
 
-fn watch_run(config: &Config, files: usize, window: Duration, on: bool) -> Result<WatchRun> {
+fn watch_run(
+    config: &Config,
+    files: usize,
+    window: Duration,
+    on: bool,
+    saves: usize,
+) -> Result<WatchRun> {
     let dir = tempdir("pm-bench-watch-")?;
     let per_dir = 100;
     for d in 0..files.div_ceil(per_dir) {
@@ -1228,22 +1254,32 @@ fn watch_run(config: &Config, files: usize, window: Duration, on: bool) -> Resul
         b"web.1 is ready",
         Instant::now() + Duration::from_secs(20),
     )?;
-    let memory = measure_idle(&mut pm, window)?;
-    let cpu_percent = memory.cpu_ns as f64 / window.as_nanos() as f64 * 100.0;
-    let (mut save_to_start_ms, mut save_to_ready_ms) = (None, None);
+    let idle = measure_idle(&mut pm, window)?;
+    let cpu_percent = idle.cpu_ns as f64 / window.as_nanos() as f64 * 100.0;
+    let (mut save_to_start_ms, mut save_to_ready_ms) = (Vec::new(), Vec::new());
     if on {
-        let saved = Instant::now();
-        write_file(&dir.path().join("src/d0/f0.txt"), "saved\n")?;
-        let deadline = saved + Duration::from_secs(20);
-        let started = wait_line(&mut pm, b"web.1 started with pid", deadline)?;
-        save_to_start_ms = Some((started - saved).as_secs_f64() * 1000.0);
-        let ready = wait_line(&mut pm, b"web.1 is ready", deadline)?;
-        save_to_ready_ms = Some((ready - saved).as_secs_f64() * 1000.0);
+        for i in 0..saves {
+            let saved = Instant::now();
+            write_file(
+                &dir.path().join(format!("src/d{}/f0.txt", i % 10)),
+                &format!("saved {i}\n"),
+            )?;
+            let deadline = saved + Duration::from_secs(20);
+            let times = wait_lines(
+                &mut pm,
+                &[b"web.1 started with pid", b"web.1 is ready"],
+                deadline,
+            )?;
+            save_to_start_ms.push((times[0] - saved).as_secs_f64() * 1000.0);
+            save_to_ready_ms.push((times[1] - saved).as_secs_f64() * 1000.0);
+        }
     }
     signal_pid(pm.pid, libc::SIGTERM);
     pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
     Ok(WatchRun {
         cpu_percent,
+        switches: idle.switches,
+        per_thread: idle.per_thread,
         save_to_start_ms,
         save_to_ready_ms,
     })
@@ -1251,18 +1287,34 @@ fn watch_run(config: &Config, files: usize, window: Duration, on: bool) -> Resul
 
 /// Reads pm's output until a line contains `pattern`; returns when it came.
 fn wait_line(proc: &mut Proc, pattern: &[u8], deadline: Instant) -> Result<Instant> {
+    Ok(wait_lines(proc, &[pattern], deadline)?[0])
+}
+
+/// Reads pm's output until lines containing each of `patterns`, in that
+/// order, came; returns when each did (several may come in one read).
+fn wait_lines(proc: &mut Proc, patterns: &[&[u8]], deadline: Instant) -> Result<Vec<Instant>> {
+    let mut times = Vec::new();
     loop {
         match proc.read(deadline) {
             Read::Lines(chunk, _) => {
-                if memchr::memmem::find(chunk, pattern).is_some() {
-                    return Ok(Instant::now());
+                let now = Instant::now();
+                let mut rest = chunk;
+                while let Some(pattern) = patterns.get(times.len()) {
+                    let Some(at) = memchr::memmem::find(rest, pattern) else {
+                        break;
+                    };
+                    times.push(now);
+                    rest = &rest[at + pattern.len()..];
+                }
+                if times.len() == patterns.len() {
+                    return Ok(times);
                 }
             }
             Read::Eof => return Err("pm's output ended".into()),
             Read::Timeout => {
                 return Err(format!(
                     "no line with {:?} in time{}",
-                    String::from_utf8_lossy(pattern),
+                    String::from_utf8_lossy(patterns[times.len()]),
                     proc.stderr_tail()
                 ));
             }
