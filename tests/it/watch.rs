@@ -181,6 +181,29 @@ fn watching_follows_a_scale() {
     pm.stop_ok(SECS(10));
 }
 
+#[test]
+fn globs_are_relative_to_the_procfiles_directory() {
+    let app = App::new();
+    app.file("svc/Procfile", "web: echo \"run $$\"; exec sleep 100\n");
+    app.file("svc/pm.toml", "[process.web]\nwatch = [\"app/*.py\"]\n");
+    app.file("svc/app/a.py", "x\n");
+    app.file("app/a.py", "x\n");
+    let mut pm = app.start(&["start", "--no-timestamp", "-f", "svc/Procfile"]);
+    pm.wait_for_line("| run ", SECS(10));
+    // Outside the root: the same relative path next to the caller is not it.
+    app.file("app/a.py", "y\n");
+    let early = pm.wait_for(|l| l.contains("changed, restarting"), SECS(1));
+    assert_eq!(early, None, "{:?}", pm.seen);
+    app.file("svc/app/a.py", "y\n");
+    let line = pm.wait_for_line("changed, restarting web", SECS(10));
+    assert!(
+        line.ends_with("| app/a.py changed, restarting web"),
+        "{line}"
+    );
+    pm.wait_for_line("web.1 started with pid", SECS(10));
+    pm.stop_ok(SECS(10));
+}
+
 /// The threads of `pid` by name, and whether it holds an inotify instance.
 fn watch_machinery(pid: i32) -> (Vec<String>, bool) {
     let mut threads = Vec::new();
