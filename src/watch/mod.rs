@@ -36,6 +36,9 @@ use rules::{Bursts, MtimeFilter};
 /// root's watch covers its whole tree (FSEvents).
 const PER_DIRECTORY: bool = cfg!(target_os = "linux");
 
+/// The most waiting messages read before looking at the bursts' deadlines.
+const MAX_READ_AHEAD: usize = 10_000;
+
 /// What the watcher tells the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -123,12 +126,12 @@ struct Thread {
 }
 
 impl Thread {
-    /// Sleeps until an event, or until the next burst is over. A message
-    /// already waiting is read before a burst is declared over, so a late
-    /// wake-up lengthens a burst rather than splitting it.
+    /// Sleeps until an event, or until the next burst is over. Every
+    /// message already waiting is read before a burst is declared over, so
+    /// a late wake-up lengthens a burst rather than splitting it.
     fn run(mut self, rx: Receiver<Msg>) {
         loop {
-            let msg = match self.bursts.next_deadline() {
+            let first = match self.bursts.next_deadline() {
                 None => match rx.recv() {
                     Ok(msg) => Some(msg),
                     Err(_) => return,
@@ -139,11 +142,15 @@ impl Thread {
                     Err(RecvTimeoutError::Disconnected) => return,
                 },
             };
-            match msg {
-                Some(Msg::Stop) => return,
-                Some(Msg::Os(Ok(event))) => self.on_event(event),
-                Some(Msg::Os(Err(e))) => self.trouble(format!("watching files: {e}")),
-                None => {}
+            // Bounded, so that a flood of events cannot hold back a burst
+            // that is over for good.
+            let waiting = std::iter::from_fn(|| rx.try_recv().ok()).take(MAX_READ_AHEAD);
+            for msg in first.into_iter().chain(waiting) {
+                match msg {
+                    Msg::Stop => return,
+                    Msg::Os(Ok(event)) => self.on_event(event),
+                    Msg::Os(Err(e)) => self.trouble(format!("watching files: {e}")),
+                }
             }
             for change in self.bursts.take_over(Instant::now()) {
                 if self.tx.send(Notice::Changed(change)).is_err() {
