@@ -1,6 +1,7 @@
 //! Docker Compose: one `compose.yaml`, a service per process type keyed by
 //! its Procfile name, every replica with the type's base port as PORT and
-//! the addresses of the compose network in its env. A proxied type gets a
+//! the addresses of the compose network in its env (PS and DYNO: `TYPE.1`
+//! for a type with one replica, else the type's name). A proxied type gets a
 //! `TYPE-balancer` service running `pm balance` over the type's replicas
 //! (the service name resolves to each of them), and only that service
 //! publishes a host port: never one port for several replicas. Every
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     Options, Rendered, base_port, dependencies, duration, probe_options, shared_env,
-    waits_for_release,
+    single_instance_name, waits_for_release,
 };
 use crate::config::pm_toml::{Check, Probe};
 use crate::error::{Error, Result};
@@ -91,6 +92,11 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
             .map(|(k, v)| (k.clone(), Value::String(esc(v))))
             .collect();
         environment.insert("PORT".into(), Value::String(port.to_string()));
+        // The index of a replica of several is in no file: the type's name.
+        let instance = single_instance_name(spec).unwrap_or_else(|| spec.name.clone());
+        for var in ["PS", "DYNO"] {
+            environment.insert(var.into(), Value::String(esc(&instance)));
+        }
         let mut service = json!({
             "image": esc(&image),
             "command": ["/bin/sh", "-c", esc(&spec.command)],

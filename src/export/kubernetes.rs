@@ -5,7 +5,10 @@
 //! a Service (`APP-TYPE`, the type's balancer) for every type that is
 //! reached, depended on, proxied, checked over tcp or http, or `web`. A
 //! workload waits for its dependencies with init containers running
-//! `pm probe` against their Services. `NN` orders the deploy: `00` what the
+//! `pm probe` against their Services (a tcp connect, and an http check's
+//! path: a Service routes only to ready pods, so an exec check stays in
+//! its own pod). PS and DYNO are `TYPE.1` for a type with one replica,
+//! else the pod's name. `NN` orders the deploy: `00` what the
 //! release needs, `10` the release Job, `20` the Deployments that follow it
 //! (docs/export.md has the `kubectl` sequence). Names are cleaned to
 //! DNS-1123 labels.
@@ -16,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::{
     Options, Rendered, base_port, dependencies, probe_options, seconds, shared_env,
-    waits_for_release,
+    single_instance_name, waits_for_release,
 };
 use crate::config::pm_toml::{Check, Probe};
 use crate::config::secret::is_secret;
@@ -70,7 +73,9 @@ fn probe(check: &Check, port: u16, liveness: bool) -> Value {
     let mut probe = match &check.probe {
         Probe::Tcp => json!({"tcpSocket": {"port": port}}),
         Probe::Http(path) => json!({"httpGet": {"path": path, "port": port}}),
-        Probe::Exec(command) => json!({"exec": {"command": ["/bin/sh", "-c", command]}}),
+        // The kubelet expands `$(VAR)` in an exec probe's command as in a
+        // container's: escaped, so the shell gets the check as written.
+        Probe::Exec(command) => json!({"exec": {"command": ["/bin/sh", "-c", escape(command)]}}),
         // Never reached: `export::portable` drops log checks first.
         Probe::Log(_) => json!({"exec": {"command": ["true"]}}),
     };
@@ -112,7 +117,7 @@ fn container(
         "name": component,
         "image": image,
         "command": ["/bin/sh", "-c", escape(&spec.command)],
-        "env": [{"name": "PORT", "value": port.to_string()}],
+        "env": instance_env(spec, port),
         "envFrom": [
             {"configMapRef": {"name": format!("{app}-env")}},
             {"secretRef": {"name": format!("{app}-secret")}},
@@ -130,6 +135,22 @@ fn container(
     c
 }
 
+/// A container's own variables: PORT, and PS and DYNO (`TYPE.1` for a type
+/// with one replica, else the pod's name, from the downward API).
+fn instance_env(spec: &ProcessSpec, port: u16) -> Value {
+    let name = match single_instance_name(spec) {
+        Some(name) => json!({"value": escape(&name)}),
+        None => json!({"valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+    };
+    let mut env = vec![json!({"name": "PORT", "value": port.to_string()})];
+    for var in ["PS", "DYNO"] {
+        let mut item = name.clone();
+        item["name"] = json!(var);
+        env.push(item);
+    }
+    json!(env)
+}
+
 fn file(step: &str, name: &str, kind: &str, object: &Value) -> Result<Rendered> {
     Ok((
         format!("{step}-{name}-{}.yaml", kind.to_ascii_lowercase()),
@@ -138,16 +159,14 @@ fn file(step: &str, name: &str, kind: &str, object: &Value) -> Result<Rendered> 
 }
 
 /// The init containers that hold a workload until each type it depends on
-/// answers at its Service the way that type's readiness check probes it (a
-/// Service only routes to ready pods); a type without a check: its port
-/// accepting connections. `pm probe` is on the image, as pm is.
-fn waits(
-    plan: &Plan,
-    spec: &ProcessSpec,
-    engine: &Engine,
-    image: &str,
-    app: &str,
-) -> Result<Vec<Value>> {
+/// answers at its Service. A ClusterIP Service routes only to ready pods,
+/// so a Service that accepts a TCP connection has a pod whose own
+/// readinessProbe passes, whatever its kind: an `exec` check (which could
+/// never pass from another pod, as `pg_isready` on a Unix socket) and a
+/// `tcp` one are waited for so; an `http` check is also asked over the
+/// Service. A type without a check: its port accepting connections. `pm
+/// probe` is on the image, as pm is, so no other image is pulled.
+fn waits(plan: &Plan, spec: &ProcessSpec, engine: &Engine, image: &str) -> Result<Vec<Value>> {
     let mut containers = Vec::new();
     for dep in dependencies(plan, spec)? {
         if dep.name == RELEASE || dep.count == 0 {
@@ -158,27 +177,14 @@ fn waits(
         };
         let (host, port) = address.on(engine);
         let mut command = vec!["pm".to_string(), "probe".to_string()];
-        command.extend(probe_options(dep.ready.as_ref(), true));
+        command.extend(probe_options(dep.ready.as_ref(), false));
         command.push(format!("{host}:{port}"));
         let component = truncate(&dns_label(&dep.name, "Kubernetes")?);
-        let mut c = json!({
+        containers.push(json!({
             "name": truncate(&format!("wait-{component}")),
             "image": image,
             "command": command.iter().map(|w| escape(w)).collect::<Vec<_>>(),
-        });
-        if let Some(crate::config::pm_toml::Probe::Exec(_)) = dep.ready.as_ref().map(|c| &c.probe)
-            && let Value::Object(map) = &mut c
-        {
-            // An exec check runs here with the app's env, as in its own pod.
-            map.insert(
-                "envFrom".into(),
-                json!([
-                    {"configMapRef": {"name": format!("{app}-env")}},
-                    {"secretRef": {"name": format!("{app}-secret")}},
-                ]),
-            );
-        }
-        containers.push(c);
+        }));
     }
     Ok(containers)
 }
@@ -255,7 +261,7 @@ pub fn render(plan: &Plan, options: &Options) -> Result<Vec<Rendered>> {
         let port = base_port(plan, spec)?;
         let meta = metadata(&name, &app, &component, spec);
         let grace = seconds(spec.stop_timeout, 0);
-        let init = waits(plan, spec, &engine, &image, &app)?;
+        let init = waits(plan, spec, &engine, &image)?;
         if spec.name == RELEASE {
             let hash = release_hash(&image, &spec.command);
             let job_name = format!(

@@ -296,6 +296,15 @@ pub fn base_port(plan: &Plan, spec: &ProcessSpec) -> Result<u16> {
         .map_err(|e| Error::Invalid(e.to_string()))
 }
 
+/// PS and DYNO for the replicas of a type in compose and kubernetes, when the
+/// file alone can say it: `TYPE.1`, as `pm start` names the only instance
+/// of a type with one. A replica of several cannot know its index from the
+/// file (every replica gets the same env): None, and each engine sets what
+/// it knows instead (compose the type's name, kubernetes the pod's name).
+pub fn single_instance_name(spec: &ProcessSpec) -> Option<String> {
+    (spec.count <= 1).then(|| format!("{}.1", spec.name))
+}
+
 /// Whether `spec` starts only after the release phase: every type but the
 /// release and what the release itself depends on (those start first, as in
 /// `pm start`; waiting for the release would make a cycle).
@@ -346,7 +355,8 @@ pub fn dependencies<'a>(plan: &'a Plan, spec: &ProcessSpec) -> Result<Vec<&'a Pr
 /// The options of `pm probe` and `pm balance` that probe like `check`
 /// (a tcp connect when there is none): `--http PATH` or `--exec CMD`, and
 /// the check's interval and timeout. `exec` is left out when `with_exec` is
-/// false (a balancer probes over the network only).
+/// false (a balancer or a Kubernetes init container probes over the network
+/// only: a tcp connect).
 pub fn probe_options(check: Option<&Check>, with_exec: bool) -> Vec<String> {
     let mut args = Vec::new();
     let Some(check) = check else {

@@ -308,6 +308,7 @@ services:
     environment:
       API_TOKEN: abc
       DATABASE_URL: postgres://app:pw@db/app
+      DYNO: release.1
       PM_LISTEN_HOST: "0.0.0.0"
       PM_RELEASE_HOST: release
       PM_RELEASE_PORT: "5000"
@@ -316,6 +317,7 @@ services:
       PM_WORKER_HOST: worker
       PM_WORKER_PORT: "5200"
       PORT: "5000"
+      PS: release.1
       RAILS_ENV: production
     image: shop:1
     restart: "no"
@@ -334,6 +336,7 @@ services:
     environment:
       API_TOKEN: abc
       DATABASE_URL: postgres://app:pw@db/app
+      DYNO: web
       PM_LISTEN_HOST: "0.0.0.0"
       PM_RELEASE_HOST: release
       PM_RELEASE_PORT: "5000"
@@ -342,6 +345,7 @@ services:
       PM_WORKER_HOST: worker
       PM_WORKER_PORT: "5200"
       PORT: "5100"
+      PS: web
       RAILS_ENV: production
     healthcheck:
       interval: 2s
@@ -391,6 +395,7 @@ services:
     environment:
       API_TOKEN: abc
       DATABASE_URL: postgres://app:pw@db/app
+      DYNO: worker.1
       PM_LISTEN_HOST: "0.0.0.0"
       PM_RELEASE_HOST: release
       PM_RELEASE_PORT: "5000"
@@ -399,6 +404,7 @@ services:
       PM_WORKER_HOST: worker
       PM_WORKER_PORT: "5200"
       PORT: "5200"
+      PS: worker.1
       RAILS_ENV: production
     image: shop:1
     restart: on-failure
@@ -465,6 +471,14 @@ spec:
         env:
         - name: PORT
           value: "5100"
+        - name: PS
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: DYNO
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
         envFrom:
         - configMapRef:
             name: shop-env
@@ -1255,13 +1269,24 @@ fn each_engine_writes_its_own_addresses() {
     assert!(k.contains_key("00-a-store-deployment.yaml"));
     assert!(k.keys().any(|n| n.starts_with("10-a-release-")));
     validate_yaml("kubernetes", &app.path().join("k"));
-    kubernetes_addresses_are_services(&app.path().join("k"));
+    kubernetes_addresses_are_services(
+        &app.path().join("k"),
+        "a",
+        &[
+            ("web", &["a-store:5000"]),
+            ("release", &["a-store:5000"]),
+            ("worker", &["a-store:5000", "a-web:8080"]),
+        ],
+    );
 }
 
-/// Every address an env value of a Kubernetes export uses is a Service of
-/// the export with that port, and every dependency of a workload has an
-/// init container probing that Service.
-fn kubernetes_addresses_are_services(dir: &Path) {
+/// Every address an env value of a Kubernetes export uses (in its
+/// ConfigMap or its Secret) is a Service of the export with that port, and
+/// every workload has an init container per dependency, `expected`'s
+/// (process type, the Services it waits for), probing that Service over the
+/// network: a tcp connect, or an http GET for a type checked so; never an
+/// exec check, which runs in the dependency's own pod only.
+fn kubernetes_addresses_are_services(dir: &Path, app: &str, expected: &[(&str, &[&str])]) {
     let docs: Vec<Value> = files(dir)
         .iter()
         .filter(|(n, _)| n.ends_with(".yaml"))
@@ -1278,27 +1303,37 @@ fn kubernetes_addresses_are_services(dir: &Path) {
         })
         .collect();
     let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let secret = docs.iter().find(|d| d["kind"] == "Secret").unwrap();
+    let values = config["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .chain(secret["stringData"].as_object().unwrap());
     let mut used = 0;
-    for (name, value) in config["data"].as_object().unwrap() {
+    for (name, value) in values {
+        let text = value.as_str().unwrap();
         for (service, port) in &services {
-            if value
-                .as_str()
-                .unwrap()
-                .contains(&format!("{service}:{port}"))
-            {
+            if text.contains(&format!("{service}:{port}")) {
                 used += 1;
             }
         }
         // A host:port of the app's own that is not a Service is an error.
-        let text = value.as_str().unwrap();
         if let Some(rest) = text.split("://").nth(1) {
-            let host = rest.split([':', '/']).next().unwrap();
-            if host.starts_with("a-") {
-                assert!(services.iter().any(|(s, _)| s == host), "{name}={text}");
+            let authority = rest.split('/').next().unwrap();
+            let host_port = authority.rsplit('@').next().unwrap();
+            let (host, port) = host_port.split_once(':').unwrap_or((host_port, ""));
+            if host.starts_with(&format!("{app}-")) {
+                assert!(
+                    services
+                        .iter()
+                        .any(|(s, p)| s == host && p.to_string() == port),
+                    "{name}={text} names no Service of the export: {services:?}"
+                );
             }
         }
     }
     assert!(used >= 2, "{services:?}");
+    let mut seen = Vec::new();
     for doc in docs
         .iter()
         .filter(|d| d["kind"] == "Deployment" || d["kind"] == "Job")
@@ -1307,29 +1342,32 @@ fn kubernetes_addresses_are_services(dir: &Path) {
         let ty = doc["metadata"]["annotations"]["pm/process-type"]
             .as_str()
             .unwrap();
-        let init: Vec<String> = pod["initContainers"]
+        seen.push(ty.to_string());
+        let containers = pod["initContainers"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|c| {
-                        c["command"]
-                            .as_array()
-                            .unwrap()
-                            .last()
-                            .unwrap()
-                            .as_str()
-                            .unwrap()
-                            .to_string()
-                    })
-                    .collect()
-            })
+            .cloned()
             .unwrap_or_default();
-        let expected: &[&str] = match ty {
-            "web" | "release" => &["a-store:5000"],
-            "worker" => &["a-store:5000", "a-web:8080"],
-            _ => &[],
-        };
-        assert_eq!(init, expected, "{ty}");
+        let init: Vec<String> = containers
+            .iter()
+            .map(|c| {
+                let words: Vec<&str> = c["command"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|w| w.as_str().unwrap())
+                    .collect();
+                assert_eq!(words[..2], ["pm", "probe"], "{ty}: {words:?}");
+                assert!(!words.contains(&"--exec"), "{ty}: {words:?}");
+                assert!(c.get("envFrom").is_none(), "{ty}: {c}");
+                assert_eq!(c["image"], pod["containers"][0]["image"], "{ty}");
+                words.last().unwrap().to_string()
+            })
+            .collect();
+        let want = expected
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map_or(&[][..], |(_, w)| w);
+        assert_eq!(init, want, "{ty}");
         for target in &init {
             let (host, port) = target.split_once(':').unwrap();
             assert!(
@@ -1340,6 +1378,143 @@ fn kubernetes_addresses_are_services(dir: &Path) {
             );
         }
     }
+    for (ty, _) in expected {
+        assert!(
+            seen.iter().any(|s| s == ty),
+            "no workload for {ty}: {seen:?}"
+        );
+    }
+}
+
+/// A dependency checked with `exec` is waited for at its Service with a tcp
+/// connect (the Service routes only to pods whose own exec readinessProbe
+/// passes); an http check is asked over the Service too; the dependency's
+/// pod keeps its exec probe.
+#[test]
+fn kubernetes_waits_for_an_exec_checked_dependency_at_its_service() {
+    let app = reaching();
+    export(
+        &app,
+        &["kubernetes", "k", "--app", "a", "--image", "i", "web=2"],
+    )
+    .assert_ok();
+    let k = files(&app.path().join("k"));
+    let read = |name: &str| -> Value { serde_saphyr::from_str(&k[name]).unwrap() };
+    let web = read("20-a-web-deployment.yaml");
+    assert_eq!(
+        web["spec"]["template"]["spec"]["initContainers"],
+        serde_json::json!([{
+            "name": "wait-store",
+            "image": "i",
+            "command": ["pm", "probe", "--interval", "1", "--timeout", "1", "a-store:5000"],
+        }])
+    );
+    let worker = read("20-a-worker-deployment.yaml");
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["initContainers"][1]["command"],
+        serde_json::json!([
+            "pm",
+            "probe",
+            "--http",
+            "/up",
+            "--interval",
+            "1",
+            "--timeout",
+            "1",
+            "a-web:8080"
+        ])
+    );
+    let store = read("00-a-store-deployment.yaml");
+    assert_eq!(
+        store["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"],
+        serde_json::json!({"command": ["/bin/sh", "-c", "redis-cli -p $PORT ping"]})
+    );
+    validate_yaml("kubernetes", &app.path().join("k"));
+}
+
+/// An exec check is written the way the kubelet reads it: an argv list run
+/// by `/bin/sh -c`, with Kubernetes' own `$(VAR)` expansion escaped, so the
+/// shell gets `$VAR`, `$(cmd)` and the quotes exactly as pm.toml says.
+#[test]
+fn kubernetes_exec_checks_are_escaped_for_the_kubelet() {
+    let check = r#"test "$(cat /tmp/ready)" = 'yes' && [ -n "$PORT" ] && echo $$ "$(HOME)" \\"#;
+    let app = App::with_procfile("db: serve\nweb: serve\n");
+    app.file(
+        "pm.toml",
+        &format!(
+            "[process.db.ready]\nexec = '''{check}'''\n[process.db.live]\nexec = '''{check}'''\n[process.web]\ndepends_on = [\"db\"]\n"
+        ),
+    );
+    export(&app, &["kubernetes", "k", "--app", "a", "--image", "i"]).assert_ok();
+    let dir = app.path().join("k");
+    let k = files(&dir);
+    let ours: Value = serde_saphyr::from_str(&k["20-a-db-deployment.yaml"]).unwrap();
+    let probes = |doc: &Value| {
+        let c = &doc["spec"]["template"]["spec"]["containers"][0];
+        for key in ["readinessProbe", "livenessProbe"] {
+            let argv = c[key]["exec"]["command"].as_array().unwrap();
+            assert_eq!(argv[..2], ["/bin/sh", "-c"], "{key}");
+            let sent = argv[2].as_str().unwrap();
+            assert!(sent.contains("$$(cat /tmp/ready)"), "{key}: {sent}");
+            assert_eq!(kubernetes_expand(sent), check, "{key}");
+        }
+    };
+    probes(&ours);
+    if let Some(read) = validate_yaml("kubernetes", &dir) {
+        probes(&read["20-a-db-deployment.yaml"][0]);
+    }
+    // pm audit reads the check back as it was written in pm.toml.
+    let out = app.run(&["audit", "--against", "k"]);
+    assert_eq!(out.assert_ok(), "in parity: no drift found\n");
+}
+
+/// The shop (examples/shop), exported to Kubernetes: valid, every address
+/// in its env a Service of the export, and every dependency, PostgreSQL's
+/// exec-checked db among them, an init container waiting at its Service.
+#[test]
+fn the_shop_exports_to_kubernetes_with_services_for_its_addresses() {
+    let app = crate::examples::example("shop");
+    export(
+        &app,
+        &["kubernetes", "k", "--app", "shop", "--image", "shop:1"],
+    )
+    .assert_ok();
+    let dir = app.path().join("k");
+    validate_yaml("kubernetes", &dir);
+    let both: &[&str] = &["shop-store:5000", "shop-db:5100"];
+    kubernetes_addresses_are_services(
+        &dir,
+        "shop",
+        &[
+            ("release", both),
+            ("web", both),
+            ("worker", both),
+            ("clock", &["shop-store:5000"]),
+        ],
+    );
+    let k = files(&dir);
+    let db: Value = serde_saphyr::from_str(&k["00-shop-db-deployment.yaml"]).unwrap();
+    assert_eq!(
+        db["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"],
+        serde_json::json!([
+            "/bin/sh",
+            "-c",
+            r#"pg_isready -q -h "$PWD/var/run" -p "$PORT""#
+        ])
+    );
+    let web: Value = serde_saphyr::from_str(&k["20-shop-web-deployment.yaml"]).unwrap();
+    assert_eq!(
+        web["spec"]["template"]["spec"]["initContainers"][1]["command"],
+        serde_json::json!([
+            "pm",
+            "probe",
+            "--interval",
+            "0.5",
+            "--timeout",
+            "2",
+            "shop-db:5100"
+        ])
+    );
 }
 
 #[test]
