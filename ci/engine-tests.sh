@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# Runs an app's exports on the real engines ci/engines.sh set up, unchanged,
-# and checks they run what `pm start` runs:
+# Runs the shop's exports (examples/shop: Redis, PostgreSQL, the release's
+# migrations, a balanced web, workers, a clock) on the real engines
+# ci/engines.sh set up, unchanged, and checks they run what `pm start` runs:
 # - Docker Compose: `docker compose up --wait` brings every service up
 #   (healthy where it has a check), 20 requests to 127.0.0.1:8080 are all
-#   answered and spread over the web replicas, an order is processed, and
+#   answered and spread over the web replicas, orders are processed, and
 #   `docker compose down` ends within the grace;
 # - systemd as PID 1 of a container: the units `pm export systemd` writes
 #   there, `systemctl start APP.target`, every unit active, the same requests
 #   and order, and `systemctl stop APP.target` leaves no unit and no process
 #   of the app running;
-# - Kubernetes: the export validated with `kubernetes-validate --strict`
-#   (tests/it/export.rs checks its addresses are its Services and every
-#   dependency has an init container).
-# The app is ci/engine-app (Redis, a balanced web, workers, with the shop's
-# web API), or the one PM_ENGINE_APP names (examples/shop), built into an
-# image by examples/shop/Dockerfile with pm from `cargo build --release`.
+# - Kubernetes: the export validated with `kubernetes-validate --strict`,
+#   every address its env uses a Service of the export, and every
+#   dependency an init container probing that Service (the same checks as
+#   tests/it/export.rs).
+# The image is examples/shop/Dockerfile's, with pm from `cargo build --release`.
 # When an engine cannot start or a check fails it prints one line and exits
 # 1; nothing is skipped.
 # Usage (as root, after ci/engines.sh): ci/engine-tests.sh
@@ -24,14 +24,17 @@ cd "$(dirname "$0")/.."
 . ci/lib.sh
 export DOCKER_BUILDKIT=0
 
-app_dir=${PM_ENGINE_APP:-ci/engine-app}
-app=pmci
-image="pm-engine-app:ci"
-systemd_image="pm-engine-app-systemd:ci"
+app_dir=examples/shop
+app=shop
+image="pm-shop:ci"
+systemd_image="pm-shop-systemd:ci"
 proxy=8080
 requests=20
-# The longest stop_timeout of the app's types: what a stop may take, with
-# a few seconds for the engine itself.
+# Orders placed through :$proxy on compose (all processed) and on systemd.
+compose_orders=5
+systemd_orders=1
+# The longest stop_timeout of the shop's types (db and worker): what a stop
+# may take, with a few seconds for the engine itself.
 grace=10
 stop_limit=$((grace + 5))
 
@@ -44,9 +47,9 @@ build_pm() {
 }
 
 build_images() {
-    docker build -q -f examples/shop/Dockerfile --build-arg APP="$app_dir" -t "$image" .
-    # The same image with systemd as its init. redis-server's own unit is
-    # and PostgreSQL's are masked: only the export's units run the app.
+    docker build -q -f "$app_dir/Dockerfile" -t "$image" .
+    # The same image with systemd as its init. redis-server's own unit and
+    # PostgreSQL's are masked: only the export's units run the app.
     docker build -q -t "$systemd_image" - <<EOF
 FROM $image
 RUN apt-get update -qq \\
@@ -79,19 +82,27 @@ spread() {
     say "$requests requests answered, spread over the web instances as $(tr '\n' ' ' <<<"$counts")"
 }
 
-# order_through RUN...: places an order through :$proxy (the shop's API,
-# which ci/engine-app shares) and waits until a worker has processed it.
-order_through() {
-    local receipt status deadline=$((SECONDS + 60))
-    receipt=$("$@" curl -fsS --max-time 10 -X POST -d 'sku=TEA-003&qty=1' "http://127.0.0.1:$proxy/orders") ||
-        fail "placing an order failed"
-    receipt=${receipt##*: }
-    until status=$("$@" curl -fsS --max-time 10 "http://127.0.0.1:$proxy$receipt") &&
-        [[ $status == *'"status": "'* && $status != *'"status": "queued"'* ]]; do
-        [ "$SECONDS" -lt "$deadline" ] || fail "order $receipt was not processed within 60s: ${status:-no answer}"
-        sleep 0.2
+# orders_through COUNT RUN...: places COUNT orders through :$proxy (the
+# shop's POST /orders) and waits until a worker has processed each (its
+# receipt no longer says "queued": paid, or rejected when out of stock).
+orders_through() {
+    local count=$1 receipt status deadline=$((SECONDS + 60)) i
+    local -a receipts=()
+    shift
+    for ((i = 1; i <= count; i++)); do
+        receipt=$("$@" curl -fsS --max-time 10 -X POST -d 'sku=TEA-003&qty=1' "http://127.0.0.1:$proxy/orders") ||
+            fail "placing order $i of $count failed"
+        receipts+=("${receipt##*: }")
     done
-    say "order processed: $status"
+    for receipt in "${receipts[@]}"; do
+        until status=$("$@" curl -fsS --max-time 10 "http://127.0.0.1:$proxy$receipt") &&
+            [[ $status == *'"status": "'* && $status != *'"status": "queued"'* ]]; do
+            [ "$SECONDS" -lt "$deadline" ] || fail "order ${receipt%%\?*} was not processed within 60s: ${status:-no answer}"
+            sleep 0.2
+        done
+        echo "$status"
+    done
+    say "$count of $count orders processed, the last: $status"
 }
 
 on_host() { "$@"; }
@@ -121,12 +132,12 @@ print(sum(s.get("deploy", {}).get("replicas", 1) for n, s in services.items() if
     ! grep -q unhealthy "$tmp/ps" || fail "a service is unhealthy: $(grep unhealthy "$tmp/ps")"
     requests_to on_host
     spread "$(for id in $("${c[@]}" ps -q web); do docker logs "$id" 2>&1 | grep -c 'GET / -> 200' || true; done)"
-    order_through on_host
+    orders_through "$compose_orders" on_host
     start=${EPOCHREALTIME/./}
     timeout $((grace * 2)) "${c[@]}" down -t "$grace" || fail "compose down did not end within $((grace * 2))s"
     ms=$(((${EPOCHREALTIME/./} - start) / 1000))
     [ "$ms" -le $((stop_limit * 1000)) ] || fail "compose down took ${ms}ms, more than the ${grace}s grace"
-    say "compose: $expected containers running, the release done; down in ${ms}ms"
+    say "compose: $expected containers running ($(awk '$2 == "running" { print $1 }' "$tmp/ps" | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')), the release done; down in ${ms}ms"
 }
 
 # units_in NAME STATES: the app's units in the container NAME in one of STATES.
@@ -137,7 +148,7 @@ units_in() {
 # app_processes NAME: the app's processes left in the container NAME.
 app_processes() {
     # By command name: the scanning shell itself is only `sh`.
-    docker exec "$1" sh -c 'for p in /proc/[0-9]*; do c=$(cat "$p/comm" 2>/dev/null); case $c in redis-server | python3 | pm) echo "${p#/proc/} $c" ;; esac; done'
+    docker exec "$1" sh -c 'for p in /proc/[0-9]*; do c=$(cat "$p/comm" 2>/dev/null); case $c in redis-server | postgres | python3 | pm) echo "${p#/proc/} $c" ;; esac; done'
 }
 
 systemd() {
@@ -173,7 +184,7 @@ systemd() {
     spread "$(grep "^$app-web@" <<<"$units" | while read -r unit; do
         docker exec "$name" journalctl -q -o cat -u "$unit" | grep -c 'GET / -> 200' || true
     done)"
-    order_through docker exec "$name"
+    orders_through "$systemd_orders" docker exec "$name"
     start=${EPOCHREALTIME/./}
     docker exec "$name" systemctl stop "$app.target"
     # The target's stop queues its units' (PartOf=): wait until they are done.
@@ -190,12 +201,56 @@ systemd() {
     docker rm -f "$name"
 }
 
+# kubernetes_addresses DIR: every address an env value of the export in DIR
+# uses (ConfigMap and Secret) is one of its Services, with that port, and
+# every workload has one init container per dependency in pm.toml, probing
+# that dependency's Service over the network with `pm probe` (never an
+# exec check: that runs in the dependency's own pod).
+kubernetes_addresses() {
+    python3 - "$1" "$app" "$app_dir/pm.toml" <<'EOF_PY'
+import glob, re, sys, tomllib
+import yaml
+
+directory, app, pm_toml = sys.argv[1:]
+docs = [d for f in sorted(glob.glob(directory + "/*.yaml")) for d in yaml.safe_load_all(open(f))]
+services = {d["metadata"]["name"]: d["spec"]["ports"][0]["port"] for d in docs if d["kind"] == "Service"}
+env = {}
+for d in docs:
+    env.update(d.get("data") or {} if d["kind"] == "ConfigMap" else {})
+    env.update(d.get("stringData") or {} if d["kind"] == "Secret" else {})
+used = set()
+for name, value in env.items():
+    for host, port in re.findall(r"[@/]([a-z0-9-]+):([0-9]+)", str(value)):
+        if host.startswith(app + "-"):
+            if services.get(host) != int(port):
+                sys.exit(f"{name} uses {host}:{port}, which is no Service of the export: {services}")
+            used.add(f"{host}:{port}")
+if not used:
+    sys.exit("no env value uses a Service of the export")
+processes = tomllib.load(open(pm_toml, "rb")).get("process", {})
+workloads = [d for d in docs if d["kind"] in ("Deployment", "Job")]
+for d in workloads:
+    kind, pod = d["metadata"]["annotations"]["pm/process-type"], d["spec"]["template"]["spec"]
+    deps = [t for t in processes.get(kind, {}).get("depends_on", []) if t != "release"]
+    want = sorted(f"{app}-{t}:{services[f'{app}-{t}']}" for t in deps)
+    init = pod.get("initContainers", [])
+    for c in init:
+        if c["command"][:2] != ["pm", "probe"] or "--exec" in c["command"]:
+            sys.exit(f"{kind}: init container {c['name']} is not a network probe: {c['command']}")
+    got = sorted(c["command"][-1] for c in init)
+    if got != want:
+        sys.exit(f"{kind} waits for {got}, not for its dependencies' Services {want}")
+print(f"{len(used)} addresses used, all Services; {len(workloads)} workloads wait for their dependencies")
+EOF_PY
+}
+
 kubernetes() {
-    local dir=$tmp/kubernetes
+    local dir=$tmp/kubernetes checked
     "$pm" export kubernetes "$dir" -d "$app_dir" --app "$app" --image "$image"
     command -v kubernetes-validate >/dev/null || fail "kubernetes-validate is not installed"
     kubernetes-validate --strict --quiet "$dir"/*.yaml || fail "kubernetes-validate --strict failed"
-    say "kubernetes: $(find "$dir" -name "*.yaml" | wc -l) objects valid (--strict)"
+    checked=$(kubernetes_addresses "$dir" 2>&1) || fail "$checked"
+    say "kubernetes: $(find "$dir" -name "*.yaml" | wc -l) objects valid (--strict); $checked"
 }
 
 if ! docker info >/dev/null 2>&1; then
