@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::config::ConfigError;
-use crate::config::pm_toml::{Check, ProcessSettings, Proxy, Settings, WatchGlobs};
+use crate::config::pm_toml::{Audit, Check, ProcessSettings, Proxy, Settings, WatchGlobs};
 use crate::config::ports;
 use crate::config::value::Value;
 use crate::model::{Restart, RestartSettings};
@@ -72,6 +72,8 @@ pub struct Plan {
     pub instances: Vec<InstanceSpec>,
     /// Lines of output kept per instance for `pm logs` and `pm attach`.
     pub scrollback: usize,
+    /// pm.toml's `[audit]`: the differences `pm audit` expects.
+    pub audit: Audit,
 }
 
 /// Where the other processes reach a process type (`PM_<TYPE>_HOST` and
@@ -295,6 +297,7 @@ impl Plan {
                 .defaults
                 .scrollback
                 .unwrap_or(crate::config::pm_toml::DEFAULT_SCROLLBACK),
+            audit: inputs.settings.audit,
         })
     }
 

@@ -41,11 +41,25 @@ pub fn audit(args: AuditArgs) -> Result<i32> {
     let local = local_side(&plan, &paths, &env_read)?;
     let dev = dev_procfile(&args, &paths.procfile)?;
     let production = audit::read::read_against(&against)?;
-    let findings = audit::compare(&local, &production, dev.as_deref());
+    let mut findings = audit::compare(&local, &production, dev.as_deref());
+    findings.extend(audit::address::findings(&plan, &|name| {
+        defined_at(&local, &env_read, name)
+    }));
+    // Grouped by rule, in the order found within a rule.
+    findings.sort_by_key(|f| f.rule);
+    audit::ignore::apply(&mut findings, &plan.audit.ignore);
+    for stale in audit::ignore::unknown(&plan.audit.ignore, &local, &production, dev.as_deref()) {
+        eprintln!(
+            "pm: warning: {}:{}: [audit] ignore lists \"{}\", which is no process type or variable on either side",
+            paths.settings_shown, stale.line, stale.name
+        );
+    }
 
-    let drift = findings
-        .iter()
-        .any(|f| f.severity == Severity::Drift || args.strict);
+    let drift = findings.iter().any(|f| match f.severity {
+        Severity::Drift => true,
+        Severity::Warning => args.strict,
+        Severity::Ignored => false,
+    });
     let text = if args.json {
         audit::render::json(&findings, drift)
             .map_err(|e| Error::Internal(format!("audit report: {e}")))?
@@ -58,6 +72,24 @@ pub fn audit(args: AuditArgs) -> Result<i32> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush());
     Ok(if drift { 1 } else { 0 })
+}
+
+/// Where a local variable's value comes from: `.env:3`, the line of its
+/// last definition in the last file that defines it (the file alone when
+/// the line cannot be told).
+fn defined_at(local: &Side, env_read: &[load::EnvRead], name: &str) -> String {
+    let Some(var) = local.env.iter().rev().find(|v| v.name == name) else {
+        return String::new();
+    };
+    let line = env_read
+        .iter()
+        .rev()
+        .find(|f| f.shown == var.file)
+        .and_then(|f| envfile::last_definition_line(&f.text, &f.shown, name));
+    match line {
+        Some(line) => format!("{}:{line}", var.file),
+        None => var.file.clone(),
+    }
 }
 
 /// A file next to the Procfile (`Procfile` → `.env.production`), keeping the
@@ -118,6 +150,7 @@ fn local_side(plan: &Plan, paths: &load::Paths, env_read: &[load::EnvRead]) -> R
                 .ready
                 .as_ref()
                 .map_or(Stated::Absent, |c| Stated::Yes(describe(c))),
+            ready_portable: !matches!(t.ready.as_ref().map(|c| &c.probe), Some(Probe::Log(_))),
             live: t
                 .live
                 .as_ref()
@@ -171,6 +204,7 @@ fn dev_procfile(args: &AuditArgs, procfile_path: &Path) -> Result<Option<Vec<Pro
                 file: shown.clone(),
                 count: Stated::NotCarried,
                 ready: Stated::NotCarried,
+                ready_portable: true,
                 live: Stated::NotCarried,
                 restart: Stated::NotCarried,
                 one_shot: t.name == RELEASE,

@@ -7,6 +7,8 @@
 //! `render` prints findings as a table or JSON. No code here may print a
 //! secret value: what leaves this module goes through [`shown_value`].
 
+pub mod address;
+pub mod ignore;
 pub mod kinds;
 pub mod read;
 pub mod render;
@@ -53,6 +55,9 @@ pub struct Process {
     pub count: Stated<u32>,
     /// The readiness and liveness checks, described (`http /healthz`).
     pub ready: Stated<String>,
+    /// False for a readiness check no engine can carry (`log`: no engine
+    /// reads a process's output), which an export leaves out.
+    pub ready_portable: bool,
     pub live: Stated<String>,
     /// The restart policy, and how the side spells it.
     pub restart: Stated<(Restart, String)>,
@@ -103,6 +108,8 @@ pub enum Rule {
     Service,
     /// Different tags of the same container image.
     Image,
+    /// Another type's address written by hand (a loopback host and port).
+    Address,
     /// A process type on one side only, or with a different command.
     Process,
     /// A different number of instances.
@@ -120,6 +127,7 @@ impl Rule {
             Rule::Variable => "variables present on one side only",
             Rule::Service => "backing services of a different kind",
             Rule::Image => "different image tags",
+            Rule::Address => "addresses written by hand",
             Rule::Process => "process types",
             Rule::Formation => "formation",
             Rule::Health => "health checks",
@@ -129,12 +137,14 @@ impl Rule {
 }
 
 /// Drift fails the audit; a warning is printed and fails it only with
-/// `--strict`.
+/// `--strict`; an ignored finding (about a name of pm.toml's
+/// `[audit] ignore`) is printed and never fails it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Drift,
     Warning,
+    Ignored,
 }
 
 /// What one side has for the thing a finding is about. Every field is
@@ -157,6 +167,12 @@ pub struct Detail {
     pub check: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
+    /// The process type an address written by hand reaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reaches: Option<String>,
+    /// The form to write instead: `${PM_STORE_HOST}:${PM_STORE_PORT}`.
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    pub use_instead: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -459,7 +475,15 @@ pub fn compare_settings(local: &[Process], production: &[Process]) -> Vec<Findin
                 },
                 ..Detail::default()
             };
+            let portable = which == "liveness" || p.ready_portable;
             let (severity, message) = match (ours, theirs) {
+                (Stated::Yes(_), Stated::Absent | Stated::NotCarried) if !portable => (
+                    Severity::Warning,
+                    format!(
+                        "{}: {which} check not carried by the production export (no engine reads a process's output)",
+                        p.name
+                    ),
+                ),
                 (Stated::Yes(_), Stated::Absent) => (
                     Severity::Drift,
                     format!("{}: {which} check locally, none in production", p.name),
@@ -476,6 +500,13 @@ pub fn compare_settings(local: &[Process], production: &[Process]) -> Vec<Findin
                     format!("{}: {which} check in production, none locally", p.name),
                 ),
                 _ => continue,
+            };
+            // A check no engine carries is not carried, whatever the export
+            // has in its place.
+            let theirs = if portable {
+                theirs
+            } else {
+                &Stated::NotCarried
             };
             findings.push(finding(
                 Rule::Health,
@@ -787,6 +818,7 @@ mod tests {
             file: file.into(),
             count: Stated::Yes(1),
             ready: Stated::Absent,
+            ready_portable: true,
             live: Stated::Absent,
             restart: Stated::Yes((Restart::OnFailure, "on-failure".into())),
             one_shot: false,
@@ -899,6 +931,33 @@ mod tests {
             ..Side::default()
         };
         assert_eq!(compare(&local, &prod, None), []);
+    }
+
+    /// No engine reads a process's output: a `log` readiness check is
+    /// never carried, whatever the export has in its place.
+    #[test]
+    fn a_log_check_is_never_carried() {
+        let mut db = process("db", "postgres", "Procfile");
+        db.ready = Stated::Yes("log ready".into());
+        db.ready_portable = false;
+        for theirs in [Stated::Absent, Stated::NotCarried] {
+            let mut other = process("db", "postgres", "prod/compose.yaml");
+            other.ready = theirs;
+            let found = compare_settings(std::slice::from_ref(&db), &[other]);
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].severity, Severity::Warning);
+            assert_eq!(
+                found[0].message,
+                "db: readiness check not carried by the production export (no engine reads a process's output)"
+            );
+            assert_eq!(
+                found[0]
+                    .production
+                    .as_ref()
+                    .and_then(|d| d.check.as_deref()),
+                Some("not carried")
+            );
+        }
     }
 
     #[test]

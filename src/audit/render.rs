@@ -44,8 +44,17 @@ fn cell(detail: Option<&Detail>) -> String {
     }
 }
 
+/// The column headings of a rule's group.
+fn headers(rule: Rule) -> [&'static str; 4] {
+    match rule {
+        Rule::Address => ["NAME", "REACHES", "USE", "FILES"],
+        _ => ["NAME", "LOCAL", "PRODUCTION", "FILES"],
+    }
+}
+
 /// The table: one group per rule, one line per finding with the thing's
-/// name, what each side has, and the files; then a one-line summary.
+/// name, what each side has (for an address written by hand: the type it
+/// reaches and the form to use), and the files; then a one-line summary.
 pub fn table(findings: &[Finding], strict: bool) -> String {
     if findings.is_empty() {
         return "in parity: no drift found\n".to_string();
@@ -54,19 +63,32 @@ pub fn table(findings: &[Finding], strict: bool) -> String {
         .iter()
         .map(|f| {
             let mut name = one_line(&f.name).into_owned();
-            if f.severity == Severity::Warning {
-                name.push_str(" (warning)");
+            match f.severity {
+                Severity::Drift => {}
+                Severity::Warning => name.push_str(" (warning)"),
+                Severity::Ignored => name.push_str(" (ignored)"),
             }
+            let (left, right) = match (f.rule, &f.local) {
+                (Rule::Address, Some(d)) => (
+                    one_line(d.reaches.as_deref().unwrap_or("")).into_owned(),
+                    one_line(d.use_instead.as_deref().unwrap_or("")).into_owned(),
+                ),
+                _ => (cell(f.local.as_ref()), cell(f.production.as_ref())),
+            };
             [
                 name,
-                cell(f.local.as_ref()),
-                cell(f.production.as_ref()),
+                left,
+                right,
                 one_line(&f.files.join(" vs ")).into_owned(),
             ]
         })
         .collect();
-    let headers = ["NAME", "LOCAL", "PRODUCTION", "FILES"];
-    let mut widths = headers.map(str::len);
+    let mut widths = [0; 4];
+    for heads in findings.iter().map(|f| headers(f.rule)) {
+        for (w, h) in widths.iter_mut().zip(heads) {
+            *w = (*w).max(h.len());
+        }
+    }
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
@@ -96,25 +118,37 @@ pub fn table(findings: &[Finding], strict: bool) -> String {
             }
             out.push_str(f.rule.title());
             out.push('\n');
-            out.push_str(&line(headers));
+            out.push_str(&line(headers(f.rule)));
             current = Some(f.rule);
         }
         out.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
     }
-    let drift = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Drift)
-        .count();
-    let warnings = findings.len() - drift;
+    let count = |severity| findings.iter().filter(|f| f.severity == severity).count();
+    let (drift, warnings, ignored) = (
+        count(Severity::Drift),
+        count(Severity::Warning),
+        count(Severity::Ignored),
+    );
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let mut parts = Vec::new();
+    if drift > 0 {
+        parts.push(plural(drift, "finding"));
+    }
+    if warnings > 0 {
+        parts.push(plural(warnings, "warning"));
+    }
+    if ignored > 0 {
+        parts.push(format!("{ignored} ignored"));
+    }
+    let counts = parts.join(", ");
     out.push('\n');
-    let counts = match (drift, warnings) {
-        (d, 0) => plural(d, "finding"),
-        (0, w) => plural(w, "warning"),
-        (d, w) => format!("{}, {}", plural(d, "finding"), plural(w, "warning")),
-    };
-    out.push_str(&if drift == 0 && !strict {
-        format!("in parity, with {counts} (not drift; --strict makes them fail)\n")
+    out.push_str(&if drift == 0 && (warnings == 0 || !strict) {
+        let why = match (warnings, ignored) {
+            (0, _) => "listed in pm.toml's [audit] ignore",
+            (_, 0) => "not drift; --strict makes them fail",
+            _ => "not drift; --strict makes the warnings fail",
+        };
+        format!("in parity, with {counts} ({why})\n")
     } else if warnings > 0 && strict {
         format!("drift: {counts} (warnings count as drift: --strict)\n")
     } else {

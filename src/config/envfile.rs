@@ -149,6 +149,33 @@ pub fn parse_with_lookup(
         .collect())
 }
 
+/// The line (1-based) where the last definition of `name` in `text`
+/// starts, for messages about a variable rather than a failing line. A line
+/// that looks like `NAME=` counts only when the text before it parses into
+/// one definition fewer, so a line inside a quoted value over several
+/// lines is never taken for one. None when the file does not define it.
+pub fn last_definition_line(text: &str, file: &str, name: &str) -> Option<usize> {
+    let count = |text: &str| -> Option<usize> {
+        let vars = parse_with_lookup(text, file, &|_| None).ok()?;
+        Some(vars.iter().filter(|(k, _)| k == name).count())
+    };
+    let total = count(text)?;
+    let before = total.checked_sub(1)?;
+    let mut starts = Vec::new();
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').enumerate() {
+        if key_of(line.trim_start_matches('\u{feff}')) == Some(name) {
+            starts.push((index + 1, offset));
+        }
+        offset += line.len();
+    }
+    starts
+        .into_iter()
+        .rev()
+        .find(|&(_, start)| count(&text[..start]) == Some(before))
+        .map(|(line, _)| line)
+}
+
 /// Parses one env file in a scope: references see the file's earlier lines,
 /// then `scope.lookup`; runtime variables win over both and stay in the
 /// values. An unquoted value with blanks or quotes, which dotenvy rejects
@@ -768,6 +795,18 @@ mod tests {
 
     /// A name no test environment defines.
     const UNSET: &str = "PMENVFILETESTUNSET7Q";
+
+    #[test]
+    fn the_line_of_a_last_definition() {
+        let text = "# c\nA=1\nexport B=2\nM=\"one\nA=inside\"\nA=3\n";
+        assert_eq!(last_definition_line(text, ".env", "A"), Some(6));
+        assert_eq!(last_definition_line(text, ".env", "B"), Some(3));
+        assert_eq!(last_definition_line(text, ".env", "M"), Some(4));
+        assert_eq!(last_definition_line(text, ".env", "C"), None);
+        // The line inside a quoted value is never a definition.
+        let text = "A=1\nM=\"x\nA=2\"\n";
+        assert_eq!(last_definition_line(text, ".env", "A"), Some(1));
+    }
 
     // Syntax (dotenvy's).
 

@@ -45,6 +45,14 @@ struct RawFile {
     defaults: RawDefaults,
     #[serde(default)]
     process: BTreeMap<String, Spanned<RawProcess>>,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    ignore: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -107,6 +115,24 @@ pub struct Settings {
     pub defaults: Defaults,
     /// Per process type, by name.
     pub process: BTreeMap<String, ProcessSettings>,
+    pub audit: Audit,
+}
+
+/// `[audit]`: what `pm audit` expects to differ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// `ignore`: process types (of any Procfile) and variables whose
+    /// findings are expected differences, never drift. Not checked against
+    /// the Procfile: a dev-only type lives in `Procfile.dev`.
+    pub ignore: Vec<Ignored>,
+}
+
+/// One name of `[audit] ignore`, with the line it is written on (a name
+/// found nowhere is worth a warning that points at it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub name: String,
+    pub line: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -452,6 +478,29 @@ pub fn parse(text: &str, file: &str, types: &[&str]) -> Result<Settings, Vec<Con
             }
         }
         settings.process.insert(name.clone(), out);
+    }
+
+    for name in raw.audit.ignore.iter().flatten() {
+        let text = name.get_ref();
+        // A process type's characters; a variable's are a subset of them.
+        let valid = !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if valid {
+            settings.audit.ignore.push(Ignored {
+                name: text.clone(),
+                line: line_of(ctx.text, name.span().start),
+            });
+        } else {
+            ctx.err(
+                name.span().start,
+                format!(
+                    "[audit] ignore: \"{}\" is neither a process type nor a variable name",
+                    super::one_line(text)
+                ),
+            );
+        }
     }
 
     if let Some(cycle) = find_cycle(&settings) {
@@ -819,6 +868,43 @@ exec = "pg_isready"
 
         let e = errs("this is = not toml =\n");
         assert!(e[0].starts_with("pm.toml:1: "), "{e:?}");
+    }
+
+    #[test]
+    fn audit_ignore_lists_names_of_any_procfile() {
+        let s = ok(
+            "[process.web]\npty = true\n\n[audit]\nignore = [\n  \"webpack\",\n  \"SENTRY_DSN\",\n]\n",
+        );
+        assert_eq!(
+            s.audit.ignore,
+            [
+                Ignored {
+                    name: "webpack".into(),
+                    line: 6
+                },
+                Ignored {
+                    name: "SENTRY_DSN".into(),
+                    line: 7
+                },
+            ]
+        );
+        assert_eq!(ok("[audit]\n").audit, Audit::default());
+        let e = errs("[audit]\nignore = [\"web\", \"a b\", \"\"]\n");
+        assert_eq!(
+            e,
+            [
+                "pm.toml:2: [audit] ignore: \"a b\" is neither a process type nor a variable name",
+                "pm.toml:2: [audit] ignore: \"\" is neither a process type nor a variable name",
+            ]
+        );
+        let e = errs("[audit]\nignor = [\"web\"]\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("pm.toml:2: unknown field `ignor`, expected `ignore`"),
+            "{e:?}"
+        );
+        let e = errs("[audit]\nignore = \"web\"\n");
+        assert!(e[0].starts_with("pm.toml:2: "), "{e:?}");
     }
 
     #[test]

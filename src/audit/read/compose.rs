@@ -113,6 +113,7 @@ pub fn read(dir: &str, files: &[&ExportFile]) -> Result<Side> {
             file: file.shown.clone(),
             count: Stated::Yes(replicas),
             ready,
+            ready_portable: true,
             // Compose has one healthcheck, and does not restart on it.
             live: Stated::NotCarried,
             restart: match restart {

@@ -179,6 +179,7 @@ fn workload(object: &Value, kind: &str, app: Option<&str>, file: &ExportFile) ->
             Stated::Yes(count(object.pointer("/spec/replicas")).unwrap_or(1))
         },
         ready: probe(Some(container), "readinessProbe"),
+        ready_portable: true,
         live: probe(Some(container), "livenessProbe"),
         // A Deployment's pods always restart; Kubernetes has no other policy
         // for them, so pm's is not carried.
