@@ -1,8 +1,10 @@
 //! `pm audit --against ...`: the glue between the local model and `crate::audit`.
 //!
 //! It loads the Plan as `pm start` would (same files, same formation), reads
-//! the development Procfile and production's side, and prints the findings.
-//! Exit code: 1 on drift (and on any error), 0 in parity.
+//! the development Procfile and production's side, adds the addresses
+//! written by hand, marks what pm.toml's `[audit] ignore` expects, and prints
+//! the findings. Exit code: 1 on drift (and on any error; warnings too with
+//! `--strict`, ignored findings never), 0 in parity.
 
 use std::fs;
 use std::io::Write;

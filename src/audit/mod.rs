@@ -3,9 +3,11 @@
 //! This module owns the comparison and nothing else: it takes two [`Side`]s
 //! already read (by `read`, or built by hand in tests) and returns the
 //! [`Finding`]s, without I/O. `kinds` holds the service-kind and image rules,
-//! `read` turns env files and `pm export` directories into a `Side`, and
-//! `render` prints findings as a table or JSON. No code here may print a
-//! secret value: what leaves this module goes through [`shown_value`].
+//! `read` turns env files and `pm export` directories into a `Side`,
+//! `address` words the Plan's addresses written by hand as findings,
+//! `ignore` applies pm.toml's `[audit] ignore`, and `render` prints findings
+//! as a table or JSON. No code here may print a secret value: what leaves
+//! this module goes through [`shown_value`], or names no value at all.
 
 pub mod address;
 pub mod ignore;

@@ -144,6 +144,45 @@ fn shop_env_files_differ_in_values_only() {
     }
 }
 
+/// pm's own exports of the shop read back in parity: systemd carries the
+/// readiness checks through `pm probe` and the balancer, Kubernetes through
+/// its probes and init containers; only web's liveness check has no place
+/// in systemd or compose.
+#[test]
+fn shop_exports_are_in_parity_with_the_shop() {
+    let app = example("shop");
+    for (format, extra) in [
+        ("systemd", vec![]),
+        ("compose", vec!["--image", "shop:1"]),
+        ("kubernetes", vec!["--image", "shop:1"]),
+    ] {
+        let mut args = vec!["export", format, "out", "--app", "shop"];
+        args.extend(&extra);
+        app.run(&args).assert_ok();
+        let out = app.run(&["audit", "--against", "out"]);
+        let expected = match format {
+            "kubernetes" => "in parity: no drift found\n".to_string(),
+            _ => format!(
+                "\
+health checks
+  NAME           LOCAL  PRODUCTION   FILES
+  web (warning)  tcp    not carried  pm.toml vs out/{}
+
+in parity, with 1 warning (not drift; --strict makes them fail)
+",
+                if format == "systemd" {
+                    "shop-web@.service"
+                } else {
+                    "compose.yaml"
+                }
+            ),
+        };
+        assert_eq!(out.assert_ok(), expected, "{format}");
+        assert_eq!(out.stderr, "", "{format}");
+        fs::remove_dir_all(app.path().join("out")).unwrap();
+    }
+}
+
 #[test]
 fn shop_is_in_parity_with_production() {
     let app = example("shop");

@@ -6,6 +6,7 @@ mod harness;
 
 mod attach;
 mod audit;
+mod audit_expected;
 mod background;
 mod balance;
 mod balance_cmd;
