@@ -124,6 +124,12 @@ pub fn balancer_service(type_name: &str) -> String {
 }
 
 impl Address {
+    /// The form that reaches the type on every engine, for a value to use
+    /// instead of an address written by hand: `${PM_STORE_HOST}:${PM_STORE_PORT}`.
+    pub fn form(&self) -> String {
+        format!("${{{}}}:${{{}}}", self.host_var, self.port_var)
+    }
+
     /// The host and port other processes reach the type at on `engine`.
     pub fn on(&self, engine: &Engine) -> (String, u16) {
         match engine {
@@ -491,6 +497,7 @@ mod tests {
             proxy_port: Some(8080),
         };
         assert_eq!(a.on(&Engine::Local), ("127.0.0.1".into(), 8080));
+        assert_eq!(a.form(), "${PM_WEB_HOST}:${PM_WEB_PORT}");
         assert_eq!(a.on(&Engine::Compose), ("web_api-balancer".into(), 8080));
         let k = Engine::Kubernetes { app: "shop".into() };
         assert_eq!(a.on(&k), ("shop-web-api".into(), 8080));

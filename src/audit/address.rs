@@ -3,18 +3,15 @@
 //! where 5000 is `store`'s port), which reaches nothing in a container export.
 //!
 //! The Plan finds them ([`Plan::loopback_references`], the one detection
-//! `pm export` warns with too); this module only words them as findings. It
+//! `pm export` warns with too) and gives the form to use instead
+//! ([`crate::plan::Address::form`]); this module only words them as
+//! findings. It
 //! never prints a value, not even the host and port found in it: a finding
 //! names the variable, where it is defined, the type it reaches and the form
 //! to write instead.
 
 use super::{Detail, Finding, Rule, Severity};
-use crate::plan::{Address, Plan};
-
-/// The form that reaches a type on every engine: `${PM_STORE_HOST}:${PM_STORE_PORT}`.
-pub fn form(address: &Address) -> String {
-    format!("${{{}}}:${{{}}}", address.host_var, address.port_var)
-}
+use crate::plan::Plan;
 
 /// One warning per variable of the local env files that reaches another
 /// type at a loopback address written by hand. `located` names where a
@@ -24,7 +21,7 @@ pub fn findings(plan: &Plan, located: &dyn Fn(&str) -> String) -> Vec<Finding> {
         .into_iter()
         .filter_map(|(name, t)| {
             let address = plan.addresses.get(t)?;
-            let form = form(address);
+            let form = address.form();
             Some(Finding {
                 rule: Rule::Address,
                 severity: Severity::Warning,

@@ -84,8 +84,9 @@ pub fn warnings(plan: &Plan, options: &Options) -> Vec<String> {
             format!(
                 "{name} reaches process type \"{}\" at a loopback address written by hand, \
                  which is not rewritten and reaches nothing in {engine}; \
-                 use ${{{}}}:${{{}}} instead",
-                a.type_name, a.host_var, a.port_var
+                 use {} instead",
+                a.type_name,
+                a.form()
             )
         })
         .collect()
