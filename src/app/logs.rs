@@ -38,6 +38,13 @@ pub fn logs(args: LogsArgs) -> Result<i32> {
                 false
             }
             Some(StreamEvent::Output(_)) => false,
+            Some(StreamEvent::End(end)) if end.reason == "dropped" => {
+                // What was read still goes out, then the reason.
+                let _ = stdout.write_all(&buf).and_then(|()| stdout.flush());
+                return Err(Error::Invalid(
+                    "pm dropped this client: it read too slowly and fell behind".into(),
+                ));
+            }
             Some(StreamEvent::End(_)) | None => true,
         };
         // Written once nothing more is waiting, so a long listing goes out

@@ -7,7 +7,8 @@
 //! What it must never do: hold pm up. Everything it writes comes from a
 //! feed the scrollback never waits on; a client that stops reading only
 //! stalls this connection, until the scrollback drops it for falling
-//! behind, and then the write is abandoned at once.
+//! behind, and then the write is abandoned at once (a client cut where a
+//! line ended is left a `dropped` end to read, so it knows).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -150,6 +151,8 @@ async fn follow(
             next = feed.try_next();
         }
         if feed.was_dropped() {
+            // Dropped between two writes: every line sent was whole.
+            tell_dropped(&mut writer).await;
             return;
         }
         if buf.is_empty() {
@@ -180,7 +183,9 @@ async fn attach(
             item = feed.next() => {
                 let mut next = item;
                 if next.is_none() {
-                    if !feed.was_dropped() {
+                    if feed.was_dropped() {
+                        tell_dropped(&mut writer).await;
+                    } else {
                         push_event(&mut buf, &end("pm-exited", String::new()));
                         let _ = write(&mut writer, &buf, &feed).await;
                     }
@@ -254,13 +259,40 @@ fn decode(line: &[u8]) -> Result<Option<Input>, String> {
 }
 
 /// Writes `buf`, unless the feed is dropped first (the client stopped
-/// reading). False when the stream is over.
+/// reading). False when the stream is over; a client dropped is told so
+/// (see [`tell_dropped`]).
 async fn write(writer: &mut OwnedWriteHalf, buf: &[u8], feed: &Feed) -> bool {
-    tokio::select! {
-        biased;
-        () = feed.dropped() => false,
-        written = writer.write_all(buf) => written.is_ok(),
+    let mut done = 0;
+    while done < buf.len() {
+        tokio::select! {
+            biased;
+            () = feed.dropped() => {
+                // Cut inside a line, the client sees the cut and says so.
+                if done == 0 || buf[done - 1] == b'\n' {
+                    tell_dropped(writer).await;
+                }
+                return false;
+            }
+            written = writer.write(&buf[done..]) => match written {
+                Ok(n) if n > 0 => done += n,
+                _ => return false,
+            },
+        }
     }
+    true
+}
+
+/// Ends the stream of a client dropped for falling behind where its last
+/// line ended: a `dropped` end, which the client reads once it reads
+/// again, so it never takes the cut for a stream that was complete. Only
+/// this connection waits for that (the feed and its lines are gone).
+async fn tell_dropped(writer: &mut OwnedWriteHalf) {
+    let mut buf = Vec::new();
+    push_event(
+        &mut buf,
+        &end("dropped", "it read too slowly and fell behind".into()),
+    );
+    let _ = writer.write_all(&buf).await;
 }
 
 /// Appends `item`; returns the stream's last event when it is an end.
