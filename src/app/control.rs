@@ -1,7 +1,9 @@
 //! `pm ps`, `pm restart`, `pm stop`, `pm scale`, `pm wait`, `pm down`:
 //! clients of a running `pm start`, found through its control socket.
 //! Waiting is pm's: a client sends how long it may take and reads the one
-//! answer (for `down`, then the end of the connection), never polling.
+//! answer (for `down`, then the end of the connection), never polling; the
+//! one exception is the instant between pm's socket closing as it exits and
+//! its process ending, which `down` waits out.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,7 @@ use crate::control::protocol::{Command, InstanceInfo, MAX_WAIT, Reply};
 use crate::control::{client, find_root, socket_path};
 use crate::error::{Error, Result};
 use crate::model::Number;
+use crate::process;
 
 /// The socket of the pm that `app` names.
 pub fn socket(app: &AppArgs) -> Result<std::path::PathBuf> {
@@ -169,6 +172,9 @@ pub fn down(args: DownArgs) -> Result<i32> {
             reply.error.unwrap_or_else(|| "request refused".into()),
         ));
     }
+    // pm's end of the connection closes as its process exits, a moment
+    // before the process has ended: `pm down` returns after that moment.
+    let exited = exited && reply.pid.is_none_or(ended_soon);
     let pid = reply
         .pid
         .map_or_else(String::new, |p| format!(" (pid {p})"));
@@ -179,6 +185,24 @@ pub fn down(args: DownArgs) -> Result<i32> {
     }
     println!("pm{pid} has exited");
     Ok(0)
+}
+
+/// How long an exiting pm may take from closing its files to having ended.
+const EXIT_SETTLE: Duration = Duration::from_secs(2);
+
+/// Whether `pid`, whose files are closed, ends within [`EXIT_SETTLE`].
+fn ended_soon(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return true;
+    };
+    let deadline = std::time::Instant::now() + EXIT_SETTLE;
+    while !process::has_ended(pid) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }
 
 pub fn scale(args: ScaleArgs) -> Result<i32> {

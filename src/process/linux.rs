@@ -28,6 +28,20 @@ pub fn children() -> Vec<i32> {
     out
 }
 
+/// Gone, or a zombie (`Z`) or dead (`X`) in /proc/PID/stat: every file it had
+/// is closed by then, and it runs no more code.
+pub fn has_ended(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The state follows the command name, which is in parentheses and may
+    // itself hold any character.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, None | Some('Z' | 'X'))
+}
+
 /// Any child of pm but the guardian: as a subreaper pm inherits every orphan,
 /// so the groups need not be looked at.
 pub fn descendants_left<'a>(guardian: i32, _groups: impl IntoIterator<Item = &'a Group>) -> bool {

@@ -11,6 +11,14 @@ pub fn descendants_left<'a>(_guardian: i32, groups: impl IntoIterator<Item = &'a
     groups.into_iter().any(|group| group.is_alive())
 }
 
+/// Gone (a zombie is not told apart here; launchd reaps orphans at once).
+pub fn has_ended(pid: i32) -> bool {
+    matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 pub fn children() -> Vec<i32> {
     Vec::new()
 }

@@ -86,6 +86,12 @@ pub fn signal_pid(pid: i32, sig: Signal) -> bool {
     !matches!(kill(Pid::from_raw(pid), sig), Err(Errno::ESRCH))
 }
 
+/// Whether process `pid` has ended: it is gone, or (where the platform tells)
+/// a zombie waiting for its parent to reap it.
+pub fn has_ended(pid: i32) -> bool {
+    platform::has_ended(pid)
+}
+
 /// The process group `pid` is in, if it still exists.
 pub fn group_of(pid: i32) -> Option<Group> {
     nix::unistd::getpgid(Some(Pid::from_raw(pid)))
