@@ -10,9 +10,12 @@
 //!
 //! [`reap`] is the only `waitpid(-1)`, so that pm, as a child subreaper, reaps
 //! adopted orphans without stealing the exit status of its own children; the
-//! one other `waitpid`, in [`Guardian::release`], waits for the guardian's own
-//! pid after the last reap. Children are spawned with std's `Command`, never
-//! with `tokio::process`, which would reap them behind the reaper's back.
+//! other `waitpid`s are for one pid each: [`Guardian::release`] waits for
+//! the guardian's own pid after the last reap, and a spawn whose child
+//! failed before exec reaps that child at once (as std's `Command` does).
+//! Children are started by the platform's launcher (`launch_linux.rs`: a
+//! `posix_spawn`-style clone; `launch_macos.rs`: std's `Command`), never with
+//! `tokio::process`, which would reap them behind the reaper's back.
 //!
 //! What differs between platforms lives in `linux.rs` and `macos.rs`, which
 //! export the same functions.
@@ -33,6 +36,14 @@ use cgroup_linux as cgroup;
 mod cgroup_macos;
 #[cfg(target_os = "macos")]
 use cgroup_macos as cgroup;
+#[cfg(target_os = "linux")]
+mod launch_linux;
+#[cfg(target_os = "linux")]
+use launch_linux as launch;
+#[cfg(target_os = "macos")]
+mod launch_macos;
+#[cfg(target_os = "macos")]
+use launch_macos as launch;
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

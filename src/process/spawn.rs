@@ -4,16 +4,22 @@
 //! for the instance's life (a program reading stdin waits instead of seeing
 //! end-of-file; `/dev/null` only for a one-shot that must not wait on a
 //! prompt). On a pty, all three are the pty.
+//!
+//! This file wires the descriptors and says what the child must do before
+//! exec ([`Launch`]); the platform's launcher (`launch_linux.rs`,
+//! `launch_macos.rs`) makes the process. Either way the child is in its
+//! group, its cgroup and the guardian's list, with the parent-death signal
+//! set, before its command runs, and a failure up to exec is the spawn's
+//! error, not an exit.
 
+use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use super::{Cgroup, Group, Guardian, platform};
+use super::{Cgroup, Group, Guardian, launch, platform};
 
 /// A freshly started child: its pid, the process group it leads, the read
 /// end of its output, and the write end of its stdin pipe (None on a pty,
@@ -52,82 +58,81 @@ pub struct SpawnSpec<'a> {
     pub guardian: Option<&'a Guardian>,
 }
 
+/// One child for a platform's launcher to start: `/bin/sh -c command` in
+/// `cwd`, with pm's environment plus `env` (sorted by name, as std's
+/// `Command` passes it), the three descriptors as its stdio, and the steps
+/// it takes before exec, in this order: stdio, `cwd`, its own process group
+/// (or, with `terminal`, its own session with stdin as its controlling
+/// terminal), [`Contain::enter`], [`child_setup`].
+pub(super) struct Launch<'a> {
+    pub command: &'a str,
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+    pub stdin: BorrowedFd<'a>,
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: BorrowedFd<'a>,
+    pub terminal: bool,
+    pub contain: Contain,
+    /// pm's pid, for [`child_setup`]'s check.
+    pub parent: libc::pid_t,
+}
+
 /// Starts `spec.command` through `/bin/sh -c`.
 ///
 /// Must be called from the thread that stays alive for pm's whole life (the
 /// runtime's main thread): PR_SET_PDEATHSIG fires when the forking *thread* exits.
 pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(spec.command).current_dir(spec.cwd);
-    for (key, value) in spec.env {
-        cmd.env(key, value);
-    }
-    let mut stdin = None;
-
-    let parent = std::process::id() as libc::pid_t;
     let contain = Contain {
         cgroup: spec.cgroup.map(Cgroup::procs_fd),
         guardian: spec.guardian.and_then(Guardian::record_fd),
     };
-    let output = if spec.pty {
+    // The child's ends, closed in pm once it runs; pm keeps `output` and,
+    // for a pipe, the write end of stdin. std's pipes are close-on-exec on
+    // every platform, so no other child inherits either end.
+    let (output, child_out, child_in, stdin, terminal) = if spec.pty {
         let pty = nix::pty::openpty(Some(&window_size()), None).map_err(io::Error::from)?;
-        cmd.stdout(Stdio::from(pty.slave.try_clone()?));
-        cmd.stderr(Stdio::from(pty.slave.try_clone()?));
-        match spec.stdin {
-            Stdin::Pipe => cmd.stdin(Stdio::from(pty.slave)),
-            Stdin::Null => cmd.stdin(Stdio::null()),
+        // openpty's descriptors are inheritable: no other child may hold
+        // this terminal open.
+        set_cloexec(&pty.slave)?;
+        let child_in = match spec.stdin {
+            Stdin::Pipe => None,
+            Stdin::Null => Some(dev_null()?),
         };
-        // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (setsid, ioctl, prctl, getppid); it
-        // allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setsid() == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Make the pty the controlling terminal so the child sees a
-                // real terminal (job control, colors, line buffering).
-                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                contain.enter();
-                child_setup(parent)
-            });
-        }
-        pty.master
+        (pty.master, pty.slave, child_in, None, true)
     } else {
-        // std's pipe is close-on-exec on every platform, so no other child
-        // inherits either end.
-        match spec.stdin {
+        let (child_in, stdin) = match spec.stdin {
             Stdin::Pipe => {
                 let (read, write) = io::pipe()?;
-                cmd.stdin(Stdio::from(read));
-                stdin = Some(OwnedFd::from(write));
+                (Some(OwnedFd::from(read)), Some(OwnedFd::from(write)))
             }
-            Stdin::Null => {
-                cmd.stdin(Stdio::null());
-            }
-        }
+            Stdin::Null => (Some(dev_null()?), None),
+        };
         let (read, write) = io::pipe()?;
-        cmd.stdout(Stdio::from(write.try_clone()?));
-        cmd.stderr(Stdio::from(write));
-        cmd.process_group(0);
-        // SAFETY: as above, only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                contain.enter();
-                child_setup(parent)
-            });
-        }
-        OwnedFd::from(read)
+        (
+            OwnedFd::from(read),
+            OwnedFd::from(write),
+            child_in,
+            stdin,
+            false,
+        )
     };
-
-    let child = cmd.spawn()?;
-    // Dropping `cmd` closes pm's copies of the write ends, so the reader sees
-    // end-of-file once the child and everything it started have closed theirs.
-    drop(cmd);
+    let pid = launch::launch(&Launch {
+        command: spec.command,
+        cwd: spec.cwd,
+        env: spec.env,
+        // On a pty without a stdin of its own, the terminal is stdin too.
+        stdin: child_in.as_ref().map_or(child_out.as_fd(), AsFd::as_fd),
+        stdout: child_out.as_fd(),
+        stderr: child_out.as_fd(),
+        terminal,
+        contain,
+        parent: std::process::id() as libc::pid_t,
+    })?;
+    // Closing pm's copies of the child's ends lets the reader see
+    // end-of-file once the child and everything it started closed theirs.
+    drop(child_out);
+    drop(child_in);
     set_nonblocking_cloexec(&output)?;
-    let pid = child.id() as i32;
     Ok(Spawned {
         pid,
         // A new session (pty) is a new group too, led by the same process.
@@ -145,30 +150,27 @@ pub fn spawn_quiet(
     cwd: &Path,
     env: &[(String, String)],
 ) -> io::Result<(i32, Group)> {
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c").arg(command).current_dir(cwd);
-    for (key, value) in env {
-        cmd.env(key, value);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    cmd.process_group(0);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || child_setup(parent));
-    }
-    let pid = cmd.spawn()?.id() as i32;
+    let null = dev_null()?;
+    let pid = launch::launch(&Launch {
+        command,
+        cwd,
+        env,
+        stdin: null.as_fd(),
+        stdout: null.as_fd(),
+        stderr: null.as_fd(),
+        terminal: false,
+        contain: Contain::default(),
+        parent: std::process::id() as libc::pid_t,
+    })?;
     Ok((pid, Group::led_by(pid)))
 }
 
 /// What a child does between fork and exec to be contained from its first
 /// instruction on: enter its cgroup, and record its group with the guardian.
-#[derive(Clone, Copy)]
-struct Contain {
-    cgroup: Option<std::os::fd::RawFd>,
-    guardian: Option<std::os::fd::RawFd>,
+#[derive(Clone, Copy, Default)]
+pub(super) struct Contain {
+    cgroup: Option<RawFd>,
+    guardian: Option<RawFd>,
 }
 
 impl Contain {
@@ -176,7 +178,7 @@ impl Contain {
     /// session): only `write` and `getpid`, which are async-signal-safe, on
     /// stack buffers. A failure leaves the child uncontained by that one
     /// means; its group still is.
-    fn enter(self) {
+    pub(super) fn enter(self) {
         if let Some(fd) = self.cgroup {
             // "0" moves the writing process itself.
             // SAFETY: writes one byte from a static buffer to a descriptor
@@ -195,14 +197,33 @@ impl Contain {
     }
 }
 
-/// Runs in the child after fork: ties its life to pm's.
-fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+/// Runs in the child after fork: ties its life to pm's. Only
+/// async-signal-safe calls (prctl, getppid); allocates nothing but the error
+/// of a pm that is gone.
+pub(super) fn child_setup(parent: libc::pid_t) -> io::Result<()> {
     platform::set_parent_death_signal()?;
     // pm may have died between fork and prctl; then the death signal would
     // never come, so stop here instead.
     if nix::unistd::getppid().as_raw() != parent {
-        return Err(io::Error::other("pm exited while starting the process"));
+        return Err(parent_gone());
     }
+    Ok(())
+}
+
+/// The error of a child whose pm exited while it was being started.
+pub(super) fn parent_gone() -> io::Error {
+    io::Error::other("pm exited while starting the process")
+}
+
+/// `/dev/null`, close-on-exec, for a child's stdio.
+fn dev_null() -> io::Result<OwnedFd> {
+    Ok(OwnedFd::from(
+        File::options().read(true).write(true).open("/dev/null")?,
+    ))
+}
+
+fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
     Ok(())
 }
 
@@ -212,8 +233,7 @@ fn set_nonblocking_cloexec(fd: &OwnedFd) -> io::Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;
     // A pty master comes without close-on-exec; later children must not
     // inherit it, or its reader would never see the end.
-    fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
-    Ok(())
+    set_cloexec(fd)
 }
 
 /// pm's own terminal size when stdout is a terminal, else 80x24.
