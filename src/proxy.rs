@@ -11,6 +11,11 @@
 //! tried, and while no instance can take it the client waits (up to
 //! [`CONNECT_WAIT`]) rather than being refused. Open connections belong to
 //! their own tasks, so an instance leaving the rotation never cuts them.
+//!
+//! Under `pm start` the balancers run on [`Threads`]: a few threads, each
+//! with a runtime of its own and its own copy of every listener, so a
+//! connection is accepted, connected to its instance and relayed on one
+//! thread, with no hand-off between threads on the way (HAProxy's model).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -61,12 +66,80 @@ pub fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// The threads that relay for the balancers, each running a current-thread
+/// runtime until this is dropped.
+pub struct Threads {
+    threads: Vec<Thread>,
+}
+
+struct Thread {
+    handle: tokio::runtime::Handle,
+    /// Dropping it ends the thread's runtime, and with it every connection
+    /// it relays.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Threads {
+    /// Starts `count` threads (at least one).
+    pub fn start(count: usize) -> io::Result<Threads> {
+        let threads = (0..count.max(1))
+            .map(|_| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                let handle = runtime.handle().clone();
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                std::thread::Builder::new()
+                    .name("pm-proxy".into())
+                    .spawn(move || {
+                        let _ = runtime.block_on(stopped);
+                        runtime.shutdown_background();
+                    })?;
+                Ok(Thread {
+                    handle,
+                    _stop: stop,
+                })
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Threads { threads })
+    }
+
+    /// Balances `listener`'s connections over `rotation` on every thread,
+    /// each accepting on its own copy of the listener; round robin is one
+    /// order over all of them.
+    pub fn serve<B: Backend>(
+        &self,
+        listener: std::net::TcpListener,
+        rotation: &Rotation<B>,
+    ) -> io::Result<()> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut copies = Vec::with_capacity(self.threads.len());
+        for _ in 1..self.threads.len() {
+            copies.push(listener.try_clone()?);
+        }
+        copies.push(listener);
+        for (thread, copy) in self.threads.iter().zip(copies) {
+            thread
+                .handle
+                .spawn(accept(copy, rotation.clone(), next.clone()));
+        }
+        Ok(())
+    }
+}
+
 /// Accepts connections until the runtime drops the task.
 pub async fn serve<B: Backend>(listener: std::net::TcpListener, rotation: Rotation<B>) {
+    accept(listener, rotation, Arc::new(AtomicUsize::new(0))).await;
+}
+
+async fn accept<B: Backend>(
+    listener: std::net::TcpListener,
+    rotation: Rotation<B>,
+    next: Arc<AtomicUsize>,
+) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
     };
-    let next = Arc::new(AtomicUsize::new(0));
     loop {
         match listener.accept().await {
             Ok((client, _)) => {

@@ -116,23 +116,18 @@ pub fn start(args: StartArgs) -> Result<i32> {
     // The balancers get threads of their own: relaying bytes is the one
     // CPU-bound thing pm does, and it owns no state, so it needs neither the
     // ordering nor the forking thread of the supervisor's runtime.
-    let balancers = if proxies.is_empty() {
+    let proxies = if proxies.is_empty() {
         None
     } else {
-        Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(
-                    std::thread::available_parallelism()
-                        .map_or(2, |n| n.get())
-                        .clamp(1, 4),
-                )
-                .thread_name("pm-proxy")
-                .enable_all()
-                .build()
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(1, 4);
+        Some((
+            proxies,
+            proxy::Threads::start(threads)
                 .map_err(|e| Error::os("cannot start the load balancer", e))?,
-        )
+        ))
     };
-    let proxies = balancers.as_ref().map(|rt| (proxies, rt.handle().clone()));
     let result = runtime.block_on(
         Runtime::new(plan, guardian, out, style, stdout_closed)
             .with_containment(containment)
@@ -141,9 +136,6 @@ pub fn start(args: StartArgs) -> Result<i32> {
             .with_proxies(proxies)
             .run(),
     );
-    if let Some(rt) = balancers {
-        rt.shutdown_background();
-    }
     drop(runtime);
     let dropped = writer.finish();
     if dropped > 0 && result.is_ok() {

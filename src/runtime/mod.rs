@@ -141,8 +141,8 @@ pub struct Runtime {
     /// The control socket, served once the runtime runs.
     control: Option<std::os::unix::net::UnixListener>,
     balancers: Vec<Balancer>,
-    /// Where the balancers run (their own threads).
-    proxy_runtime: Option<tokio::runtime::Handle>,
+    /// Where the balancers run (their own threads, which end with this).
+    proxy_threads: Option<crate::proxy::Threads>,
     /// Running `exec` probes: where their exit status goes.
     probes: HashMap<i32, oneshot::Sender<ExitStatus>>,
     /// Control clients waiting for something to be done.
@@ -207,7 +207,7 @@ impl Runtime {
             signaled: HashSet::new(),
             control: None,
             balancers: Vec::new(),
-            proxy_runtime: None,
+            proxy_threads: None,
             probes: HashMap::new(),
             waiters: Waiters::default(),
             announcer: None,
@@ -228,12 +228,12 @@ impl Runtime {
     /// so that a port in use fails before anything starts).
     pub fn with_proxies(
         mut self,
-        proxies: Option<(Vec<ProxyListener>, tokio::runtime::Handle)>,
+        proxies: Option<(Vec<ProxyListener>, crate::proxy::Threads)>,
     ) -> Runtime {
-        let Some((listeners, handle)) = proxies else {
+        let Some((listeners, threads)) = proxies else {
             return self;
         };
-        self.proxy_runtime = Some(handle);
+        self.proxy_threads = Some(threads);
         for (type_index, address, listener) in listeners {
             let (rotation, _) = watch::channel(Vec::new());
             self.balancers.push(Balancer {
@@ -270,10 +270,12 @@ impl Runtime {
                 self.stream_tx.clone(),
             ));
         }
-        if let Some(handle) = &self.proxy_runtime {
+        if let Some(threads) = &self.proxy_threads {
             for b in &mut self.balancers {
                 if let Some(listener) = b.listener.take() {
-                    handle.spawn(crate::proxy::serve(listener, b.rotation.subscribe()));
+                    threads
+                        .serve(listener, &b.rotation.subscribe())
+                        .map_err(|e| Error::os("cannot start the load balancer", e))?;
                 }
             }
         }
