@@ -28,6 +28,8 @@
 //!   scenario (default 10000, quick 1000; about 1.1 ms each, twice).
 //! - `--strict` / `PM_BENCH_STRICT=1`: exit 1 when a target is missed.
 //! - `PM_BENCH_PM=PATH`: benchmark another pm binary than this package's.
+//! - `PM_BENCH_ULTRAMAN=PATH`: ultraman, the startup's second baseline
+//!   (default: `ultraman` on `PATH` or in `~/.cargo/bin`; skipped when absent).
 //!
 //! `cargo bench` passes `--bench`; without it (`cargo test --benches`) the
 //! binary prints a note and exits 0, so test runs never start the benchmark.
@@ -262,6 +264,9 @@ struct Config {
     fanin_lines: u64,
     idle_children: usize,
     idle_window: Duration,
+    /// ultraman (a Rust foreman clone), the startup's second baseline when
+    /// installed.
+    ultraman: Option<PathBuf>,
     latency_lines: u64,
 }
 
@@ -331,6 +336,7 @@ impl Config {
             fanin_lines: if quick { 40_000 } else { 200_000 },
             idle_children: 50,
             idle_window: Duration::from_secs(2),
+            ultraman: find_ultraman(),
             latency_lines: latency_lines
                 .unwrap_or(if quick { 1_000 } else { 10_000 })
                 .max(1),
@@ -340,6 +346,19 @@ impl Config {
     fn wants(&self, scenario: Scenario) -> bool {
         self.scenarios.contains(&scenario)
     }
+}
+
+/// `PM_BENCH_ULTRAMAN`, else `ultraman` on `PATH` or in `~/.cargo/bin`.
+fn find_ultraman() -> Option<PathBuf> {
+    if let Some(path) = env::var_os("PM_BENCH_ULTRAMAN") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let path = env::var_os("PATH").unwrap_or_default();
+    let cargo = env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin"));
+    env::split_paths(&path)
+        .chain(cargo)
+        .map(|dir| dir.join("ultraman"))
+        .find(|candidate| candidate.is_file())
 }
 
 // ---------------------------------------------------------------------------
@@ -840,7 +859,21 @@ fn idle(config: &Config) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut pm_runs = Vec::new();
     let mut sh_runs = Vec::new();
+    let mut ultraman_runs = Vec::new();
     let mut error = None;
+    let ultraman = config
+        .ultraman
+        .as_deref()
+        .filter(|_| config.wants(Scenario::Startup));
+    if config.wants(Scenario::Startup) {
+        match ultraman {
+            Some(path) => println!("   ultraman: {}", path.display()),
+            None if config.strict => rows.push(Row::failed("ultraman", "not installed (--strict)")),
+            None => println!(
+                "   ultraman: not installed (cargo install ultraman, or PM_BENCH_ULTRAMAN=PATH); its row is skipped"
+            ),
+        }
+    }
     for rep in 1..=config.reps {
         let memory = rep == 1 && config.wants(Scenario::Memory);
         match idle_pm(config, memory, Stop::Term) {
@@ -871,6 +904,15 @@ fn idle(config: &Config) -> Vec<Row> {
                 sh_runs.push((startup, dead));
             }
             Err(e) => println!("   sh  #{rep}: error: {e}"),
+        }
+        if let Some(path) = ultraman {
+            match idle_ultraman(config, path) {
+                Ok(startup) => {
+                    println!("   ultraman #{rep}: {n} ready in {}", ms(startup));
+                    ultraman_runs.push(startup);
+                }
+                Err(e) => println!("   ultraman #{rep}: error: {e}"),
+            }
         }
     }
     let kill = if config.wants(Scenario::Shutdown) && error.is_none() {
@@ -910,6 +952,34 @@ fn idle(config: &Config) -> Vec<Row> {
             "< 100 ms, <= sh & + 10 ms",
             pm_startup < 100.0 && pm_startup <= sh_startup + 10.0,
         ));
+        let spread = |runs: &[f64]| {
+            let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = runs.iter().copied().fold(0.0, f64::max);
+            format!("{:.1}..{:.1} ms", min, max)
+        };
+        let pm_times: Vec<f64> = pm_runs.iter().map(|r| r.startup_ms).collect();
+        let sh_times: Vec<f64> = sh_runs.iter().map(|r| r.0).collect();
+        rows.push(Row::info(
+            format!("startup {n} spread"),
+            spread(&pm_times),
+            spread(&sh_times),
+            ratio(pm_startup, sh_startup),
+        ));
+        if ultraman.is_some() {
+            if ultraman_runs.is_empty() {
+                rows.push(Row::failed("startup ultraman", "no run succeeded"));
+            } else {
+                let um_startup = median(&mut ultraman_runs.clone());
+                rows.push(Row::checked(
+                    format!("startup {n} vs ultraman (median)"),
+                    ms(pm_startup),
+                    format!("{} ({})", ms(um_startup), spread(&ultraman_runs)),
+                    ratio(pm_startup, um_startup),
+                    "<= ultraman",
+                    pm_startup <= um_startup,
+                ));
+            }
+        }
     }
     if config.wants(Scenario::Shutdown) {
         let pm_exit = median(&mut pm_runs.iter().map(|r| r.exit_ms).collect::<Vec<_>>());
@@ -1320,6 +1390,23 @@ fn wait_lines(proc: &mut Proc, patterns: &[&[u8]], deadline: Instant) -> Result<
             }
         }
     }
+}
+
+/// ultraman starting the same children (`ultraman start -m idle=N`, whose
+/// lines have pm's `TIME NAME | text` shape); ms until every child printed.
+/// Dropping it kills its whole tree.
+fn idle_ultraman(config: &Config, ultraman: &Path) -> Result<f64> {
+    let n = config.idle_children;
+    let dir = tempdir("pm-bench-ultraman-")?;
+    idle_procfile(dir.path())?;
+    let mut cmd = Command::new(ultraman);
+    cmd.current_dir(dir.path())
+        .args(["start", "-m"])
+        .arg(format!("idle={n}"));
+    let started = Instant::now();
+    let mut run = Proc::spawn(cmd, libc::SIGKILL, Some(dir.path()))?;
+    read_ready(&mut run, n, true, started + Duration::from_secs(10))?;
+    Ok(started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The baseline: a shell starting the same children in the background.
