@@ -15,10 +15,10 @@
 //! Options (after `--`), each with an environment equivalent:
 //!
 //! - `NAME...` / `PM_BENCH=a,b`: scenarios to run, from `relay`, `fan-in`,
-//!   `startup`, `shutdown`, `memory`, `latency`, `watch` (default: all of
-//!   them). `watch` is pm's idle CPU with 10,000 files watched and not (in
-//!   the same run), and the time from a save to the restarted instance
-//!   being ready.
+//!   `startup`, `shutdown`, `memory`, `latency`, `watch`, `follow`, `rss`
+//!   (default: all of them). `watch` is pm's idle CPU with 10,000 files
+//!   watched and not (in the same run), and the time from a save to the
+//!   restarted instance being ready.
 //! - `--quick` / `PM_BENCH_QUICK=1`: small counts, one repetition.
 //! - `--reps N` / `PM_BENCH_REPS=N`: repetitions of the throughput and startup
 //!   runs (default 5, quick 1); the median throughput (with its spread) and
@@ -37,7 +37,9 @@
 //! The same executable is the children's workload (internal modes):
 //! `--generate N [--tag T] [--chunk BYTES]` writes N numbered 60-byte lines
 //! as fast as it can in chunks of whole lines (tag: `--tag`, else the number
-//! in `$PS`, else 1); `--latency N [--interval-us US]` writes N lines, each
+//! in `$PS`, else 1), after waiting for the file `--wait-file PATH` to
+//! exist when given; `--fill N [--len BYTES]` writes N lines of BYTES bytes
+//! and stays up; `--latency N [--interval-us US]` writes N lines, each
 //! with its CLOCK_MONOTONIC write time, one `write` each, pausing between.
 //!
 //! Hygiene: the bench is a child subreaper, every process it starts gets a
@@ -70,10 +72,17 @@ use common::{
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
+    if let Some(path) = string_of(&args, "--wait-file") {
+        wait_for_file(Path::new(&path));
+    }
     if let Some(n) = value_of(&args, "--generate") {
         let tag = value_of(&args, "--tag").or_else(tag_from_ps).unwrap_or(1);
         let chunk = value_of(&args, "--chunk").unwrap_or(64 * 1024);
         std::process::exit(generate(n, tag as u32, chunk as usize));
+    }
+    if let Some(n) = value_of(&args, "--fill") {
+        let len = value_of(&args, "--len").unwrap_or(100).max(1);
+        std::process::exit(fill(n, len as usize));
     }
     if let Some(n) = value_of(&args, "--latency") {
         let interval = Duration::from_micros(value_of(&args, "--interval-us").unwrap_or(1000));
@@ -86,6 +95,21 @@ fn main() {
 fn value_of(args: &[String], flag: &str) -> Option<u64> {
     let at = args.iter().position(|a| a == flag)?;
     args.get(at + 1)?.parse().ok()
+}
+
+/// The text after `flag`, if the flag is present.
+fn string_of(args: &[String], flag: &str) -> Option<String> {
+    let at = args.iter().position(|a| a == flag)?;
+    args.get(at + 1).cloned()
+}
+
+/// Waits (up to a minute) until `path` exists: the bench creates it once
+/// what it measures is in place.
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// `gen.3` in `$PS` (set by pm for each instance) gives tag 3.
@@ -179,6 +203,32 @@ fn generate(lines: u64, tag: u32, chunk: usize) -> i32 {
     0
 }
 
+/// Writes `lines` lines of `len` bytes (newline included) in whole-line
+/// writes of at most 4 KiB, then stays up (its lines stay in the
+/// scrollback of a running instance) until it is killed.
+fn fill(lines: u64, len: usize) -> i32 {
+    let per_write = (4096 / len).max(1) as u64;
+    let mut buf = Vec::with_capacity(per_write as usize * (len + 12));
+    let mut seq = 0;
+    while seq < lines {
+        buf.clear();
+        let end = (seq + per_write).min(lines);
+        while seq < end {
+            let start = buf.len();
+            buf.push(b'F');
+            push_digits(&mut buf, seq, 9);
+            buf.resize(start + len.max(11) - 1, b'f');
+            buf.push(b'\n');
+            seq += 1;
+        }
+        if write_all(libc::STDOUT_FILENO, &buf).is_err() {
+            return 1;
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1000));
+    0
+}
+
 fn latency_child(lines: u64, interval: Duration) -> i32 {
     for seq in 0..lines {
         let line = format!("@ {seq} {}\n", mono_ns());
@@ -218,10 +268,12 @@ enum Scenario {
     Memory,
     Latency,
     Watch,
+    Follow,
+    Rss,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 7] = [
+    const ALL: [Scenario; 9] = [
         Scenario::Relay,
         Scenario::FanIn,
         Scenario::Startup,
@@ -229,6 +281,8 @@ impl Scenario {
         Scenario::Memory,
         Scenario::Latency,
         Scenario::Watch,
+        Scenario::Follow,
+        Scenario::Rss,
     ];
 
     fn name(self) -> &'static str {
@@ -240,6 +294,8 @@ impl Scenario {
             Scenario::Memory => "memory",
             Scenario::Latency => "latency",
             Scenario::Watch => "watch",
+            Scenario::Follow => "follow",
+            Scenario::Rss => "rss",
         }
     }
 
@@ -409,6 +465,12 @@ fn run(config: &Config) -> i32 {
     if config.wants(Scenario::Watch) {
         rows.extend(watch(config));
     }
+    if config.wants(Scenario::Follow) {
+        rows.extend(follow(config));
+    }
+    if config.wants(Scenario::Rss) {
+        rows.extend(rss(config));
+    }
     finish_run(&rows, ["pm", "baseline"], started, config.strict)
 }
 
@@ -474,6 +536,8 @@ struct Tally {
     duplicates: u64,
     /// pm's own `system` lines.
     system: u64,
+    /// `system` lines saying that a `pm logs --follow` client was dropped.
+    dropped_followers: u64,
     first_ns: Option<u64>,
     last_ns: u64,
     bad_sample: Option<String>,
@@ -502,6 +566,7 @@ impl Tally {
             out_of_order: 0,
             duplicates: 0,
             system: 0,
+            dropped_followers: 0,
             first_ns: None,
             last_ns: 0,
             bad_sample: None,
@@ -525,6 +590,9 @@ impl Tally {
                 Split::Generated(text, name_tag) => (text, name_tag),
                 Split::System => {
                     self.system += 1;
+                    if memchr::memmem::find(line, DROPPED_FOLLOWER).is_some() {
+                        self.dropped_followers += 1;
+                    }
                     return;
                 }
                 Split::Bad => return self.bad(line),
@@ -1555,6 +1623,412 @@ fn latency_run(config: &Config, through_pm: bool) -> Result<Latencies> {
     proc.wait_exit(Instant::now() + Duration::from_secs(10))?;
     ns.sort_unstable();
     Ok(Latencies { ns, expected: n })
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 7: relay with a `pm logs --follow` client.
+
+/// What pm says when it drops a follower that fell behind (SPEC §3).
+const DROPPED_FOLLOWER: &[u8] = b"dropped a `pm logs --follow` client";
+
+/// The follower attached to a relay run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follower {
+    None,
+    /// Connects, shows its first line, and is never read again.
+    Stalled,
+    /// Read as fast as it prints.
+    Active,
+}
+
+struct FollowRun {
+    tally: Tally,
+    exit: ExitStatus,
+    /// Lines the active follower printed, and whether it ended on its own.
+    follower_lines: Option<u64>,
+}
+
+fn follow(config: &Config) -> Vec<Row> {
+    let lines = config.relay_lines;
+    let chunk = ATOMIC_CHUNK;
+    println!(
+        "== follow: 1 x {lines} lines of {LINE_LEN} bytes in {chunk}-byte writes, without a follower, with a stalled and with an active `pm logs -F`, {} rep(s)",
+        config.reps
+    );
+    let kinds = [Follower::None, Follower::Stalled, Follower::Active];
+    let mut runs: Vec<Vec<FollowRun>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    for rep in 1..=config.reps {
+        for (index, kind) in kinds.into_iter().enumerate() {
+            match follow_run(config, kind, lines, chunk) {
+                Ok(run) => {
+                    let t = &run.tally;
+                    println!(
+                        "   {:<7} #{rep}: {} (lost {}, corrupt {}, out of order {}, dup {}, {} system lines, {} dropped-follower lines, {}{})",
+                        format!("{kind:?}").to_lowercase(),
+                        rate(t.rate()),
+                        t.lost(),
+                        t.corrupt,
+                        t.out_of_order,
+                        t.duplicates,
+                        t.system,
+                        t.dropped_followers,
+                        describe(run.exit),
+                        run.follower_lines
+                            .map_or(String::new(), |n| format!(", follower printed {n} lines")),
+                    );
+                    runs[index].push(run);
+                }
+                Err(e) => {
+                    println!("   {kind:?} #{rep}: error: {e}");
+                    return vec![Row::failed("follow", &e)];
+                }
+            }
+        }
+    }
+    let summary = |runs: &[FollowRun]| {
+        let mut rates: Vec<f64> = runs.iter().map(|r| r.tally.rate()).collect();
+        let spread = spread(&rates);
+        (median(&mut rates), spread)
+    };
+    let (none, none_spread) = summary(&runs[0]);
+    let (stalled, stalled_spread) = summary(&runs[1]);
+    let (active, active_spread) = summary(&runs[2]);
+    let (mut lost, mut corrupt, mut order) = (0, 0, 0);
+    let mut clean_exit = true;
+    for run in runs.iter().flatten() {
+        lost += run.tally.lost();
+        corrupt += run.tally.corrupt;
+        order += run.tally.out_of_order + run.tally.duplicates;
+        clean_exit &= run.exit.success();
+    }
+    let dropped = runs[1]
+        .iter()
+        .filter(|r| r.tally.dropped_followers == 1)
+        .count();
+    let wrongly_dropped: u64 = runs[0].iter().map(|r| r.tally.dropped_followers).sum();
+    let mut printed: Vec<f64> = runs[2]
+        .iter()
+        .filter_map(|r| r.follower_lines.map(|n| n as f64))
+        .collect();
+    let printed = median(&mut printed);
+    let active_dropped = runs[2]
+        .iter()
+        .filter(|r| r.tally.dropped_followers > 0)
+        .count();
+    vec![
+        Row::info("follow none rate", rate(none), String::new(), String::new()),
+        Row::checked(
+            "follow stalled rate",
+            rate(stalled),
+            format!("{} (none)", rate(none)),
+            ratio(stalled, none),
+            ">= 0.9x none",
+            none > 0.0 && stalled >= 0.9 * none,
+        ),
+        Row::checked(
+            "  stalled follower dropped",
+            format!("{dropped} of {} runs", runs[1].len()),
+            String::new(),
+            String::new(),
+            "all, 1 system line",
+            dropped == runs[1].len() && wrongly_dropped == 0,
+        ),
+        Row::info(
+            "follow active rate",
+            rate(active),
+            format!("{} (none)", rate(none)),
+            ratio(active, none),
+        ),
+        Row::info(
+            "  active follower printed",
+            format!(
+                "{:.0} of {} lines (median; dropped in {active_dropped} of {} runs)",
+                printed,
+                lines + 3,
+                runs[2].len()
+            ),
+            String::new(),
+            String::new(),
+        ),
+        Row::info(
+            "follow spread",
+            format!("stalled {stalled_spread}, active {active_spread}"),
+            format!("none {none_spread}"),
+            String::new(),
+        ),
+        Row::checked(
+            "follow lost/corrupt/order",
+            format!("{lost}/{corrupt}/{order}"),
+            String::new(),
+            String::new(),
+            "0/0/0, exit 0",
+            lost + corrupt + order == 0 && clean_exit,
+        ),
+    ]
+}
+
+fn follow_run(config: &Config, kind: Follower, lines: u64, chunk: usize) -> Result<FollowRun> {
+    let dir = tempdir("pm-bench-")?;
+    let go = dir.path().join("go");
+    let procfile = format!(
+        "gen: exec {} --wait-file {} --generate {lines} --chunk {chunk}\n",
+        quote(&config.exe),
+        quote(&go)
+    );
+    write_file(&dir.path().join("Procfile"), &procfile)?;
+    let mut cmd = Command::new(&config.pm);
+    cmd.current_dir(dir.path())
+        .args(["start", "--color", "never", "gen=1"]);
+    let mut pm = Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?;
+    let mut tally = Tally::new(1, lines, true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // pm is up once it said it started the generator (the socket listens
+    // before the first instance starts).
+    while tally.system == 0 {
+        match pm.read(deadline) {
+            Read::Lines(chunk, at) => tally.chunk(chunk, at),
+            Read::Eof => return Err("pm's output ended before it started".into()),
+            Read::Timeout => return Err(format!("pm did not start{}", pm.stderr_tail())),
+        }
+    }
+    let mut follower = None;
+    let mut counting = None;
+    if kind != Follower::None {
+        let mut cmd = Command::new(&config.pm);
+        cmd.current_dir(dir.path()).args(["logs", "-F"]);
+        let mut client = Proc::spawn(cmd, libc::SIGTERM, None)?;
+        // Connected once it printed the scrollback's first line.
+        let mut seen = match client.read(deadline) {
+            Read::Lines(chunk, _) => memchr::memchr_iter(b'\n', chunk).count() as u64,
+            _ => return Err("pm logs -F printed nothing".into()),
+        };
+        if kind == Follower::Active {
+            let (done, result) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let ended = loop {
+                    match client.read(deadline) {
+                        Read::Lines(chunk, _) => {
+                            seen += memchr::memchr_iter(b'\n', chunk).count() as u64;
+                        }
+                        Read::Eof => break true,
+                        Read::Timeout => break false,
+                    }
+                };
+                let _ = done.send((seen, ended));
+                drop(client);
+            });
+            counting = Some(result);
+        } else {
+            follower = Some(client);
+        }
+    }
+    write_file(&go, "")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match pm.read(deadline) {
+            Read::Lines(chunk, at) => tally.chunk(chunk, at),
+            Read::Eof => break,
+            Read::Timeout => {
+                return Err(format!(
+                    "timed out after {} of {} lines{}",
+                    tally.distinct,
+                    tally.expected(),
+                    pm.stderr_tail()
+                ));
+            }
+        }
+    }
+    let exit = pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
+    drop(follower);
+    let follower_lines = match counting {
+        Some(result) => {
+            let (seen, ended) = result
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| "the active follower did not end after pm exited")?;
+            if !ended {
+                return Err("the active follower's output never ended".into());
+            }
+            Some(seen)
+        }
+        None => None,
+    };
+    Ok(FollowRun {
+        tally,
+        exit: exit.status,
+        follower_lines,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Scenario 8: resident memory, idle and with a full scrollback.
+
+/// Lines each instance writes into the scrollback, and their length
+/// (newline included): 1000 is the default scrollback.
+const FILL_LINES: u64 = 1000;
+const FILL_LEN: usize = 100;
+/// What the scrollback keeps per line besides its text: its head
+/// (sequence number, time, length).
+const KEPT_HEAD: usize = 24;
+/// The most the RSS may grow per byte the scrollback keeps.
+const MAX_RSS_GROWTH: f64 = 1.25;
+
+struct Rss {
+    rss_kib: u64,
+    hwm_kib: u64,
+    anon_kib: u64,
+    file_kib: u64,
+    threads: usize,
+}
+
+fn rss(config: &Config) -> Vec<Row> {
+    let n = config.idle_children;
+    let reps = config.reps.min(3);
+    println!(
+        "== rss: {n} children that write nothing, then {n} that write {FILL_LINES} lines of {FILL_LEN} bytes each, {reps} rep(s)"
+    );
+    let mut quiet = Vec::new();
+    let mut full = Vec::new();
+    for rep in 1..=reps {
+        for (fill, runs) in [(false, &mut quiet), (true, &mut full)] {
+            match rss_run(config, fill) {
+                Ok(m) => {
+                    println!(
+                        "   {} #{rep}: VmRSS {} KiB (anon {}, file {}), VmHWM {} KiB, {} threads",
+                        if fill { "full " } else { "quiet" },
+                        m.rss_kib,
+                        m.anon_kib,
+                        m.file_kib,
+                        m.hwm_kib,
+                        m.threads
+                    );
+                    runs.push(m);
+                }
+                Err(e) => {
+                    println!("   rss #{rep}: error: {e}");
+                    return vec![Row::failed("rss", &e)];
+                }
+            }
+        }
+    }
+    let mib = |kib: f64| format!("{:.2} MiB", kib / 1024.0);
+    let med = |runs: &[Rss], field: fn(&Rss) -> u64| {
+        median(&mut runs.iter().map(|m| field(m) as f64).collect::<Vec<_>>())
+    };
+    let quiet_rss = med(&quiet, |m| m.rss_kib);
+    let full_rss = med(&full, |m| m.rss_kib);
+    let kept_kib = (n as u64 * FILL_LINES * (FILL_LEN - 1 + KEPT_HEAD) as u64) as f64 / 1024.0;
+    let growth = full_rss - quiet_rss;
+    vec![
+        Row::checked(
+            format!("rss, {n} quiet children"),
+            format!(
+                "{} (anon {}, file {}, {} threads)",
+                mib(quiet_rss),
+                mib(med(&quiet, |m| m.anon_kib)),
+                mib(med(&quiet, |m| m.file_kib)),
+                quiet.first().map_or(0, |m| m.threads)
+            ),
+            String::new(),
+            String::new(),
+            "< 5 MiB",
+            quiet_rss < 5.0 * 1024.0,
+        ),
+        Row::info(
+            "  peak (VmHWM)",
+            mib(med(&quiet, |m| m.hwm_kib)),
+            String::new(),
+            String::new(),
+        ),
+        Row::checked(
+            format!("rss, {n} x {FILL_LINES} lines kept"),
+            format!(
+                "{} (+{}; anon {})",
+                mib(full_rss),
+                mib(growth),
+                mib(med(&full, |m| m.anon_kib))
+            ),
+            format!("{} kept", mib(kept_kib)),
+            ratio(growth, kept_kib),
+            &format!("growth <= {MAX_RSS_GROWTH}x kept"),
+            growth <= MAX_RSS_GROWTH * kept_kib,
+        ),
+        Row::info(
+            "  peak (VmHWM)",
+            mib(med(&full, |m| m.hwm_kib)),
+            String::new(),
+            String::new(),
+        ),
+    ]
+}
+
+/// pm's memory once `idle_children` instances are up and, with `fill`,
+/// once each wrote [`FILL_LINES`] lines that pm printed.
+fn rss_run(config: &Config, fill: bool) -> Result<Rss> {
+    let n = config.idle_children;
+    let dir = tempdir("pm-bench-")?;
+    let (name, command) = if fill {
+        (
+            "fill",
+            format!(
+                "exec {} --fill {FILL_LINES} --len {FILL_LEN}",
+                quote(&config.exe)
+            ),
+        )
+    } else {
+        ("quiet", "exec sleep 1000".to_string())
+    };
+    write_file(
+        &dir.path().join("Procfile"),
+        &format!("{name}: {command}\n"),
+    )?;
+    let mut cmd = Command::new(&config.pm);
+    cmd.current_dir(dir.path())
+        .args(["start", "--color", "never"])
+        .arg(format!("{name}={n}"));
+    let mut pm = Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?;
+    let want_lines = if fill { n as u64 * FILL_LINES } else { 0 };
+    let (mut started, mut lines) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while started < n || lines < want_lines {
+        let chunk = match pm.read(deadline) {
+            Read::Lines(chunk, _) => chunk,
+            Read::Eof => return Err("pm's output ended".into()),
+            Read::Timeout => {
+                return Err(format!(
+                    "timed out: {started} of {n} started, {lines} of {want_lines} lines{}",
+                    pm.stderr_tail()
+                ));
+            }
+        };
+        for line in chunk.split(|&b| b == b'\n') {
+            match split_prefix(line) {
+                Some((b"system", text))
+                    if memchr::memmem::find(text, b" started with pid ").is_some() =>
+                {
+                    started += 1;
+                }
+                Some((b"system", _)) => {}
+                Some(_) => lines += 1,
+                None => {}
+            }
+        }
+    }
+    // Past the writer's idle second, after which it holds no output buffer.
+    drain_for(&mut pm, Duration::from_millis(1500))?;
+    let status =
+        fs::read_to_string(format!("/proc/{}/status", pm.pid)).map_err(|e| e.to_string())?;
+    let field = |name: &str| status_kib(&status, name).ok_or(format!("no {name} in status"));
+    let rss = Rss {
+        rss_kib: field("VmRSS:")?,
+        hwm_kib: field("VmHWM:")?,
+        anon_kib: field("RssAnon:")?,
+        file_kib: field("RssFile:")?,
+        threads: fs::read_dir(format!("/proc/{}/task", pm.pid)).map_or(0, |d| d.count()),
+    };
+    signal_pid(pm.pid, libc::SIGTERM);
+    pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
+    Ok(rss)
 }
 
 // ---------------------------------------------------------------------------
