@@ -27,8 +27,24 @@ use tokio::sync::{Notify, mpsc};
 /// [`super::MAX_LINE`], so a source always keeps at least 16 lines).
 pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
-/// The text a client's feed may hold before the client is dropped.
+/// What a client's feed may hold before the client is dropped: the text of
+/// its queued items, and [`ITEM_COST`] for each.
 pub const FEED_BUDGET: usize = 4 << 20;
+
+/// What one queued item costs besides its text: the item in the channel
+/// and its text's allocation. Without it, a child printing empty lines to
+/// a client that stopped reading would queue lines without bound.
+const ITEM_COST: usize = 128;
+
+/// What `item` counts against a feed's budget.
+fn cost(item: &Item) -> usize {
+    ITEM_COST
+        + match item {
+            Item::Line(line) => line.text.len(),
+            Item::Output(bytes) => bytes.len(),
+            Item::End(_) => 0,
+        }
+}
 
 /// One line as the scrollback keeps it: its text without the `\n`
 /// (a `\r` before it is kept, as pm start printed it).
@@ -225,7 +241,7 @@ struct Sender {
 
 #[derive(Debug, Default)]
 struct FeedControl {
-    /// Text queued and not yet taken by the client.
+    /// What is queued and not yet taken by the client (see [`cost`]).
     queued: AtomicUsize,
     dropped: AtomicBool,
     wake: Notify,
@@ -240,7 +256,8 @@ enum Gone {
 }
 
 impl Sender {
-    fn send(&self, item: Item, size: usize) -> Result<(), Gone> {
+    fn send(&self, item: Item) -> Result<(), Gone> {
+        let size = cost(&item);
         let queued = self.control.queued.fetch_add(size, Ordering::Relaxed) + size;
         if queued > FEED_BUDGET {
             self.control.dropped.store(true, Ordering::Relaxed);
@@ -285,12 +302,11 @@ impl Feed {
     }
 
     fn taken(&self, item: Item) -> Item {
-        let size = match &item {
-            Item::Line(line) => line.text.len(),
-            Item::Output(bytes) => bytes.len(),
-            Item::End(_) => 0,
-        };
-        self.control.queued.fetch_sub(size, Ordering::Relaxed);
+        if !matches!(item, Item::End(_)) {
+            self.control
+                .queued
+                .fetch_sub(cost(&item), Ordering::Relaxed);
+        }
         item
     }
 
@@ -444,7 +460,7 @@ impl Scrollback {
         let (sender, feed) = Scrollback::feed(&inner);
         if let Some(source) = inner.sources.iter_mut().find(|s| &*s.name == name) {
             if !source.pending.is_empty() {
-                let _ = sender.send(Item::Output(source.pending.clone()), source.pending.len());
+                let _ = sender.send(Item::Output(source.pending.clone()));
             }
             source.tap = Some(sender);
         }
@@ -515,7 +531,7 @@ impl Recording<'_> {
         let Some(tap) = &source.tap else {
             return;
         };
-        match tap.send(Item::Output(data.to_vec()), data.len()) {
+        match tap.send(Item::Output(data.to_vec())) {
             Ok(()) => {}
             Err(gone) => {
                 source.tap = None;
@@ -564,7 +580,7 @@ impl Recording<'_> {
                 color: source.color,
                 text: text.clone(),
             };
-            if let Err(why) = follower.sender.send(Item::Line(line), text.len()) {
+            if let Err(why) = follower.sender.send(Item::Line(line)) {
                 gone.push((index, why));
             }
         }
@@ -743,6 +759,24 @@ mod tests {
             }
         );
         assert_eq!(log.lock().followers.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_follower_of_empty_lines_is_dropped_too() {
+        let (log, mut events) = Scrollback::new(10);
+        let web = log.recorder("web.1", Some("web"), None);
+        let (_, stalled) = log.logs(Filter::All, 0, true, "a pm logs -F client");
+        let stalled = stalled.unwrap();
+        for _ in 0..(FEED_BUDGET / ITEM_COST + 10) {
+            web.start(0).line(&[b""]);
+        }
+        assert!(stalled.was_dropped(), "empty lines queued without bound");
+        assert_eq!(
+            events.notices.try_recv().unwrap(),
+            Notice::Dropped {
+                what: "a pm logs -F client".into()
+            }
+        );
     }
 
     #[tokio::test]
