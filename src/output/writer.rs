@@ -818,11 +818,12 @@ mod tests {
             written: Arc::default(),
         };
         let (tx, writer) = spawn_with_budget(sink, nothing(), 1_000_000).unwrap();
+        // The stall counts from the first write, which the first send starts.
+        let started = std::time::Instant::now();
         for i in 0..1000 {
             tx.send(format!("line {i}\n").into_bytes()).await;
         }
         tx.send_now(b"system | one\nsystem | two\n".to_vec());
-        let started = std::time::Instant::now();
         let dropped = tokio::time::timeout(
             Duration::from_secs(10),
             tx.end(true, std::future::pending()),
