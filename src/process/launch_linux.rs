@@ -25,13 +25,13 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::spawn::{Contain, Launch, child_setup, parent_gone};
+use super::spawn::{Contain, Launch, Untied, parent_gone, tie_to_parent};
 
 /// The child's stack, until its exec: it runs only the few calls of
 /// [`Child::run`].
 const STACK: usize = 64 * 1024;
 
-/// [`Child::error`] when [`child_setup`] found pm gone.
+/// [`Child::error`] when [`tie_to_parent`] found pm gone.
 const PARENT_GONE: i32 = -1;
 
 /// Everything the child reads, prepared by pm before the clone.
@@ -247,8 +247,10 @@ impl Child {
                 return errno();
             }
             self.contain.enter();
-            if let Err(error) = child_setup(self.parent) {
-                return error.raw_os_error().unwrap_or(PARENT_GONE);
+            match tie_to_parent(self.parent) {
+                Ok(()) => {}
+                Err(Untied::Os(errno)) => return errno,
+                Err(Untied::ParentGone) => return PARENT_GONE,
             }
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);

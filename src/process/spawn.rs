@@ -63,7 +63,7 @@ pub struct SpawnSpec<'a> {
 /// `Command` passes it), the three descriptors as its stdio, and the steps
 /// it takes before exec, in this order: stdio, `cwd`, its own process group
 /// (or, with `terminal`, its own session with stdin as its controlling
-/// terminal), [`Contain::enter`], [`child_setup`].
+/// terminal), [`Contain::enter`], [`tie_to_parent`].
 pub(super) struct Launch<'a> {
     pub command: &'a str,
     pub cwd: &'a Path,
@@ -73,7 +73,7 @@ pub(super) struct Launch<'a> {
     pub stderr: BorrowedFd<'a>,
     pub terminal: bool,
     pub contain: Contain,
-    /// pm's pid, for [`child_setup`]'s check.
+    /// pm's pid, for [`tie_to_parent`]'s check.
     pub parent: libc::pid_t,
 }
 
@@ -197,17 +197,36 @@ impl Contain {
     }
 }
 
-/// Runs in the child after fork: ties its life to pm's. Only
-/// async-signal-safe calls (prctl, getppid); allocates nothing but the error
-/// of a pm that is gone.
-pub(super) fn child_setup(parent: libc::pid_t) -> io::Result<()> {
-    platform::set_parent_death_signal()?;
+/// Why [`tie_to_parent`] failed, as plain data: the child that reports it
+/// may share pm's memory, so it must not allocate an error.
+pub(super) enum Untied {
+    /// The errno of the failed call.
+    Os(i32),
+    /// pm exited before the child was tied to it.
+    ParentGone,
+}
+
+/// Runs in the child before exec: ties its life to pm's. Only
+/// async-signal-safe calls (prctl, getppid), and no allocation.
+pub(super) fn tie_to_parent(parent: libc::pid_t) -> Result<(), Untied> {
+    platform::set_parent_death_signal()
+        .map_err(|e| Untied::Os(e.raw_os_error().unwrap_or(libc::EIO)))?;
     // pm may have died between fork and prctl; then the death signal would
     // never come, so stop here instead.
     if nix::unistd::getppid().as_raw() != parent {
-        return Err(parent_gone());
+        return Err(Untied::ParentGone);
     }
     Ok(())
+}
+
+/// [`tie_to_parent`] for a forked child, which has memory of its own and
+/// may allocate the error std's `Command` reports.
+#[cfg(target_os = "macos")]
+pub(super) fn child_setup(parent: libc::pid_t) -> io::Result<()> {
+    tie_to_parent(parent).map_err(|untied| match untied {
+        Untied::Os(errno) => io::Error::from_raw_os_error(errno),
+        Untied::ParentGone => parent_gone(),
+    })
 }
 
 /// The error of a child whose pm exited while it was being started.
