@@ -24,12 +24,12 @@ fn assert_no_secret(out: &Finished) {
     }
 }
 
-fn json(out: &Finished) -> serde_json::Value {
+pub(crate) fn json(out: &Finished) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
 }
 
 /// (rule, severity, name) of every finding in a JSON report.
-fn summary(report: &serde_json::Value) -> Vec<(String, String, String)> {
+pub(crate) fn summary(report: &serde_json::Value) -> Vec<(String, String, String)> {
     report["findings"]
         .as_array()
         .unwrap()
@@ -44,7 +44,7 @@ fn summary(report: &serde_json::Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+pub(crate) fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
     list.iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
         .collect()

@@ -2,6 +2,7 @@
 //! addresses of other types written by hand, and readiness checks read back
 //! from pm's own systemd export. The real binary on real files.
 
+use crate::audit::{json, summary, triples};
 use crate::harness::*;
 
 const PASSWORD: &str = "hunter2-very-secret";
@@ -10,32 +11,6 @@ fn audit(app: &App, args: &[&str]) -> Finished {
     let mut all = vec!["audit"];
     all.extend_from_slice(args);
     app.run(&all)
-}
-
-fn json(out: &Finished) -> serde_json::Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
-}
-
-/// (rule, severity, name) of every finding in a JSON report.
-fn summary(out: &Finished) -> Vec<(String, String, String)> {
-    json(out)["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["rule"].as_str().unwrap().to_string(),
-                f["severity"].as_str().unwrap().to_string(),
-                f["name"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
-    list.iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect()
 }
 
 // ------------------------------------------------------------ [audit] ignore
@@ -100,7 +75,7 @@ in parity, with 4 ignored (listed in pm.toml's [audit] ignore)
     assert_eq!(out.code(), Some(0), "{}", out.stdout);
     assert_eq!(json(&out)["drift"], false);
     assert_eq!(
-        summary(&out),
+        summary(&json(&out)),
         triples(&[
             ("variable", "ignored", "DEBUG"),
             ("variable", "ignored", "SENTRY_DSN"),
@@ -118,7 +93,7 @@ in parity, with 4 ignored (listed in pm.toml's [audit] ignore)
     assert_eq!(out.code(), Some(1));
     assert_eq!(json(&out)["drift"], true);
     assert_eq!(
-        summary(&out),
+        summary(&json(&out)),
         triples(&[
             ("variable", "ignored", "DEBUG"),
             ("variable", "ignored", "SENTRY_DSN"),
@@ -375,7 +350,7 @@ in parity, with 1 warning (not drift; --strict makes them fail)
     let out = audit(&app, &["--against", "sd", "--json"]);
     assert_eq!(out.code(), Some(1), "{}", out.stdout);
     assert_eq!(
-        summary(&out),
+        summary(&json(&out)),
         triples(&[("health", "drift", "store"), ("health", "warning", "db")])
     );
 }
