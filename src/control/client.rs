@@ -64,24 +64,11 @@ fn request(
     patience: Duration,
 ) -> Result<(Reply, BufReader<UnixStream>), Error> {
     let shown = socket.display().to_string();
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
-        Error::Invalid(format!(
-            "{shown}: no pm is running here ({})",
-            io_message(&e)
-        ))
-    })?;
-    super::check_peer(&stream, &shown)?;
-    let _ = stream.set_read_timeout(Some(patience));
-    let _ = stream.set_write_timeout(Some(ANSWER_TIMEOUT));
     let request = Request {
         version: VERSION,
         command,
     };
-    let mut line = serde_json::to_vec(&request).map_err(|e| Error::Internal(e.to_string()))?;
-    line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| Error::os(format!("{shown}: cannot send the request"), e))?;
+    let stream = connect(socket, &shown, patience, ANSWER_TIMEOUT, &request)?;
     let mut reader = BufReader::new(stream);
     let mut reply = String::new();
     reader
@@ -90,6 +77,33 @@ fn request(
     let reply = serde_json::from_str(&reply)
         .map_err(|e| Error::Invalid(format!("{shown}: unreadable reply: {e}")))?;
     Ok((reply, reader))
+}
+
+/// Connects to the pm on `socket` (shown as `shown`), makes sure it runs as
+/// this user, and sends `request` as one JSON line; reads then wait up to
+/// `read`, writes up to `write`.
+fn connect(
+    socket: &Path,
+    shown: &str,
+    read: Duration,
+    write: Duration,
+    request: &impl serde::Serialize,
+) -> Result<UnixStream, Error> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        Error::Invalid(format!(
+            "{shown}: no pm is running here ({})",
+            io_message(&e)
+        ))
+    })?;
+    super::check_peer(&stream, shown)?;
+    let _ = stream.set_read_timeout(Some(read));
+    let _ = stream.set_write_timeout(Some(write));
+    let mut line = serde_json::to_vec(request).map_err(|e| Error::Internal(e.to_string()))?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| Error::os(format!("{shown}: cannot send the request"), e))?;
+    Ok(stream)
 }
 
 /// An open stream: its start line, and the connection to read the rest
@@ -105,24 +119,11 @@ pub struct Opened {
 /// stream's start (or its error).
 pub fn open(socket: &Path, command: StreamCommand) -> Result<Opened, Error> {
     let shown = socket.display().to_string();
-    let mut stream = UnixStream::connect(socket).map_err(|e| {
-        Error::Invalid(format!(
-            "{shown}: no pm is running here ({})",
-            io_message(&e)
-        ))
-    })?;
-    let timeout = Some(Duration::from_secs(30));
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
     let request = StreamRequest {
         version: VERSION,
         command,
     };
-    let mut line = serde_json::to_vec(&request).map_err(|e| Error::Internal(e.to_string()))?;
-    line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| Error::os(format!("{shown}: cannot send the request"), e))?;
+    let stream = connect(socket, &shown, ANSWER_TIMEOUT, ANSWER_TIMEOUT, &request)?;
     let writer = stream
         .try_clone()
         .map_err(|e| Error::os(format!("{shown}: cannot use the connection"), e))?;

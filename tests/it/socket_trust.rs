@@ -147,7 +147,15 @@ fn another_users_socket_is_never_trusted_nor_replaced() {
         "the fake server did not start"
     );
     let sock = app.path().join(".pm.sock");
-    for args in [&["ps"][..], &["stop", "web"], &["ps", "--json"]] {
+    for args in [
+        &["ps"][..],
+        &["stop", "web"],
+        &["ps", "--json"],
+        &["logs", "-n", "5"],
+        // The streaming requests too (`pm attach` would first need a
+        // terminal; it opens its stream the same way).
+        &["logs", "-F"],
+    ] {
         let out = app.run(args);
         out.assert_error(
             1,
