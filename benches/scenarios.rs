@@ -554,6 +554,25 @@ enum Split<'a> {
 }
 
 impl Tally {
+    /// Counts everything `proc` writes until its output ends; an error
+    /// saying how far it got when `deadline` passes first.
+    fn read_to_end(&mut self, proc: &mut Proc, deadline: Instant) -> Result<()> {
+        loop {
+            match proc.read(deadline) {
+                Read::Lines(chunk, at) => self.chunk(chunk, at),
+                Read::Eof => return Ok(()),
+                Read::Timeout => {
+                    return Err(format!(
+                        "timed out after {} of {} lines{}",
+                        self.distinct,
+                        self.expected(),
+                        proc.stderr_tail()
+                    ));
+                }
+            }
+        }
+    }
+
     fn new(tags: u32, per_tag: u64, prefixed: bool) -> Tally {
         let words = (per_tag as usize).div_ceil(64);
         Tally {
@@ -826,21 +845,7 @@ fn throughput_pm(
         .arg(format!("gen={children}"));
     let mut pm = Proc::spawn(cmd, libc::SIGTERM, Some(dir.path()))?;
     let mut tally = Tally::new(children, lines, true);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match pm.read(deadline) {
-            Read::Lines(chunk, at) => tally.chunk(chunk, at),
-            Read::Eof => break,
-            Read::Timeout => {
-                return Err(format!(
-                    "timed out after {} of {} lines{}",
-                    tally.distinct,
-                    tally.expected(),
-                    pm.stderr_tail()
-                ));
-            }
-        }
-    }
+    tally.read_to_end(&mut pm, Instant::now() + Duration::from_secs(60))?;
     let exit = pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
     Ok(ThroughputRun {
         tally,
@@ -868,14 +873,7 @@ fn throughput_cat(config: &Config, children: u32, lines: u64, chunk: usize) -> R
     cmd.arg("-c").arg(script);
     let mut sh = Proc::spawn(cmd, libc::SIGKILL, None)?;
     let mut tally = Tally::new(children, lines, false);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match sh.read(deadline) {
-            Read::Lines(chunk, at) => tally.chunk(chunk, at),
-            Read::Eof => break,
-            Read::Timeout => return Err("timed out".into()),
-        }
-    }
+    tally.read_to_end(&mut sh, Instant::now() + Duration::from_secs(60))?;
     sh.wait_exit(Instant::now() + Duration::from_secs(10))?;
     Ok(tally)
 }
@@ -1824,21 +1822,7 @@ fn follow_run(config: &Config, kind: Follower, lines: u64, chunk: usize) -> Resu
         }
     }
     write_file(&go, "")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match pm.read(deadline) {
-            Read::Lines(chunk, at) => tally.chunk(chunk, at),
-            Read::Eof => break,
-            Read::Timeout => {
-                return Err(format!(
-                    "timed out after {} of {} lines{}",
-                    tally.distinct,
-                    tally.expected(),
-                    pm.stderr_tail()
-                ));
-            }
-        }
-    }
+    tally.read_to_end(&mut pm, Instant::now() + Duration::from_secs(60))?;
     let exit = pm.wait_exit(Instant::now() + Duration::from_secs(10))?;
     drop(follower);
     let follower_lines = match counting {
