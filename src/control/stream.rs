@@ -138,29 +138,47 @@ async fn follow(
                 _ => return,
             },
         };
-        let mut next = item;
-        while let Some(item) = next {
-            if let Some(last) = encode(&mut buf, item) {
-                push_event(&mut buf, &last);
-                let _ = write(&mut writer, &buf, &feed).await;
-                return;
-            }
-            if buf.len() >= BATCH {
-                break;
-            }
-            next = feed.try_next();
+        let Some(item) = item else {
+            feed_gone(&mut writer, &mut buf, &feed).await;
+            return;
+        };
+        if batch(&mut buf, &mut feed, item) {
+            let _ = write(&mut writer, &buf, &feed).await;
+            return;
         }
         if feed.was_dropped() {
             // Dropped between two writes: every line sent was whole.
             tell_dropped(&mut writer).await;
             return;
         }
-        if buf.is_empty() {
-            // The feed ended without an end: the scrollback is gone.
-            push_event(&mut buf, &end("pm-exited", String::new()));
-            let _ = write(&mut writer, &buf, &feed).await;
-            return;
+    }
+}
+
+/// Encodes `first`, then what else the feed has ready, into `buf`, up to a
+/// batch. True when the stream ended: its last event is in `buf`.
+fn batch(buf: &mut Vec<u8>, feed: &mut Feed, first: Item) -> bool {
+    let mut next = Some(first);
+    while let Some(item) = next {
+        if let Some(last) = encode(buf, item) {
+            push_event(buf, &last);
+            return true;
         }
+        if buf.len() >= BATCH {
+            break;
+        }
+        next = feed.try_next();
+    }
+    false
+}
+
+/// The feed ended without an end event: the client was dropped for falling
+/// behind, or the scrollback is gone with pm.
+async fn feed_gone(writer: &mut OwnedWriteHalf, buf: &mut Vec<u8>, feed: &Feed) {
+    if feed.was_dropped() {
+        tell_dropped(writer).await;
+    } else {
+        push_event(buf, &end("pm-exited", String::new()));
+        let _ = write(writer, buf, feed).await;
     }
 }
 
@@ -181,26 +199,13 @@ async fn attach(
         buf.clear();
         tokio::select! {
             item = feed.next() => {
-                let mut next = item;
-                if next.is_none() {
-                    if feed.was_dropped() {
-                        tell_dropped(&mut writer).await;
-                    } else {
-                        push_event(&mut buf, &end("pm-exited", String::new()));
-                        let _ = write(&mut writer, &buf, &feed).await;
-                    }
+                let Some(item) = item else {
+                    feed_gone(&mut writer, &mut buf, &feed).await;
                     return;
-                }
-                while let Some(item) = next {
-                    if let Some(last) = encode(&mut buf, item) {
-                        push_event(&mut buf, &last);
-                        let _ = write(&mut writer, &buf, &feed).await;
-                        return;
-                    }
-                    if buf.len() >= BATCH {
-                        break;
-                    }
-                    next = feed.try_next();
+                };
+                if batch(&mut buf, &mut feed, item) {
+                    let _ = write(&mut writer, &buf, &feed).await;
+                    return;
                 }
             }
             read = reader.read_buf(&mut pending) => {
