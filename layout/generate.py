@@ -10,10 +10,9 @@ build.rs hands this script to the linker, which places them in one section
 How the list is made: the release binary runs `pm start` on 50 instances,
 through its startup, some output, an idle while and a Ctrl-C, twice:
 - under valgrind's callgrind, which names every function it enters;
-- natively, with layout/trace.c preloaded, which records every page of code
-  that runs. That catches what callgrind cannot see: the code a child runs
-  in pm's memory before it execs, paths only a native run takes. Every
-  function on such a page comes along.
+- natively, with layout/trace.c preloaded, which records the first function
+  run on each page of code, with stdout a file, a pipe and a terminal. That
+  catches paths only a native run takes.
 Each function is written as a pattern:
 - its name with the hash wildcarded, when that pattern matches no other
   function of the binary (so it keeps working after a toolchain or
@@ -33,11 +32,13 @@ places is found on the pages it ran from. Needs valgrind (Debian:
 
 import collections
 import os
+import pty
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +46,11 @@ BINARY = os.path.join(ROOT, "target", "release", "pm")
 OUT = os.path.join(ROOT, "layout", "hot-text.ld")
 PROCFILE = "quiet: exec sleep 1000\ntalk: echo ready; echo a second line; exec sleep 1000\n"
 FORMATION = ["quiet=48", "talk=2"]
+# What neither run can see: the code a cloned child runs in pm's memory
+# before it execs (callgrind does not follow it, and the tracer must give
+# the code back around clone(), or the child, whose signals are blocked,
+# would die of the first fault).
+ALWAYS = ["_ZN2pm7process12launch_linux*"]
 
 
 def text_symbols(binary):
@@ -60,15 +66,45 @@ def text_symbols(binary):
     return sizes
 
 
-def run_pm(dir, prefix, env=None):
+def run_pm(dir, prefix, env=None, stdout="file"):
     """Runs `pm start` in `dir` (behind `prefix`) until its instances have
-    started and spoken, idles past the writer's idle second, then Ctrl-C."""
+    started and spoken, idles past the writer's idle second, then Ctrl-C.
+
+    `stdout` is what pm writes to: a "file", a "pipe" or a "tty" (each takes
+    a few paths of its own, and a user has any of them). pm leads a process
+    group of its own, as a shell's job does."""
     with open(os.path.join(dir, "Procfile"), "w") as f:
         f.write(PROCFILE)
     cmd = [*prefix, BINARY, "start", "--color", "never", *FORMATION]
     log_path = os.path.join(dir, "out.log")
     with open(log_path, "wb") as log:
-        pm = subprocess.Popen(cmd, cwd=dir, stdout=log, stderr=subprocess.STDOUT, env=env)
+        copier = None
+        if stdout == "file":
+            pm = subprocess.Popen(cmd, cwd=dir, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT, env=env, process_group=0)
+        else:
+            if stdout == "tty":
+                source, sink = pty.openpty()
+            else:
+                source, sink = os.pipe()
+            pm = subprocess.Popen(cmd, cwd=dir, stdin=subprocess.DEVNULL, stdout=sink,
+                                  stderr=subprocess.STDOUT, env=env, process_group=0)
+            os.close(sink)
+
+            def copy():
+                while True:
+                    try:
+                        data = os.read(source, 65536)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    log.write(data)
+                    log.flush()
+                os.close(source)
+
+            copier = threading.Thread(target=copy)
+            copier.start()
         # valgrind is slow to start 50 instances.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -82,6 +118,8 @@ def run_pm(dir, prefix, env=None):
         time.sleep(2)
         pm.send_signal(signal.SIGINT)
         pm.wait(timeout=60)
+        if copier:
+            copier.join()
 
 
 def functions_run():
@@ -112,18 +150,24 @@ def code_segment(binary):
     sys.exit("generate.py: no executable LOAD segment in " + binary)
 
 
-def functions_on_pages_run():
-    """The functions on the pages of code a native `pm start` runs."""
-    with tempfile.TemporaryDirectory() as dir:
-        tracer = os.path.join(dir, "trace.so")
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", tracer,
-                        os.path.join(ROOT, "layout", "trace.c"), "-ldl"], check=True)
-        pages_path = os.path.join(dir, "pages")
-        env = dict(os.environ, LD_PRELOAD=tracer, TRACE_BINARY=os.path.realpath(BINARY),
-                   TRACE_OUT=pages_path)
-        run_pm(dir, [], env)
-        with open(pages_path) as f:
-            offsets = sorted({int(line, 16) for line in f if line.strip()})
+def functions_run_natively():
+    """Functions a native `pm start` runs, with its stdout a file, a pipe and
+    a terminal: for each page of code it runs, the function it entered the
+    page in. (Others on the page may have run too: each run of this script
+    places the ones it found, so the next one finds the next.)"""
+    offsets = set()
+    for stdout in ("file", "pipe", "tty"):
+        with tempfile.TemporaryDirectory() as dir:
+            tracer = os.path.join(dir, "trace.so")
+            subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", tracer,
+                            os.path.join(ROOT, "layout", "trace.c"), "-ldl"], check=True)
+            pages_path = os.path.join(dir, "pages")
+            env = dict(os.environ, LD_PRELOAD=tracer, TRACE_BINARY=os.path.realpath(BINARY),
+                       TRACE_OUT=pages_path)
+            run_pm(dir, [], env, stdout)
+            with open(pages_path) as f:
+                offsets |= {int(line, 16) for line in f if line.strip()}
+    offsets = sorted(offsets)
     base = code_segment(BINARY)
     out = subprocess.run(["nm", "-S", "-n", "--defined-only", BINARY],
                          check=True, capture_output=True, text=True).stdout
@@ -134,9 +178,9 @@ def functions_on_pages_run():
             functions.append((int(parts[0], 16), int(parts[1], 16), parts[3]))
     names = []
     for offset in offsets:
-        page = base + offset
+        at = base + offset
         for start, size, name in functions:
-            if start < page + 4096 and start + size > page:
+            if start <= at < start + size:
                 names.append(name)
     return names
 
@@ -152,7 +196,7 @@ def wildcarded(name):
 def main():
     sizes = text_symbols(BINARY)
     ran = []
-    for name in functions_run() + functions_on_pages_run():
+    for name in functions_run() + functions_run_natively():
         if name in sizes and name not in ran:
             ran.append(name)
     shared = collections.Counter(wildcarded(name) for name in sizes)
@@ -165,6 +209,8 @@ def main():
         f.write("/* Generated by layout/generate.py: the functions `pm start` runs, first.\n")
         f.write(f"   {len(ran)} functions, {hot} bytes of {sum(sizes.values())}. */\n")
         f.write("SECTIONS {\n  .text.hot : {\n")
+        for pattern in ALWAYS:
+            f.write(f"    *(.text.{pattern} .text.unlikely.{pattern})\n")
         for line in lines:
             # A function LLVM deems cold (`main`, run once) has its section
             # named `.text.unlikely.NAME`.
