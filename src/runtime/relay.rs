@@ -42,9 +42,11 @@ thread_local! {
 
 enum Read {
     /// Bytes came; `newline` says whether they ended a line (so a partial
-    /// line left pending now is a new one).
+    /// line left pending now is a new one), `emptied` whether they were all
+    /// the pipe held.
     Data {
         newline: bool,
+        emptied: bool,
     },
     WouldBlock,
     End,
@@ -90,11 +92,15 @@ fn read_once(pipe: &OutputPipe, lines: &mut Lines, out: &mut Vec<u8>) -> Read {
                 lines.push(data, out);
                 Read::Data {
                     newline: memchr::memchr(b'\n', data).is_some(),
+                    emptied: pipe.emptied_by(n, buf.len()),
                 }
             }
             Err(e) => match e.kind() {
                 io::ErrorKind::WouldBlock => Read::WouldBlock,
-                io::ErrorKind::Interrupted => Read::Data { newline: false },
+                io::ErrorKind::Interrupted => Read::Data {
+                    newline: false,
+                    emptied: false,
+                },
                 // EIO is how a pty says that its last writer is gone.
                 _ => Read::End,
             },
@@ -154,7 +160,12 @@ pub async fn relay(
             ready = pipe.readable() => {
                 match ready {
                     Ok(mut guard) => match read_once(&pipe, &mut lines, &mut buf) {
-                        Read::Data { newline } => new_line = newline,
+                        Read::Data { newline, emptied } => {
+                            new_line = newline;
+                            if emptied {
+                                guard.clear_ready();
+                            }
+                        }
                         Read::WouldBlock => guard.clear_ready(),
                         Read::End => ended = true,
                     },
@@ -167,7 +178,7 @@ pub async fn relay(
                 // the rest of the line sat in the pipe, unseen by the reactor:
                 // look before declaring the line partial.
                 match read_once(&pipe, &mut lines, &mut buf) {
-                    Read::Data { newline } => new_line = newline,
+                    Read::Data { newline, .. } => new_line = newline,
                     Read::WouldBlock => lines.flush_partial(&mut buf),
                     Read::End => ended = true,
                 }
