@@ -138,12 +138,7 @@ async fn follow(
                 _ => return,
             },
         };
-        let Some(item) = item else {
-            feed_gone(&mut writer, &mut buf, &feed).await;
-            return;
-        };
-        if batch(&mut buf, &mut feed, item) {
-            let _ = write(&mut writer, &buf, &feed).await;
+        if take(&mut writer, &mut buf, &mut feed, item).await {
             return;
         }
         if feed.was_dropped() {
@@ -152,6 +147,25 @@ async fn follow(
             return;
         }
     }
+}
+
+/// Takes what the feed gave (`None`: it ended) into `buf`. True when the
+/// stream is over: its last event, or the feed's end, has been written.
+async fn take(
+    writer: &mut OwnedWriteHalf,
+    buf: &mut Vec<u8>,
+    feed: &mut Feed,
+    item: Option<Item>,
+) -> bool {
+    let Some(item) = item else {
+        feed_gone(writer, buf, feed).await;
+        return true;
+    };
+    if batch(buf, feed, item) {
+        let _ = write(writer, buf, feed).await;
+        return true;
+    }
+    false
 }
 
 /// Encodes `first`, then what else the feed has ready, into `buf`, up to a
@@ -199,12 +213,7 @@ async fn attach(
         buf.clear();
         tokio::select! {
             item = feed.next() => {
-                let Some(item) = item else {
-                    feed_gone(&mut writer, &mut buf, &feed).await;
-                    return;
-                };
-                if batch(&mut buf, &mut feed, item) {
-                    let _ = write(&mut writer, &buf, &feed).await;
+                if take(&mut writer, &mut buf, &mut feed, item).await {
                     return;
                 }
             }
