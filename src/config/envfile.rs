@@ -362,7 +362,8 @@ struct Reference {
 /// Finds every reference in the text, wherever it is (quotes, comments and
 /// keys included: context is decided by dotenvy itself in the first pass).
 ///
-/// The name grammar: after `$`, sh's `[A-Za-z_][A-Za-z0-9_]*`; after `${`,
+/// The name grammar: after `$`, sh's `[A-Za-z_][A-Za-z0-9_]*` or one digit
+/// (a positional parameter); after `${`,
 /// everything up to `}`. Braced names are taken only when they hold no
 /// character that matters to dotenvy's line splitting or value parsing, so
 /// renaming them is neutral. Every reference is renamed to the braced form
@@ -396,10 +397,14 @@ fn references(text: &str) -> Vec<Reference> {
             continue;
         }
         // A bare name is sh's and Compose's: `[A-Za-z_][A-Za-z0-9_]*`, so
-        // `$DB_HOST` is one name (dotenvy alone would stop at the `_`).
+        // `$DB_HOST` is one name (dotenvy alone would stop at the `_`). A
+        // digit is sh's positional parameter, one digit long: never set for
+        // an env file, so `PRICE=$5 each` is said, not silently " each".
         let len = if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
             rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(rest.len())
+        } else if rest.starts_with(|c: char| c.is_ascii_digit()) {
+            1
         } else {
             0
         };
@@ -1219,6 +1224,27 @@ mod tests {
                 format!(
                     r#"config/.env:4: ${{{UNSET}}} is not set; URL gets "" in its place (write \$ or use single quotes for a literal $)"#
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dollar_digit_is_an_unset_reference_as_in_sh() {
+        let parsed = parsed_in("PRICE=$5 each\nPAIR=$12\nQ='$5'\n", &|_| None);
+        assert_eq!(
+            parsed.vars,
+            vec![
+                ("PRICE".to_string(), Value::literal(" each")),
+                ("PAIR".to_string(), Value::literal("2")),
+                ("Q".to_string(), Value::literal("$5")),
+            ]
+        );
+        let shown: Vec<String> = parsed.unset.iter().map(|u| u.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                r#"config/.env:1: $5 is not set; PRICE gets "" in its place (write \$ or use single quotes for a literal $)"#,
+                r#"config/.env:2: $1 is not set; PAIR gets "" in its place (write \$ or use single quotes for a literal $)"#,
             ]
         );
     }
