@@ -82,6 +82,10 @@ pub fn start(args: StartArgs) -> Result<i32> {
 
     // Containment first, so the guardian knows pm's cgroup; the guardian is
     // forked while pm still has a single thread.
+    // Room for every instance's descriptors (its output, its stdin, its
+    // cgroup; the pipes of its start) and pm's own, made while the table
+    // can still grow without a wait.
+    process::size_descriptor_table((64 + 8 * plan.instances.len()).max(1024));
     let containment = process::Containment::create();
     let guardian = Guardian::start(containment.as_ref().map(|c| c.root()))
         .map_err(|e| Error::os("cannot start the guardian", e))?;

@@ -110,6 +110,43 @@ pub fn group_of(pid: i32) -> Option<Group> {
         .map(|pgid| Group::led_by(pgid.as_raw()))
 }
 
+/// Grows pm's table of descriptors to room for `count` of them (within the
+/// soft `RLIMIT_NOFILE`), to be called while pm has a single thread.
+///
+/// Linux grows the table as descriptors are opened (at 64, 128, 256...),
+/// and in a process with threads each growth waits for an RCU grace period
+/// (`expand_fdtable`'s `synchronize_rcu`): 4 to 15 ms each on a small VM,
+/// and 50 instances (3 or 4 descriptors each) need 2 or 3 growths. In a
+/// single-threaded process a growth does not wait, and a table never
+/// shrinks. Where this fails, the table grows later, as before.
+pub fn size_descriptor_table(count: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == -1 {
+        return;
+    }
+    let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+    let highest = count.min(soft).saturating_sub(1);
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    // SAFETY: F_DUPFD_CLOEXEC on a live descriptor returns a new one (the
+    // lowest free at or above `highest`), closed right away.
+    unsafe {
+        let fd = libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&null),
+            libc::F_DUPFD_CLOEXEC,
+            highest as libc::c_int,
+        );
+        if fd != -1 {
+            libc::close(fd);
+        }
+    }
+}
+
 /// Makes pm a child subreaper where the platform has one (Linux), so orphaned
 /// grandchildren are reparented to pm and reaped by [`reap`].
 pub fn become_subreaper() {
@@ -132,4 +169,38 @@ pub fn descendants_left<'a>(
     groups: impl IntoIterator<Item = &'a Group>,
 ) -> bool {
     platform::descendants_left(guardian.pid(), groups)
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    /// The size of this process's descriptor table (`FDSize`).
+    fn table_size() -> usize {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("FDSize:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("FDSize in /proc/self/status")
+    }
+
+    #[test]
+    fn the_descriptor_table_is_grown_to_the_room_asked_for_within_the_limit() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we pass.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+        let wanted = 2000.min(soft);
+        super::size_descriptor_table(2000);
+        assert!(table_size() >= wanted, "FDSize {} < {wanted}", table_size());
+        // Nothing is left open at the top.
+        // SAFETY: F_GETFD on a number only reads the descriptor table.
+        assert_eq!(unsafe { libc::fcntl(wanted as i32 - 1, libc::F_GETFD) }, -1);
+    }
 }
