@@ -31,13 +31,14 @@ pub struct Containment {
     _lock: Flock<fs::File>,
 }
 
-/// One instance's cgroup, with `cgroup.procs` open for the spawn path: a
-/// child writes `0` there between fork and exec, so it is inside before it
-/// can fork.
+/// One instance's cgroup, with its directory open for the spawn path: a
+/// `clone3` starts the child inside it (`CLONE_INTO_CGROUP`), or, where
+/// the kernel refuses that, the child writes `0` to its `cgroup.procs`
+/// between fork and exec. Either way it is inside before it can fork.
 #[derive(Debug)]
 pub struct Cgroup {
     dir: PathBuf,
-    procs: OwnedFd,
+    dir_fd: OwnedFd,
 }
 
 const PREFIX: &str = "pm-";
@@ -80,26 +81,41 @@ impl Containment {
     /// The cgroup of instance `name` (made if it does not exist yet).
     pub fn instance(&self, name: &str) -> io::Result<Cgroup> {
         // `cgroup.*` names are the kernel's: keep instance names apart.
-        let dir = self.root.join(format!("i-{name}"));
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
+        let leaf = format!("i-{name}");
+        // Made and opened from pm's cgroup's descriptor (the lock's), so the
+        // kernel walks one name, not the whole path, for each instance.
+        let root = self._lock.as_raw_fd();
+        let c_leaf = std::ffi::CString::new(leaf.as_str())?;
+        // SAFETY: mkdirat on a directory descriptor we hold, with a C string.
+        if unsafe { libc::mkdirat(root, c_leaf.as_ptr(), 0o755) } == -1 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::AlreadyExists {
+                return Err(error);
+            }
         }
-        let procs = fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))?;
+        let dir_fd = open_at(root, &c_leaf, libc::O_RDONLY | libc::O_DIRECTORY)?;
         Ok(Cgroup {
-            dir,
-            procs: OwnedFd::from(procs),
+            dir: self.root.join(leaf),
+            dir_fd,
         })
     }
 }
 
+/// `openat(dir, name, flags | O_CLOEXEC)`.
+pub(super) fn open_at(dir: RawFd, name: &std::ffi::CStr, flags: i32) -> io::Result<OwnedFd> {
+    // SAFETY: openat on a descriptor the caller holds, with a C string.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat and nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
 impl Cgroup {
-    /// The descriptor of `cgroup.procs`, for the child's write before exec.
-    pub(super) fn procs_fd(&self) -> RawFd {
-        self.procs.as_raw_fd()
+    /// The descriptor of the cgroup's directory, for `CLONE_INTO_CGROUP`.
+    pub(super) fn dir_fd(&self) -> RawFd {
+        self.dir_fd.as_raw_fd()
     }
 
     /// The pids in the cgroup now.

@@ -33,7 +33,7 @@ impl Containment {
 }
 
 impl Cgroup {
-    pub(super) fn procs_fd(&self) -> RawFd {
+    pub(super) fn dir_fd(&self) -> RawFd {
         match self.never {}
     }
 

@@ -8,6 +8,38 @@ use std::process::{Command, Stdio};
 
 use super::spawn::{Launch, child_setup};
 
+/// A started child: std's `Command` has waited for its exec already.
+pub struct Pending {
+    pid: i32,
+}
+
+impl Pending {
+    /// The child's pid.
+    pub fn finish(self) -> io::Result<i32> {
+        Ok(self.pid)
+    }
+}
+
+/// A child std's `Command` has started already.
+pub struct Prepared {
+    pid: i32,
+}
+
+impl Prepared {
+    /// The child, which runs.
+    pub fn start(self) -> io::Result<Pending> {
+        Ok(Pending { pid: self.pid })
+    }
+}
+
+/// Starts `launch`'s child; std waits for its exec, so there is nothing to
+/// fork later and nothing left pending.
+pub fn prepare(launch: &Launch<'_>) -> io::Result<Prepared> {
+    Ok(Prepared {
+        pid: self::launch(launch)?,
+    })
+}
+
 /// Starts `launch`'s child and returns its pid once it has exec'd.
 pub fn launch(launch: &Launch<'_>) -> io::Result<i32> {
     let mut cmd = Command::new("/bin/sh");

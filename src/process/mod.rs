@@ -59,7 +59,7 @@ pub use group::Group;
 pub use guardian::{Guardian, guardian_main};
 pub use localtime::local_time;
 pub use pipe::OutputPipe;
-pub use spawn::{SpawnSpec, Stdin, spawn, spawn_quiet};
+pub use spawn::{Prepared, SpawnSpec, Spawned, Starting, Stdin, prepare, spawn_quiet};
 pub use terminal::{InputPipe, window_size};
 
 use nix::errno::Errno;

@@ -77,13 +77,69 @@ pub(super) struct Launch<'a> {
     pub parent: libc::pid_t,
 }
 
-/// Starts `spec.command` through `/bin/sh -c`.
-///
-/// Must be called from the thread that stays alive for pm's whole life (the
-/// runtime's main thread): PR_SET_PDEATHSIG fires when the forking *thread* exits.
-pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
+/// A child [`Prepared::start`]ed and maybe not exec'd yet, with pm's ends of its
+/// descriptors.
+#[must_use = "a starting child is finished, to learn whether it runs"]
+pub struct Starting {
+    pending: launch::Pending,
+    output: OwnedFd,
+    stdin: Option<OwnedFd>,
+}
+
+impl Starting {
+    /// Waits for the child's exec: the [`Spawned`] child, or the error of
+    /// the step before exec that failed.
+    pub fn finish(self) -> io::Result<Spawned> {
+        let pid = self.pending.finish()?;
+        set_nonblocking_cloexec(&self.output)?;
+        Ok(Spawned {
+            pid,
+            // A new session (pty) is a new group too, led by the same process.
+            group: Group::led_by(pid),
+            output: self.output,
+            stdin: self.stdin,
+        })
+    }
+}
+
+/// A child ready to [`Prepared::start`]: its descriptors and what it reads
+/// made.
+pub struct Prepared {
+    launch: launch::Prepared,
+    output: OwnedFd,
+    stdin: Option<OwnedFd>,
+    /// The child's own ends, closed in pm once it is forked.
+    child_ends: (OwnedFd, Option<OwnedFd>),
+}
+
+impl Prepared {
+    /// Forks the child without waiting for its exec: several can be started
+    /// before the first is [`Starting::finish`]ed, and they exec side by
+    /// side.
+    ///
+    /// Must be called from the thread that stays alive for pm's whole life
+    /// (the runtime's main thread): PR_SET_PDEATHSIG fires when the forking
+    /// *thread* exits.
+    pub fn start(self) -> io::Result<Starting> {
+        let pending = self.launch.start()?;
+        // Closing pm's copies of the child's ends (the child has its own)
+        // lets the reader see end-of-file once the child and everything it
+        // started closed theirs.
+        drop(self.child_ends);
+        Ok(Starting {
+            pending,
+            output: self.output,
+            stdin: self.stdin,
+        })
+    }
+}
+
+/// Prepares `spec.command`'s start through `/bin/sh -c` ([`Prepared::start`]
+/// forks it).
+pub fn prepare(spec: &SpawnSpec<'_>) -> io::Result<Prepared> {
     let contain = Contain {
-        cgroup: spec.cgroup.map(Cgroup::procs_fd),
+        cgroup: None,
+        cgroup_dir: spec.cgroup.map(Cgroup::dir_fd),
         guardian: spec.guardian.and_then(Guardian::record_fd),
     };
     // The child's ends, closed in pm once it runs; pm keeps `output` and,
@@ -116,7 +172,7 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
             false,
         )
     };
-    let pid = launch::launch(&Launch {
+    let launch = launch::prepare(&Launch {
         command: spec.command,
         cwd: spec.cwd,
         env: spec.env,
@@ -128,22 +184,17 @@ pub fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Spawned> {
         contain,
         parent: std::process::id() as libc::pid_t,
     })?;
-    // Closing pm's copies of the child's ends lets the reader see
-    // end-of-file once the child and everything it started closed theirs.
-    drop(child_out);
-    drop(child_in);
-    set_nonblocking_cloexec(&output)?;
-    Ok(Spawned {
-        pid,
-        // A new session (pty) is a new group too, led by the same process.
-        group: Group::led_by(pid),
+    Ok(Prepared {
+        launch,
         output,
         stdin,
+        child_ends: (child_out, child_in),
     })
 }
 
 /// Starts `command` through `/bin/sh -c` with no input or output, in its own
-/// process group (a health check's `exec` probe). Same rules as [`spawn`].
+/// process group (a health check's `exec` probe). Same rules as
+/// [`Prepared::start`].
 /// Returns its pid and its group.
 pub fn spawn_quiet(
     command: &str,
@@ -169,8 +220,15 @@ pub fn spawn_quiet(
 /// instruction on: enter its cgroup, and record its group with the guardian.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Contain {
-    cgroup: Option<RawFd>,
-    guardian: Option<RawFd>,
+    /// The instance's cgroup directory. The launcher starts the child
+    /// inside it where the kernel can (Linux's `clone3` with
+    /// `CLONE_INTO_CGROUP`); elsewhere it opens the cgroup's `cgroup.procs`
+    /// as `cgroup`, for the child to write. (macOS has no cgroups.)
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub cgroup_dir: Option<RawFd>,
+    /// A `cgroup.procs` that [`Contain::enter`] writes `0` to.
+    pub cgroup: Option<RawFd>,
+    pub guardian: Option<RawFd>,
 }
 
 impl Contain {

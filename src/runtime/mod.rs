@@ -643,7 +643,33 @@ impl Runtime {
         let mut queue: VecDeque<Action> = actions.into();
         while let Some(action) = queue.pop_front() {
             match action {
-                Action::Spawn(id) => queue.extend(self.spawn(id)),
+                Action::Spawn(id) => {
+                    // Every spawn due now forks before any is waited on,
+                    // so their execs run side by side.
+                    let mut ids = vec![id];
+                    while let Some(&Action::Spawn(next)) = queue.front() {
+                        queue.pop_front();
+                        ids.push(next);
+                    }
+                    // Their cgroups first: making one is the costliest
+                    // step, best done before the first child competes with
+                    // pm for a core.
+                    for &id in &ids {
+                        self.make_cgroup(id);
+                    }
+                    // Then all they need, so the forks follow each other
+                    // touching little memory (a page pm writes while a
+                    // forked child has not exec'd is copied for it).
+                    let prepared: Vec<_> = ids.iter().map(|&id| (id, self.prepare(id))).collect();
+                    let starting: Vec<_> = prepared
+                        .into_iter()
+                        .map(|(id, prepared)| (id, prepared.and_then(process::Prepared::start)))
+                        .collect();
+                    for (id, started) in starting {
+                        let result = started.and_then(process::Starting::finish);
+                        queue.extend(self.spawned(id, result));
+                    }
+                }
                 Action::Signal(id, sig) => {
                     // Out of the rotation before the signal can reach it.
                     self.update_rotations();
@@ -725,26 +751,32 @@ impl Runtime {
         }
     }
 
-    fn spawn(&mut self, id: usize) -> Vec<Action> {
+    /// Instance `id`'s cgroup, made once (where pm contains by cgroup).
+    fn make_cgroup(&mut self, id: usize) {
+        if let Some(containment) = &self.containment
+            && !self.cgroups.contains_key(&id)
+        {
+            let name = &self.sup.instances()[id].spec.name;
+            match containment.instance(name) {
+                Ok(cgroup) => {
+                    self.cgroups.insert(id, cgroup);
+                }
+                Err(e) => debug(format_args!("no cgroup for {name}: {e}")),
+            }
+        }
+    }
+
+    /// Prepares instance `id`'s process (in its cgroup, made by
+    /// [`Runtime::make_cgroup`]); once forked and exec'd,
+    /// [`Runtime::spawned`] takes it on.
+    fn prepare(&mut self, id: usize) -> std::io::Result<process::Prepared> {
         let instance = &self.sup.instances()[id].spec;
         let spec = &self.plan.types[instance.type_index];
         let env = self.plan.instance_env(instance);
         // A simple command runs as its program (`exec` in front), so the pid
         // pm shows and signals is the program's.
         let command = exec_form(&spec.command);
-        if let Some(containment) = &self.containment
-            && !self.cgroups.contains_key(&id)
-        {
-            match containment.instance(&instance.name) {
-                Ok(cgroup) => {
-                    self.cgroups.insert(id, cgroup);
-                }
-                Err(e) => debug(format_args!("no cgroup for {}: {e}", instance.name)),
-            }
-        }
-        let instance = &self.sup.instances()[id].spec;
-        let spec = &self.plan.types[instance.type_index];
-        let result = process::spawn(&SpawnSpec {
+        process::prepare(&SpawnSpec {
             command: command.as_deref().unwrap_or(&spec.command),
             cwd: &self.plan.root,
             env: &env,
@@ -757,7 +789,14 @@ impl Runtime {
             },
             cgroup: self.cgroups.get(&id),
             guardian: Some(&self.guardian),
-        });
+        })
+    }
+
+    /// Instance `id`'s process runs (or could not start): its relay, its
+    /// checks, its record.
+    fn spawned(&mut self, id: usize, result: std::io::Result<process::Spawned>) -> Vec<Action> {
+        let instance = &self.sup.instances()[id].spec;
+        let spec = &self.plan.types[instance.type_index];
         let now = Instant::now();
         match result {
             Ok(spawned) => {
