@@ -103,9 +103,15 @@ pub fn start(args: StartArgs) -> Result<i32> {
     let copy = announcer
         .as_mut()
         .and_then(process::Announcer::take_output_copy);
+    let direct = copy.is_none();
     let (out, writer) =
         output::spawn_writer(output::Tee::new(output::stdout_sink(), copy), on_error)
             .map_err(|e| Error::os("cannot start the output writer", e))?;
+    if direct {
+        // Nothing but stdout to write to: while nothing waits in the queue,
+        // the runtime writes a chunk itself when stdout takes it at once.
+        out.write_directly_to(libc::STDOUT_FILENO);
+    }
     // tokio panics, rather than fail, when its runtime cannot get the few
     // descriptors it needs (its signal handling's socket pair): make sure
     // they are free first, so `ulimit -n 8` is an error, not a panic.

@@ -14,6 +14,39 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 /// macOS); more make it fail with `EINVAL`.
 pub(super) const IOV_MAX: usize = 1024;
 
+/// One `pwritev2(fd, bufs, -1, RWF_NOWAIT)`: what fits without waiting
+/// (`EAGAIN` when nothing does; `EOPNOTSUPP` where the descriptor cannot
+/// write without waiting, as a file or a terminal).
+#[cfg(target_os = "linux")]
+pub(super) fn write_nowait(fd: std::os::fd::RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        // SAFETY: IoSlice is ABI-compatible with iovec; the kernel only
+        // reads the `bufs.len()` buffers, which live for the call.
+        let written = unsafe {
+            libc::pwritev2(
+                fd,
+                bufs.as_ptr().cast(),
+                bufs.len().min(IOV_MAX) as libc::c_int,
+                -1,
+                libc::RWF_NOWAIT,
+            )
+        };
+        if written >= 0 {
+            return Ok(written as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// No write that never waits here: senders leave every write to the thread.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn write_nowait(_fd: std::os::fd::RawFd, _bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+}
+
 /// Writes straight to the file descriptor of `F`, with no buffering of its
 /// own. `F` is what lends the descriptor (a `BorrowedFd`, std's `Stdout`),
 /// so the sink closes nothing that `F` would not.
