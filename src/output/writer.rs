@@ -103,8 +103,8 @@ struct Shared {
     /// The descriptor a sender may write to itself, without blocking, while
     /// nothing is queued (-1: never). See [`OutputTx::write_directly_to`].
     direct: std::sync::atomic::AtomicI32,
-    /// Set once the writer thread failed a write: from then on output goes
-    /// to the thread, which drops it.
+    /// Set once the writer thread failed a write: from then on the thread
+    /// drops what it is given, and senders give it everything.
     failed: AtomicBool,
     /// Bytes written directly by senders, in all.
     directly: AtomicU64,
@@ -575,7 +575,6 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
     let shared = &*closer.0;
     let mut sink = Watched { sink, shared };
     let mut on_write_error = Some(on_write_error);
-    let mut failed = false;
     let mut batch: Vec<Item> = Vec::new();
     // Whether output came since the last idle release.
     let mut pooled = false;
@@ -612,7 +611,7 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
         let lines: u64 = batch.iter().map(|item| lines_in(&item.bytes)).sum();
         if shared.discarding.load(Ordering::SeqCst) {
             shared.drop_lines(lines);
-        } else if !failed {
+        } else if !shared.failed.load(Ordering::SeqCst) {
             shared.in_flight.store(lines, Ordering::SeqCst);
             shared.progressed();
             shared.writing.store(true, Ordering::SeqCst);
@@ -620,7 +619,6 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
             shared.writing.store(false, Ordering::SeqCst);
             shared.in_flight.store(0, Ordering::SeqCst);
             if let Err(error) = result {
-                failed = true;
                 shared.failed.store(true, Ordering::SeqCst);
                 if let Some(callback) = on_write_error.take() {
                     callback(error);
