@@ -644,31 +644,12 @@ impl Runtime {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Spawn(id) => {
-                    // Every spawn due now forks before any is waited on,
-                    // so their execs run side by side.
                     let mut ids = vec![id];
                     while let Some(&Action::Spawn(next)) = queue.front() {
                         queue.pop_front();
                         ids.push(next);
                     }
-                    // Their cgroups first: making one is the costliest
-                    // step, best done before the first child competes with
-                    // pm for a core.
-                    for &id in &ids {
-                        self.make_cgroup(id);
-                    }
-                    // Then all they need, so the forks follow each other
-                    // touching little memory (a page pm writes while a
-                    // forked child has not exec'd is copied for it).
-                    let prepared: Vec<_> = ids.iter().map(|&id| (id, self.prepare(id))).collect();
-                    let starting: Vec<_> = prepared
-                        .into_iter()
-                        .map(|(id, prepared)| (id, prepared.and_then(process::Prepared::start)))
-                        .collect();
-                    for (id, started) in starting {
-                        let result = started.and_then(process::Starting::finish);
-                        queue.extend(self.spawned(id, result));
-                    }
+                    queue.extend(self.spawn_all(&ids));
                 }
                 Action::Signal(id, sig) => {
                     // Out of the rotation before the signal can reach it.
@@ -749,6 +730,30 @@ impl Runtime {
                 process::signal_pid(pid, sig);
             }
         }
+    }
+
+    /// Starts instances `ids` together: every one forks before any is
+    /// waited on, so their execs run side by side.
+    fn spawn_all(&mut self, ids: &[usize]) -> Vec<Action> {
+        // Their cgroups first: making one is the costliest step, best done
+        // before the first child competes with pm for a core.
+        for &id in ids {
+            self.make_cgroup(id);
+        }
+        // Then all they need, so the forks follow each other touching
+        // little memory (a page pm writes while a forked child has not
+        // exec'd is copied for it).
+        let prepared: Vec<_> = ids.iter().map(|&id| (id, self.prepare(id))).collect();
+        let starting: Vec<_> = prepared
+            .into_iter()
+            .map(|(id, prepared)| (id, prepared.and_then(process::Prepared::start)))
+            .collect();
+        let mut actions = Vec::new();
+        for (id, started) in starting {
+            let result = started.and_then(process::Starting::finish);
+            actions.extend(self.spawned(id, result));
+        }
+        actions
     }
 
     /// Instance `id`'s cgroup, made once (where pm contains by cgroup).
