@@ -319,9 +319,24 @@ pub fn descendants(root: i32) -> Vec<i32> {
     found
 }
 
-/// Alive: it exists and is neither a zombie nor dead.
+/// Alive: it exists and is neither a zombie nor dead, or it is a zombie
+/// thread-group leader whose other threads still run (`Threads:` in
+/// /proc/PID/status counts them).
 pub fn is_alive(pid: i32) -> bool {
-    read_stat(pid).is_some_and(|s| !matches!(s.state, b'Z' | b'X' | b'x'))
+    match read_stat(pid) {
+        None => false,
+        Some(s) if matches!(s.state, b'Z' | b'X' | b'x') => {
+            fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Threads:"))
+                        .and_then(|n| n.trim().parse::<u32>().ok())
+                })
+                .is_some_and(|threads| threads > 1)
+        }
+        Some(_) => true,
+    }
 }
 
 pub fn clock_ticks_per_second() -> u64 {

@@ -28,8 +28,12 @@ pub fn children() -> Vec<i32> {
     out
 }
 
-/// Gone, or a zombie (`Z`) or dead (`X`) in /proc/PID/stat: every file it had
-/// is closed by then, and it runs no more code.
+/// Gone, or a zombie (`Z`) or dead (`X`) in /proc/PID/stat with no thread
+/// left: only then is every file it had closed and no more of its code runs.
+/// A thread-group leader that exits before its threads shows `Z` while they
+/// still run (and hold its sockets); the group counts in `Threads:` of
+/// /proc/PID/status until its last thread has closed the files, so a zombie
+/// leader with more than one is not ended yet.
 pub fn has_ended(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return true;
@@ -39,7 +43,17 @@ pub fn has_ended(pid: i32) -> bool {
     let state = stat
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next());
-    matches!(state, None | Some('Z' | 'X'))
+    if !matches!(state, None | Some('Z' | 'X')) {
+        return false;
+    }
+    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .is_none_or(|threads| threads <= 1)
 }
 
 /// Any child of pm but the guardian: as a subreaper pm inherits every orphan,
@@ -64,4 +78,83 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
 /// pm's own executable, even if the file was replaced since pm started.
 pub fn own_exe() -> std::path::PathBuf {
     std::path::PathBuf::from("/proc/self/exe")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn state(pid: i32) -> Option<char> {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        cond()
+    }
+
+    /// A process whose main thread has exited while another thread holds a
+    /// listening socket: its leader is a zombie, the process is not ended
+    /// (the port is still taken) until that thread is gone too.
+    #[test]
+    fn a_zombie_leader_with_a_running_thread_has_not_ended() {
+        let script = "import ctypes, socket, sys, threading\n\
+                      s = socket.socket()\n\
+                      s.bind(('127.0.0.1', 0))\n\
+                      s.listen()\n\
+                      threading.Thread(target=sys.stdin.read).start()\n\
+                      print(s.getsockname()[1], flush=True)\n\
+                      ctypes.CDLL(None).pthread_exit(None)\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let pid = i32::try_from(child.id()).expect("pid");
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut port)
+            .expect("the port");
+        let port: u16 = port.trim().parse().expect("a port number");
+
+        assert!(
+            eventually(|| state(pid) == Some('Z')),
+            "the leader never became a zombie"
+        );
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "the thread still holds the listening socket"
+        );
+        assert!(
+            !has_ended(pid),
+            "a zombie leader whose thread runs has ended"
+        );
+
+        // The thread's read ends at end-of-file: the last thread exits.
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"")
+            .expect("write");
+        assert!(
+            eventually(|| has_ended(pid)),
+            "never ended after its thread"
+        );
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        let _ = child.wait();
+        assert!(has_ended(pid));
+    }
 }

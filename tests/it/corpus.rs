@@ -362,7 +362,8 @@ impl Scenario {
             file.lock().expect("lock the fixed port");
             assert!(
                 TcpListener::bind(("127.0.0.1", port)).is_ok(),
-                "port {port} is taken by another program; {}'s {} binds it",
+                "port {port} is taken by another program ({}); {}'s {} binds it",
+                listeners(port).join(", "),
                 fx.dir,
                 fx.procfile
             );
@@ -850,6 +851,56 @@ fn complete_run(log: &[Entry], kind: &Kind, old: Option<i32>, from: usize) -> Op
 }
 
 /// Connects to the port once: the pgid of the process that answered.
+/// The processes holding a socket that listens on `port` (any address), as
+/// "pid N (command line)"; found through /proc/net/tcp{,6} and each
+/// process's descriptors.
+fn listeners(port: u16) -> Vec<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1).and_then(|a| a.rsplit_once(':'));
+            let listening = f.get(3) == Some(&"0A");
+            if listening
+                && local_port.is_some_and(|(_, p)| u16::from_str_radix(p, 16) == Ok(port))
+                && let Some(inode) = f.get(9)
+            {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let holds = fs::read_dir(entry.path().join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                fs::read_link(fd.path())
+                    .is_ok_and(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+            });
+        if holds {
+            let cmd = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            found.push(format!("pid {pid} ({})", cmd.trim()));
+        }
+    }
+    if found.is_empty() {
+        found.push(format!(
+            "{} listening sockets, no process found",
+            inodes.len()
+        ));
+    }
+    found
+}
+
 fn probe(port: u16) -> Option<i32> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;

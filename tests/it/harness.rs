@@ -534,9 +534,22 @@ pub fn proc_state(pid: i32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
-/// Whether the process exists and is not a zombie.
+/// Whether the process exists and has not exited: not a zombie, or a zombie
+/// thread-group leader whose other threads still run (and hold its files, a
+/// listening socket among them); /proc/PID/status counts them in `Threads:`.
 pub fn alive(pid: i32) -> bool {
-    matches!(proc_state(pid), Some(state) if state != 'Z')
+    match proc_state(pid) {
+        None => false,
+        Some('Z' | 'X') => fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Threads:"))
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+            })
+            .is_some_and(|threads| threads > 1),
+        Some(_) => true,
+    }
 }
 
 /// Polls until `cond` holds; false if it never did within `limit`.
