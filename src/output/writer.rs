@@ -108,6 +108,12 @@ struct Shared {
     failed: AtomicBool,
     /// Bytes written directly by senders, in all.
     directly: AtomicU64,
+    /// Whether the writer thread will release memory once output has been
+    /// idle for [`IDLE`]: set while it waits with a timeout, cleared when
+    /// it released. A direct write that finds it clear wakes the thread
+    /// (one [`Kind::Wake`] per idle period), since the thread saw nothing
+    /// of that output.
+    release_due: AtomicBool,
 }
 
 impl Shared {
@@ -141,6 +147,9 @@ enum Kind {
     System,
     /// Nothing after this is written: the writer thread ends.
     End,
+    /// No bytes: output was written directly, so the writer thread is to
+    /// release memory once output is idle. Not counted in `pending`.
+    Wake,
 }
 
 struct Item {
@@ -335,7 +344,17 @@ impl OutputTx {
         match kind {
             Kind::Output => shared.budget.add_permits(permits as usize),
             Kind::System => shared.system_budget.add_permits(permits as usize),
-            Kind::End => {}
+            Kind::End | Kind::Wake => {}
+        }
+        if !shared.release_due.load(Ordering::Relaxed)
+            && !shared.release_due.swap(true, Ordering::SeqCst)
+        {
+            // Carries no bytes, so it may pass queued items: not pending.
+            let _ = self.queue.send(Item {
+                bytes: Vec::new(),
+                permits: 0,
+                kind: Kind::Wake,
+            });
         }
         if bytes.capacity() <= POOL_CAPACITY
             && let Ok(mut pool) = shared.pool.lock()
@@ -497,6 +516,7 @@ pub(super) fn spawn_with_budget<W: Write + Send + 'static>(
         direct: std::sync::atomic::AtomicI32::new(-1),
         failed: AtomicBool::new(false),
         directly: AtomicU64::new(0),
+        release_due: AtomicBool::new(false),
     });
     let closer = CloseOnExit(Arc::clone(&shared));
     let thread = std::thread::Builder::new()
@@ -576,14 +596,16 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
     let mut sink = Watched { sink, shared };
     let mut on_write_error = Some(on_write_error);
     let mut batch: Vec<Item> = Vec::new();
-    // Whether output came since the last idle release.
+    // Whether output came since the last idle release, and how long to
+    // wait for more before releasing.
     let mut pooled = false;
+    let mut wait = IDLE;
     let mut end = false;
     while !end {
         {
             let items = shared.items.lock().unwrap_or_else(PoisonError::into_inner);
             let next = if pooled {
-                items.recv_timeout(IDLE)
+                items.recv_timeout(wait)
             } else {
                 items.recv().map_err(|_| RecvTimeoutError::Disconnected)
             };
@@ -591,21 +613,42 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
                 Ok(item) => item,
                 Err(RecvTimeoutError::Timeout) => {
                     drop(items);
-                    drain_pool(shared);
-                    pooled = false;
+                    // Senders may have written directly since: idle means
+                    // no output at all for IDLE.
+                    let quiet = Duration::from_millis(
+                        shared
+                            .now_ms()
+                            .saturating_sub(shared.progress_at.load(Ordering::Relaxed)),
+                    );
+                    if quiet >= IDLE {
+                        shared.release_due.store(false, Ordering::SeqCst);
+                        drain_pool(shared);
+                        pooled = false;
+                    } else {
+                        wait = IDLE - quiet;
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            batch.push(first);
+            pooled = true;
+            wait = IDLE;
+            shared.release_due.store(true, Ordering::SeqCst);
+            if first.kind != Kind::Wake {
+                batch.push(first);
+            }
             // Take whatever else is queued already, never waiting for more:
             // what is here is written now, in as few calls as possible.
             while batch.len() < IOV_MAX && batch.last().is_none_or(|item| item.kind != Kind::End) {
                 match items.try_recv() {
+                    Ok(item) if item.kind == Kind::Wake => {}
                     Ok(item) => batch.push(item),
                     Err(_) => break,
                 }
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         end = batch.iter().any(|item| item.kind == Kind::End);
         let lines: u64 = batch.iter().map(|item| lines_in(&item.bytes)).sum();
@@ -630,7 +673,7 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
             match item.kind {
                 Kind::Output => output += item.permits as usize,
                 Kind::System => system += item.permits as usize,
-                Kind::End => {}
+                Kind::End | Kind::Wake => {}
             }
         }
         // Written (or dropped): a sender may write directly again once
@@ -641,7 +684,6 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
         // Whatever the pool holds, output allocated and freed memory: the
         // writer wakes once it has been idle for a while, to release both.
         recycle(shared, &mut batch);
-        pooled = true;
         shared.budget.add_permits(output);
         shared.system_budget.add_permits(system);
     }
@@ -1234,6 +1276,60 @@ mod tests {
         drop(tx);
         finish(writer).await;
         assert_eq!(sink.0.lock().unwrap().len(), 600);
+    }
+
+    /// Output that all went directly (a pipe with room) never reached the
+    /// writer thread: it still empties the pool and releases memory once
+    /// output has been idle.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn direct_writes_are_released_when_idle_too() {
+        use std::io::Read;
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let (mut read, write) = std::io::pipe().unwrap();
+        let write = OwnedFd::from(write);
+        let fd = write.as_raw_fd();
+        let (tx, writer) = spawn_with_budget(
+            crate::output::sink::FdSink::new(write),
+            nothing(),
+            64 * 1024,
+        )
+        .unwrap();
+        tx.write_directly_to(fd);
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = read.read_to_end(&mut all);
+            all
+        });
+        let mut buf = tx.buffer();
+        buf.extend_from_slice(b"one line\n");
+        tx.send(buf).await;
+        assert_eq!(
+            tx.shared.directly.load(Ordering::Relaxed),
+            9,
+            "written directly"
+        );
+        let pooled = |n: usize| tx.shared.pool.lock().unwrap().len() == n;
+        assert!(pooled(1), "the directly written buffer is kept for reuse");
+        let deadline = std::time::Instant::now() + IDLE * 5;
+        while !pooled(0) {
+            assert!(std::time::Instant::now() < deadline, "pool kept while idle");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // And again after the release: the next idle period is seen too.
+        let mut buf = tx.buffer();
+        buf.extend_from_slice(b"two\n");
+        tx.send(buf).await;
+        assert!(pooled(1));
+        let deadline = std::time::Instant::now() + IDLE * 5;
+        while !pooled(0) {
+            assert!(std::time::Instant::now() < deadline, "pool kept while idle");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(tx.shared.directly.load(Ordering::Relaxed), 13);
+        drop(tx);
+        finish(writer).await;
+        assert_eq!(reader.join().unwrap(), b"one line\ntwo\n");
     }
 
     #[test]
