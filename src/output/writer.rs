@@ -338,7 +338,7 @@ impl OutputTx {
 
     /// What a queued item's writing would have done: the budget back, the
     /// buffer kept for reuse, progress noted.
-    fn written_directly(&self, mut bytes: Vec<u8>, permits: u32, kind: Kind) {
+    fn written_directly(&self, bytes: Vec<u8>, permits: u32, kind: Kind) {
         let shared = &*self.shared;
         shared.progressed();
         match kind {
@@ -356,8 +356,21 @@ impl OutputTx {
                 kind: Kind::Wake,
             });
         }
-        if bytes.capacity() <= POOL_CAPACITY
-            && let Ok(mut pool) = shared.pool.lock()
+        self.give_back(bytes);
+    }
+
+    /// Buffers in the pool, for tests.
+    #[cfg(test)]
+    pub(crate) fn pooled(&self) -> usize {
+        self.shared.pool.lock().map_or(0, |pool| pool.len())
+    }
+
+    /// Keeps `bytes`, a buffer from [`OutputTx::buffer`] that is not sent
+    /// (nothing was read into it), for the next one to ask.
+    pub fn give_back(&self, mut bytes: Vec<u8>) {
+        if bytes.capacity() > 0
+            && bytes.capacity() <= POOL_CAPACITY
+            && let Ok(mut pool) = self.shared.pool.lock()
             && pool.len() < POOL_LEN
         {
             bytes.clear();

@@ -133,7 +133,9 @@ pub async fn relay(
     let mut drain_open = true;
     let mut partial_since: Option<Instant> = None;
     loop {
-        let mut buf = out.buffer();
+        // Taken once there is something to read, not held while waiting:
+        // 50 quiet instances would otherwise each keep a written buffer.
+        let mut buf = Vec::new();
         let mut ended = false;
         let mut drained = false;
         let mut new_line = false;
@@ -142,6 +144,7 @@ pub async fn relay(
             request = drain.recv(), if drain_open => {
                 match request {
                     Some(()) => {
+                        buf = out.buffer();
                         // The process is gone: what it wrote is already in the
                         // pipe, so read until the pipe is empty, then flush.
                         loop {
@@ -159,16 +162,19 @@ pub async fn relay(
             }
             ready = pipe.readable() => {
                 match ready {
-                    Ok(mut guard) => match read_once(&pipe, &mut lines, &mut buf) {
-                        Read::Data { newline, emptied } => {
-                            new_line = newline;
-                            if emptied {
-                                guard.clear_ready();
+                    Ok(mut guard) => {
+                        buf = out.buffer();
+                        match read_once(&pipe, &mut lines, &mut buf) {
+                            Read::Data { newline, emptied } => {
+                                new_line = newline;
+                                if emptied {
+                                    guard.clear_ready();
+                                }
                             }
+                            Read::WouldBlock => guard.clear_ready(),
+                            Read::End => ended = true,
                         }
-                        Read::WouldBlock => guard.clear_ready(),
-                        Read::End => ended = true,
-                    },
+                    }
                     Err(_) => ended = true,
                 }
             }
@@ -177,6 +183,7 @@ pub async fn relay(
                 // The wait may have been spent blocked on a slow stdout while
                 // the rest of the line sat in the pipe, unseen by the reactor:
                 // look before declaring the line partial.
+                buf = out.buffer();
                 match read_once(&pipe, &mut lines, &mut buf) {
                     Read::Data { newline, .. } => new_line = newline,
                     Read::WouldBlock => lines.flush_partial(&mut buf),
@@ -204,6 +211,8 @@ pub async fn relay(
             if partial_since.is_some() && sending.elapsed() >= PARTIAL_WAIT / 10 {
                 partial_since = Some(Instant::now());
             }
+        } else {
+            out.give_back(buf);
         }
         if drained {
             let _ = events.send(RelayEvent::Drained(pid));
@@ -212,5 +221,84 @@ pub async fn relay(
             let _ = events.send(RelayEvent::Closed(pid));
             return;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    /// A relay waiting for its process's next line holds no buffer: the
+    /// one its last line was written from (directly, to a pipe with room)
+    /// is back in the pool, where the writer releases it once idle, instead
+    /// of kept by the relay for as long as the process stays quiet.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_waiting_relay_holds_no_buffer() {
+        let (mut stdout_read, stdout_write) = std::io::pipe().unwrap();
+        let direct_fd = stdout_write.as_raw_fd();
+        let (out, writer) = crate::output::spawn_writer(stdout_write, Box::new(|_| {})).unwrap();
+        out.write_directly_to(direct_fd);
+
+        let (child_read, mut child_write) = std::io::pipe().unwrap();
+        let child_read = OwnedFd::from(child_read);
+        nix::fcntl::fcntl(
+            &child_read,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .unwrap();
+        let (_drain_tx, drain_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let relaying = tokio::spawn(relay(
+            1,
+            child_read,
+            Framer::new("w.1", 3, None, false),
+            None,
+            out.clone(),
+            drain_rx,
+            events_tx,
+        ));
+
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 256];
+                while let Ok(n @ 1..) = stdout_read.read(&mut chunk) {
+                    seen.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
+            })
+        };
+        for line in ["one", "two", "three"] {
+            writeln!(child_write, "{line}").unwrap();
+            // Printed, and the relay back to waiting: the buffer is pooled.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !seen.lock().unwrap().contains(line) || out.pooled() != 1 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "after {line:?}: {} buffers pooled, output {:?}",
+                    out.pooled(),
+                    seen.lock().unwrap()
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+
+        drop(child_write);
+        relaying.await.unwrap();
+        assert!(matches!(
+            events_rx.recv().await,
+            Some(RelayEvent::Closed(1))
+        ));
+        drop(out);
+        writer.finish();
+        reader.join().unwrap();
+        assert_eq!(*seen.lock().unwrap(), "w.1 | one\nw.1 | two\nw.1 | three\n");
     }
 }
