@@ -360,7 +360,7 @@ impl OutputTx {
     }
 
     /// Buffers in the pool, for tests.
-    #[cfg(test)]
+    #[cfg(all(test, target_os = "linux"))]
     pub(crate) fn pooled(&self) -> usize {
         self.shared.pool.lock().map_or(0, |pool| pool.len())
     }

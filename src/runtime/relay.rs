@@ -224,7 +224,7 @@ pub async fn relay(
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::io::{Read, Write};
@@ -236,7 +236,6 @@ mod tests {
     /// one its last line was written from (directly, to a pipe with room)
     /// is back in the pool, where the writer releases it once idle, instead
     /// of kept by the relay for as long as the process stays quiet.
-    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_waiting_relay_holds_no_buffer() {
         let (mut stdout_read, stdout_write) = std::io::pipe().unwrap();
