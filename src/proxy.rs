@@ -13,9 +13,14 @@
 //! their own tasks, so an instance leaving the rotation never cuts them.
 //!
 //! Under `pm start` the balancers run on [`Threads`]: a few threads, each
-//! with a runtime of its own and its own copy of every listener, so a
-//! connection is accepted, connected to its instance and relayed on one
-//! thread, with no hand-off between threads on the way (HAProxy's model).
+//! with a runtime of its own and its own copy of every listener. A thread
+//! that accepts a connection keeps it (connects to its instance and relays
+//! it) unless another thread relays fewer connections; then that one gets
+//! it, once, and relays it to the end. Without that, the burst of
+//! connections a client pool opens at once lands on whichever thread woke
+//! first, and keep-alive connections stay where they landed: 8 of them on
+//! one thread leave the other idle (HAProxy also hands each accepted
+//! connection to its least loaded thread).
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -70,6 +75,52 @@ pub fn bind(host: &str, port: u16) -> io::Result<std::net::TcpListener> {
 /// runtime until this is dropped.
 pub struct Threads {
     threads: Vec<Thread>,
+    loads: Arc<Loads>,
+}
+
+/// The connections each thread relays, and how to reach it.
+struct Loads {
+    handles: Vec<tokio::runtime::Handle>,
+    counts: Vec<AtomicUsize>,
+}
+
+impl Loads {
+    /// The thread with the fewest connections; `me` unless another has
+    /// strictly fewer.
+    fn least(&self, me: usize) -> usize {
+        let mut best = me;
+        let mut fewest = self.counts[me].load(Ordering::Relaxed);
+        for (index, count) in self.counts.iter().enumerate() {
+            let count = count.load(Ordering::Relaxed);
+            if count < fewest {
+                best = index;
+                fewest = count;
+            }
+        }
+        best
+    }
+}
+
+/// One connection counted against its thread until the relay ends.
+struct Load {
+    loads: Arc<Loads>,
+    index: usize,
+}
+
+impl Load {
+    fn new(loads: &Arc<Loads>, index: usize) -> Load {
+        loads.counts[index].fetch_add(1, Ordering::Relaxed);
+        Load {
+            loads: loads.clone(),
+            index,
+        }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.loads.counts[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 struct Thread {
@@ -82,7 +133,7 @@ struct Thread {
 impl Threads {
     /// Starts `count` threads (at least one).
     pub fn start(count: usize) -> io::Result<Threads> {
-        let threads = (0..count.max(1))
+        let threads: Vec<Thread> = (0..count.max(1))
             .map(|_| {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -101,7 +152,11 @@ impl Threads {
                 })
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Threads { threads })
+        let loads = Arc::new(Loads {
+            handles: threads.iter().map(|t| t.handle.clone()).collect(),
+            counts: threads.iter().map(|_| AtomicUsize::new(0)).collect(),
+        });
+        Ok(Threads { threads, loads })
     }
 
     /// Balances `listener`'s connections over `rotation` on every thread,
@@ -118,10 +173,14 @@ impl Threads {
             copies.push(listener.try_clone()?);
         }
         copies.push(listener);
-        for (thread, copy) in self.threads.iter().zip(copies) {
+        for (index, (thread, copy)) in self.threads.iter().zip(copies).enumerate() {
+            let spread = Spread {
+                loads: self.loads.clone(),
+                me: index,
+            };
             thread
                 .handle
-                .spawn(accept(copy, rotation.clone(), next.clone()));
+                .spawn(accept(copy, rotation.clone(), next.clone(), Some(spread)));
         }
         Ok(())
     }
@@ -129,13 +188,20 @@ impl Threads {
 
 /// Accepts connections until the runtime drops the task.
 pub async fn serve<B: Backend>(listener: std::net::TcpListener, rotation: Rotation<B>) {
-    accept(listener, rotation, Arc::new(AtomicUsize::new(0))).await;
+    accept(listener, rotation, Arc::new(AtomicUsize::new(0)), None).await;
+}
+
+/// Which of the [`Threads`] an accept loop runs on.
+struct Spread {
+    loads: Arc<Loads>,
+    me: usize,
 }
 
 async fn accept<B: Backend>(
     listener: std::net::TcpListener,
     rotation: Rotation<B>,
     next: Arc<AtomicUsize>,
+    spread: Option<Spread>,
 ) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
@@ -143,7 +209,27 @@ async fn accept<B: Backend>(
     loop {
         match listener.accept().await {
             Ok((client, _)) => {
-                tokio::spawn(forward(client, rotation.clone(), next.clone()));
+                let (rotation, next) = (rotation.clone(), next.clone());
+                let Some(Spread { loads, me }) = &spread else {
+                    tokio::spawn(forward(client, rotation, next));
+                    continue;
+                };
+                let target = loads.least(*me);
+                let load = Load::new(loads, target);
+                if target == *me {
+                    tokio::spawn(async move {
+                        forward(client, rotation, next).await;
+                        drop(load);
+                    });
+                } else if let Ok(client) = client.into_std() {
+                    // Registered again with the other thread's reactor.
+                    loads.handles[target].spawn(async move {
+                        if let Ok(client) = TcpStream::from_std(client) {
+                            forward(client, rotation, next).await;
+                        }
+                        drop(load);
+                    });
+                }
             }
             // Out of file descriptors and the like: back off a little
             // instead of spinning; accepted connections are unaffected.
@@ -357,6 +443,65 @@ mod tests {
             let mut buf = [0u8; 4];
             s.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"ping");
+        }
+    }
+
+    /// Keep-alive connections opened one after the other are spread evenly
+    /// over the threads, each relaying its own to the end.
+    #[test]
+    fn connections_go_to_the_thread_relaying_fewest() {
+        use std::io::{Read, Write};
+        let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend_port = backend.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for conn in backend.incoming() {
+                let mut conn = conn.unwrap();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = conn.read(&mut buf) {
+                        if conn.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let threads = Threads::start(2).unwrap();
+        let (_tx, rx) = watch::channel(vec![backend_port]);
+        let listener = bind("127.0.0.1", 0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        threads.serve(listener, &rx).unwrap();
+        let counts = || -> Vec<usize> {
+            threads
+                .loads
+                .counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect()
+        };
+        let mut open = Vec::new();
+        for n in 0..8u8 {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(&[b'a' + n]).unwrap();
+            let mut echo = [0u8; 1];
+            s.read_exact(&mut echo).unwrap();
+            assert_eq!(echo[0], b'a' + n);
+            open.push(s);
+        }
+        assert_eq!(counts(), vec![4, 4]);
+        // Every connection still relays on the thread it went to.
+        for (n, s) in open.iter_mut().enumerate() {
+            s.write_all(b"again").unwrap();
+            let mut echo = [0u8; 5];
+            s.read_exact(&mut echo).unwrap();
+            assert_eq!(&echo, b"again", "connection {n}");
+        }
+        // Closed connections no longer count.
+        drop(open);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counts() != vec![0, 0] {
+            assert!(std::time::Instant::now() < deadline, "{:?}", counts());
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
