@@ -814,17 +814,12 @@ mod tests {
             .unwrap()
     }
 
-    /// A pipe whose write end senders may write to directly, read slowly
-    /// by a thread of its own (so the pipe fills, direct writes come out
-    /// short or refused, and the rest goes through the queue), sent lines
-    /// of every size from several tasks and threads: every byte arrives, in
-    /// order, and no line is torn.
+    /// A writer on a pipe that senders may write to directly, with a
+    /// budget of 64 KiB, and the pipe's read end.
     #[cfg(target_os = "linux")]
-    #[tokio::test]
-    async fn direct_writes_and_queued_ones_keep_their_order() {
-        use std::io::Read;
+    fn direct_pipe() -> (std::io::PipeReader, OutputTx, Writer) {
         use std::os::fd::{AsRawFd, OwnedFd};
-        let (mut read, write) = std::io::pipe().unwrap();
+        let (read, write) = std::io::pipe().unwrap();
         let write = OwnedFd::from(write);
         let fd = write.as_raw_fd();
         let (tx, writer) = spawn_with_budget(
@@ -834,6 +829,19 @@ mod tests {
         )
         .unwrap();
         tx.write_directly_to(fd);
+        (read, tx, writer)
+    }
+
+    /// A pipe whose write end senders may write to directly, read slowly
+    /// by a thread of its own (so the pipe fills, direct writes come out
+    /// short or refused, and the rest goes through the queue), sent lines
+    /// of every size from several tasks and threads: every byte arrives, in
+    /// order, and no line is torn.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn direct_writes_and_queued_ones_keep_their_order() {
+        use std::io::Read;
+        let (mut read, tx, writer) = direct_pipe();
         let reader = std::thread::spawn(move || {
             let mut all = Vec::new();
             let mut chunk = vec![0u8; 3000];
@@ -1298,17 +1306,7 @@ mod tests {
     #[tokio::test]
     async fn direct_writes_are_released_when_idle_too() {
         use std::io::Read;
-        use std::os::fd::{AsRawFd, OwnedFd};
-        let (mut read, write) = std::io::pipe().unwrap();
-        let write = OwnedFd::from(write);
-        let fd = write.as_raw_fd();
-        let (tx, writer) = spawn_with_budget(
-            crate::output::sink::FdSink::new(write),
-            nothing(),
-            64 * 1024,
-        )
-        .unwrap();
-        tx.write_directly_to(fd);
+        let (mut read, tx, writer) = direct_pipe();
         let reader = std::thread::spawn(move || {
             let mut all = Vec::new();
             let _ = read.read_to_end(&mut all);
