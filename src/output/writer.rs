@@ -609,15 +609,14 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
     let mut sink = Watched { sink, shared };
     let mut on_write_error = Some(on_write_error);
     let mut batch: Vec<Item> = Vec::new();
-    // Whether output came since the last idle release, and how long to
-    // wait for more before releasing.
-    let mut pooled = false;
+    // How long to wait for more output before releasing memory, while a
+    // release is due (output came since the last one).
     let mut wait = IDLE;
     let mut end = false;
     while !end {
         {
             let items = shared.items.lock().unwrap_or_else(PoisonError::into_inner);
-            let next = if pooled {
+            let next = if shared.release_due.load(Ordering::SeqCst) {
                 items.recv_timeout(wait)
             } else {
                 items.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -636,7 +635,6 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
                     if quiet >= IDLE {
                         shared.release_due.store(false, Ordering::SeqCst);
                         drain_pool(shared);
-                        pooled = false;
                     } else {
                         wait = IDLE - quiet;
                     }
@@ -644,7 +642,6 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            pooled = true;
             wait = IDLE;
             shared.release_due.store(true, Ordering::SeqCst);
             if first.kind != Kind::Wake {
