@@ -693,14 +693,6 @@ impl Runtime {
             .map(|(&pid, run)| (pid, run.group))
             .collect();
         let running_groups: HashSet<Group> = running.values().copied().collect();
-        // Processes that left their instance's group but not its cgroup
-        // belong to that instance too.
-        let contained: HashSet<i32> = self
-            .runs
-            .values()
-            .filter_map(|run| self.cgroups.get(&run.id))
-            .flat_map(|cgroup| cgroup.pids())
-            .collect();
         let groups: Vec<Group> = self
             .groups
             .iter()
@@ -713,10 +705,28 @@ impl Runtime {
             }
         }
         let guardian = self.guardian.pid();
-        for pid in process::children() {
-            if pid == guardian || running.contains_key(&pid) {
-                continue;
-            }
+        let orphans: Vec<i32> = process::children()
+            .into_iter()
+            .filter(|&pid| {
+                pid != guardian
+                    && !running.contains_key(&pid)
+                    && !self.signaled.contains(&(pid, sig))
+            })
+            .collect();
+        if orphans.is_empty() {
+            // The usual case, after each reaping while pm stops: no cgroup
+            // needs reading.
+            return;
+        }
+        // Processes that left their instance's group but not its cgroup
+        // belong to that instance too.
+        let contained: HashSet<i32> = self
+            .runs
+            .values()
+            .filter_map(|run| self.cgroups.get(&run.id))
+            .flat_map(|cgroup| cgroup.pids())
+            .collect();
+        for pid in orphans {
             // Signalled already with its group (a run's, or a straggler
             // group just above): each process gets the signal once.
             if contained.contains(&pid)
