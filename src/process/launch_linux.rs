@@ -1,34 +1,33 @@
-//! Starting a child on Linux the way `posix_spawn` does, without waiting
-//! for its exec to finish, so the children of one start-up exec side by side.
+//! Starting a child on Linux the way a shell does: a fork that pm does not
+//! wait on, so the children of one start-up exec side by side.
 //!
-//! [`prepare`] makes what the child reads; [`Prepared::start`] starts it and
-//! returns with a [`Pending`] child, whose [`Pending::finish`] says whether
-//! it exec'd or why it could not (the errno of the step that failed). pm
+//! [`prepare`] makes what the child reads; [`Prepared::start`] forks it and
+//! returns at once with a [`Pending`] child, whose [`Pending::finish`] then
+//! waits until the child has exec'd, or reads why it could not (the errno
+//! of the step that failed, on a close-on-exec pipe that exec closes). pm
 //! prepares, then starts, every instance of a start-up (or of a scale)
-//! before it finishes any, so while it starts the next, the previous ones
-//! exec on the other cores. Waiting for each exec in turn (as std's
-//! `Command` with a `pre_exec` does) made pm's start-up a queue of execs,
-//! each behind the shells already starting.
+//! before it finishes any, so while it forks the next, the previous ones
+//! exec on the other cores. Waiting for each exec in turn (as a
+//! `vfork` does, and std's `Command` with a `pre_exec`) made pm's start-up
+//! a queue of execs, each behind the shells already starting.
 //!
-//! The child shares pm's memory until its exec (`clone3` with `CLONE_VM |
-//! CLONE_VFORK`, see [`shared`]): nothing of pm's is copied for it, and the
-//! starting thread is held only until the exec has replaced the child's
-//! memory, early in the exec. Where `clone3` is refused (an older kernel, a
-//! seccomp filter that answers `ENOSYS`, as container runtimes' do), pm
-//! forks instead: the child runs on a copy of pm's memory and reports a
-//! failed step on a close-on-exec pipe, and pm does not wait for that exec
-//! until [`Pending::finish`].
+//! The fork copies pm's page tables, which are small (pm's own memory is
+//! under a MiB, and its scrollback bounded), and the child's exec drops the
+//! copy.
 //!
 //! A child with a cgroup starts inside it: `clone3` with
 //! `CLONE_INTO_CGROUP` (Linux 5.7) puts it there as it is made. Moving a
 //! running process instead (writing `cgroup.procs`) takes the kernel's
-//! cgroup-wide write lock, and waits on RCU, for every instance; a forked
-//! child does that itself before exec.
+//! cgroup-wide write lock, and waits on RCU, for every instance. Where
+//! `clone3` is refused (an older kernel, a seccomp filter that answers
+//! `ENOSYS`, as container runtimes' do), the child is forked as before and
+//! writes `cgroup.procs` itself.
 //!
-//! The child runs only async-signal-safe calls: pm's other threads are not
-//! in it, and whatever lock one of them held is held forever there.
+//! The child runs only async-signal-safe calls on its copy of pm's memory:
+//! pm's other threads are not in it, and whatever lock one of them held is
+//! held forever there.
 //!
-//! Signals: pm blocks all of them around the start, so none is handled in
+//! Signals: pm blocks all of them around the fork, so none is handled in
 //! the child by pm's handlers (tokio's would write the child's signal to
 //! pm's own pipe); the child resets every handled signal (and SIGPIPE,
 //! which std ignores in pm) to its default before unblocking them, as std's
@@ -41,7 +40,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::cgroup::open_at;
 use super::spawn::{Contain, Launch, Untied, parent_gone, tie_to_parent};
@@ -58,27 +57,16 @@ struct Child {
     terminal: bool,
     contain: Contain,
     parent: libc::pid_t,
-    /// Where a forked child writes the errno of the step that failed (then
-    /// it exits 127); exec closes it. None for a child that shares pm's
-    /// memory until its exec, which stores that errno in `error` instead.
-    report: Option<RawFd>,
-    /// The failed step's errno, from a child that shares pm's memory.
-    error: AtomicI32,
+    /// Where the child writes the errno of the step that failed (then it
+    /// exits 127); exec closes it.
+    report: RawFd,
 }
 
-/// A child started by [`Prepared::start`], maybe not exec'd yet.
+/// A child forked by [`Prepared::start`], maybe not exec'd yet.
 #[must_use = "a pending child is finished, to learn whether it runs"]
 pub struct Pending {
     pid: libc::pid_t,
-    outcome: Outcome,
-}
-
-/// How [`Pending::finish`] learns whether the child's command runs.
-enum Outcome {
-    /// Known already: the errno of the step that failed, 0 once it exec'd.
-    Known(i32),
-    /// To be read from the report pipe of a forked child.
-    Report(OwnedFd),
+    report: OwnedFd,
 }
 
 /// Starts `launch`'s child and returns its pid once it has exec'd.
@@ -98,6 +86,8 @@ pub struct Prepared {
     stdio: [RawFd; 3],
     /// Copies made by [`above_stdio`], open until the fork.
     _moved: [Option<OwnedFd>; 3],
+    report: OwnedFd,
+    report_write: OwnedFd,
     terminal: bool,
     contain: Contain,
     parent: libc::pid_t,
@@ -113,6 +103,12 @@ pub fn prepare(launch: &Launch<'_>) -> io::Result<Prepared> {
     let (stdin, moved_in) = above_stdio(launch.stdin)?;
     let (stdout, moved_out) = above_stdio(launch.stdout)?;
     let (stderr, moved_err) = above_stdio(launch.stderr)?;
+    let (report, report_write) = cloexec_pipe()?;
+    // Above the stdio too, or the child's dup2 would close it.
+    let report_write = match above_stdio(report_write.as_fd())? {
+        (_, Some(copy)) => copy,
+        (_, None) => report_write,
+    };
     Ok(Prepared {
         command,
         cwd,
@@ -120,6 +116,8 @@ pub fn prepare(launch: &Launch<'_>) -> io::Result<Prepared> {
         _added: added,
         stdio: [stdin, stdout, stderr],
         _moved: [moved_in, moved_out, moved_err],
+        report,
+        report_write,
         terminal: launch.terminal,
         contain: launch.contain,
         parent: launch.parent,
@@ -133,8 +131,7 @@ impl Prepared {
         self.start_with(clone3)
     }
 
-    /// [`Prepared::start`], trying `clone3` (sharing pm's memory until the
-    /// child's exec, and into its cgroup) or not.
+    /// [`Prepared::start`], trying `clone3` into the cgroup or not.
     fn start_with(self, clone3: bool) -> io::Result<Pending> {
         let mut child = Child {
             argv: [
@@ -149,41 +146,12 @@ impl Prepared {
             terminal: self.terminal,
             contain: self.contain,
             parent: self.parent,
-            report: None,
-            error: AtomicI32::new(0),
+            report: self.report_write.as_raw_fd(),
         };
-        if clone3 {
-            match shared::start(&child, self.contain.cgroup_dir) {
-                Ok(pid) => {
-                    // The child has exec'd or exited: what it stored is final.
-                    let errno = child.error.load(Ordering::Relaxed);
-                    return Ok(Pending {
-                        pid,
-                        outcome: Outcome::Known(errno),
-                    });
-                }
-                // Refused: the kernel has no clone3 (ENOSYS, also a seccomp
-                // filter's answer) or forbids it (EPERM). Any other refusal
-                // (a cgroup that takes no processes, a lack of memory) is
-                // left to the fork below, which either works or says what
-                // is wrong.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-                    CLONE3.store(false, Ordering::Relaxed);
-                }
-                Err(_) => {}
-            }
-        }
-        let (report, report_write) = cloexec_pipe()?;
-        // Above the stdio too, or the child's dup2 would close it.
-        let report_write = match above_stdio(report_write.as_fd())? {
-            (_, Some(copy)) => copy,
-            (_, None) => report_write,
-        };
-        child.report = Some(report_write.as_raw_fd());
-        let pid = fork_child(&mut child, self.contain.cgroup_dir)?;
+        let pid = fork_child(&mut child, self.contain.cgroup_dir, clone3)?;
         Ok(Pending {
             pid,
-            outcome: Outcome::Report(report),
+            report: self.report,
         })
     }
 }
@@ -194,50 +162,36 @@ impl Pending {
     /// `Command` does, so the reaper never sees a pid that was never an
     /// instance).
     pub fn finish(self) -> io::Result<i32> {
-        let errno = match self.outcome {
-            Outcome::Known(0) => return Ok(self.pid),
-            Outcome::Known(errno) => errno,
-            Outcome::Report(report) => match read_report(&report)? {
-                None => return Ok(self.pid),
-                Some(errno) => errno,
-            },
-        };
+        let mut errno = [0u8; 4];
+        let mut got = 0;
+        while got < errno.len() {
+            // SAFETY: reads into the unread rest of a live stack buffer.
+            let n = unsafe {
+                libc::read(
+                    self.report.as_raw_fd(),
+                    errno[got..].as_mut_ptr().cast(),
+                    errno.len() - got,
+                )
+            };
+            match n {
+                // End of file: exec closed the child's end.
+                0 if got == 0 => return Ok(self.pid),
+                0 => break,
+                n if n > 0 => got += n as usize,
+                _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
         let mut status = 0;
         // SAFETY: waits for our own child's pid only; `status` is a live int.
         while unsafe { libc::waitpid(self.pid, &mut status, 0) } == -1
             && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
         {}
-        Err(match errno {
+        Err(match i32::from_ne_bytes(errno) {
             PARENT_GONE => parent_gone(),
             errno => io::Error::from_raw_os_error(errno),
         })
     }
-}
-
-/// The errno a forked child wrote on its report pipe, or None once exec
-/// closed the pipe without one.
-fn read_report(report: &OwnedFd) -> io::Result<Option<i32>> {
-    let mut errno = [0u8; 4];
-    let mut got = 0;
-    while got < errno.len() {
-        // SAFETY: reads into the unread rest of a live stack buffer.
-        let n = unsafe {
-            libc::read(
-                report.as_raw_fd(),
-                errno[got..].as_mut_ptr().cast(),
-                errno.len() - got,
-            )
-        };
-        match n {
-            // End of file: exec closed the child's end.
-            0 if got == 0 => return Ok(None),
-            0 => break,
-            n if n > 0 => got += n as usize,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => return Err(io::Error::last_os_error()),
-        }
-    }
-    Ok(Some(i32::from_ne_bytes(errno)))
 }
 
 /// A pipe whose ends are both close-on-exec: (read, write).
@@ -255,13 +209,55 @@ fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// seccomp filter) refuses it.
 static CLONE3: AtomicBool = AtomicBool::new(true);
 
-/// Forks the child, which runs `child` up to its exec on a copy of pm's
-/// memory, and returns its pid: where `clone3` is refused. With
-/// `cgroup_dir`, the child writes that cgroup's `cgroup.procs` itself.
-fn fork_child(child: &mut Child, cgroup_dir: Option<RawFd>) -> io::Result<libc::pid_t> {
+/// Forks the child, which runs `child` up to its exec, and returns its pid.
+/// With `cgroup_dir`, the child starts in that cgroup where the kernel
+/// allows it (with `clone3`), and otherwise writes that cgroup's
+/// `cgroup.procs` itself.
+fn fork_child(
+    child: &mut Child,
+    cgroup_dir: Option<RawFd>,
+    clone3: bool,
+) -> io::Result<libc::pid_t> {
     let _blocked = BlockedSignals::new();
-    // (Failing to open it leaves the child to its process group and the
-    // guardian, as a failed write would.)
+    if let Some(dir) = cgroup_dir
+        && clone3
+    {
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: a fork (no CLONE_VM, no new stack): the child goes on
+        // with a copy of this stack, into `child_main`, which never
+        // returns. Every signal is blocked, so no handler of pm runs there.
+        let pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        if pid == 0 {
+            child_main(child);
+        }
+        if pid > 0 {
+            return Ok(pid as libc::pid_t);
+        }
+        // Refused: the kernel has no clone3 (ENOSYS, also a seccomp
+        // filter's answer) or forbids it (EPERM). Any other refusal (a
+        // cgroup that takes no processes, a lack of memory) is left to the
+        // fork below, which either works or says what is wrong.
+        if matches!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOSYS | libc::EPERM)
+        ) {
+            CLONE3.store(false, Ordering::Relaxed);
+        }
+    }
+    // Without clone3, the child moves itself in before exec. (Failing to
+    // open it leaves the child to its process group and the guardian, as a
+    // failed write would.)
     let _procs = cgroup_dir.and_then(|dir| {
         let procs = open_at(dir, c"cgroup.procs", libc::O_WRONLY).ok()?;
         child.contain.cgroup = Some(procs.as_raw_fd());
@@ -273,131 +269,6 @@ fn fork_child(child: &mut Child, cgroup_dir: Option<RawFd>) -> io::Result<libc::
         -1 => Err(io::Error::last_os_error()),
         0 => child_main(child),
         pid => Ok(pid),
-    }
-}
-
-/// Starting a child that shares pm's memory until its exec, as
-/// `posix_spawn` does: `clone3` with `CLONE_VM | CLONE_VFORK` (and
-/// `CLONE_INTO_CGROUP`), the child on a stack of its own.
-///
-/// A fork copies pm's page tables, and every page either side writes before
-/// the exec; the exec then tears the copy down. For 50 instances that was
-/// most of the start-up's CPU: pm's page tables copied 50 times, and the
-/// children's exits from pm's address space. Shared, there is nothing to
-/// copy or tear down. `CLONE_VFORK` holds only the starting thread, and only
-/// until the child's exec replaces its memory, early in the exec: the rest
-/// of that exec (loading the program, closing pm's descriptors, the
-/// dynamic loader) runs while pm starts the next child.
-///
-/// The child runs only async-signal-safe calls that write nothing of pm's
-/// but its own stack, the starting thread's `errno` (that thread is held)
-/// and, when a step fails, [`Child::error`]. pm's other threads run on
-/// meanwhile: nothing the child touches is theirs.
-mod shared {
-    use std::io;
-    use std::os::fd::RawFd;
-
-    use super::{BlockedSignals, CLONE_INTO_CGROUP, Child, CloneArgs};
-
-    const CLONE_VM: u64 = libc::CLONE_VM as u64;
-    const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
-
-    /// The child's stack: what its steps before exec need, with room to spare.
-    const STACK: usize = 64 * 1024;
-
-    /// Starts `child`; returns once it has exec'd or exited, with its pid.
-    pub(super) fn start(child: &Child, cgroup_dir: Option<RawFd>) -> io::Result<libc::pid_t> {
-        // 16-byte aligned, as both ABIs want the stack at a call.
-        let mut stack: Vec<u128> = Vec::with_capacity(STACK / 16);
-        let mut args = CloneArgs {
-            flags: CLONE_VM | CLONE_VFORK,
-            exit_signal: libc::SIGCHLD as u64,
-            stack: stack.as_mut_ptr() as u64,
-            stack_size: STACK as u64,
-            ..CloneArgs::default()
-        };
-        if let Some(dir) = cgroup_dir {
-            args.flags |= CLONE_INTO_CGROUP;
-            args.cgroup = dir as u64;
-        }
-        let _blocked = BlockedSignals::new();
-        // SAFETY: the child runs `entry` on `stack`, which outlives it
-        // (this thread is held until the child has exec'd or exited), and
-        // never returns. Every signal is blocked, so no handler of pm runs
-        // in it.
-        let pid = unsafe { clone3(&args, child) };
-        if pid < 0 {
-            return Err(io::Error::from_raw_os_error(-pid as i32));
-        }
-        Ok(pid as libc::pid_t)
-    }
-
-    /// Where the child begins, on its own stack.
-    extern "C" fn entry(child: *const Child) -> ! {
-        // SAFETY: `child` points to the `Child` that `start` borrows, alive
-        // until this child has exec'd or exited.
-        super::child_main(unsafe { &*child })
-    }
-
-    /// The `clone3` system call, the child calling `entry(child)`: the
-    /// negated errno or the child's pid, in the parent.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn clone3(args: &CloneArgs, child: &Child) -> i64 {
-        let ret: i64;
-        // SAFETY: the caller's. The child, on its new stack, calls `entry`
-        // with the registers it inherited, and `entry` never returns.
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                "test rax, rax",
-                "jnz 2f",
-                "xor ebp, ebp",
-                "mov rdi, r12",
-                "call r13",
-                "ud2",
-                "2:",
-                inlateout("rax") libc::SYS_clone3 => ret,
-                in("rdi") args as *const CloneArgs,
-                in("rsi") std::mem::size_of::<CloneArgs>(),
-                in("r12") child as *const Child,
-                in("r13") entry as extern "C" fn(*const Child) -> !,
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
-        ret
-    }
-
-    #[cfg(target_arch = "aarch64")]
-    unsafe fn clone3(args: &CloneArgs, child: &Child) -> i64 {
-        let ret: i64;
-        // SAFETY: as on x86_64.
-        unsafe {
-            std::arch::asm!(
-                "svc 0",
-                "cbnz x0, 2f",
-                "mov x29, xzr",
-                "mov x0, x20",
-                "blr x21",
-                "brk #0",
-                "2:",
-                inlateout("x0") args as *const CloneArgs as i64 => ret,
-                in("x1") std::mem::size_of::<CloneArgs>(),
-                in("x8") libc::SYS_clone3,
-                in("x20") child as *const Child,
-                in("x21") entry as extern "C" fn(*const Child) -> !,
-                options(nostack),
-            );
-        }
-        ret
-    }
-
-    /// Elsewhere: refused, so pm forks.
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    unsafe fn clone3(_args: &CloneArgs, _child: &Child) -> i64 {
-        let _ = entry;
-        -(libc::ENOSYS as i64)
     }
 }
 
@@ -537,24 +408,16 @@ impl Drop for BlockedSignals {
 /// The child's whole life before exec: the steps, then (when one failed)
 /// its errno to pm and exit 127.
 fn child_main(child: &Child) -> ! {
-    // SAFETY: this is the started child, which is what `run` is written for.
-    let error = match unsafe { child.run() } {
-        // (Never 0: pm would take that for an exec.)
-        0 => libc::EIO,
-        error => error,
-    };
-    match child.report {
-        // SAFETY: write from a stack buffer to the report pipe's write end.
-        // Under PIPE_BUF, the 4 bytes arrive whole.
-        Some(report) => unsafe {
-            let bytes = error.to_ne_bytes();
-            libc::write(report, bytes.as_ptr().cast(), bytes.len());
-        },
-        // Sharing pm's memory: pm reads it once this child has exited.
-        None => child.error.store(error, Ordering::Relaxed),
+    // SAFETY: this is the forked child, which is what `run` is written for.
+    let error = unsafe { child.run() };
+    let bytes = error.to_ne_bytes();
+    // SAFETY: write from a stack buffer to the report pipe's write end, and
+    // _exit, which ends the child at once, running nothing of pm's. Under
+    // PIPE_BUF, the 4 bytes arrive whole.
+    unsafe {
+        libc::write(child.report, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
     }
-    // SAFETY: _exit ends the child at once, running nothing of pm's.
-    unsafe { libc::_exit(127) }
 }
 
 impl Child {
@@ -563,10 +426,8 @@ impl Child {
     ///
     /// # Safety
     ///
-    /// Only in the started child, with every signal blocked: it calls only
-    /// async-signal-safe functions, allocates nothing, and writes nothing
-    /// but its own stack and `errno` (a child that shares pm's memory
-    /// writes its starting thread's, held meanwhile).
+    /// Only in the forked child, with every signal blocked: it calls only
+    /// async-signal-safe functions and allocates nothing.
     unsafe fn run(&self) -> i32 {
         let errno = || {
             io::Error::last_os_error()
@@ -660,14 +521,11 @@ mod tests {
     #[test]
     fn the_child_leads_its_group_in_its_directory_with_the_added_variables() {
         let dir = tempfile::tempdir().unwrap();
-        let own = std::env::current_dir().unwrap();
         let (pid, text) = run(
             "echo $$ $(ps -o pgid= -p $$) $PM_LAUNCH_TEST; pwd",
             dir.path(),
         )
         .unwrap();
-        // The child shared pm's memory until exec, not its directory.
-        assert_eq!(std::env::current_dir().unwrap(), own);
         let words: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(words[0], pid.to_string(), "{text}");
         assert_eq!(words[1], pid.to_string(), "{text}");
@@ -728,42 +586,36 @@ mod tests {
         let null = OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
         let missing = dir.path().join("missing");
         let cwds = [dir.path(), missing.as_path(), dir.path()];
-        // Sharing pm's memory until exec (clone3), and forked.
-        for shared in [true, false] {
-            let prepared: Vec<Prepared> = cwds
-                .iter()
-                .map(|cwd| {
-                    prepare(&Launch {
-                        command: "exit 3",
-                        cwd,
-                        env: &[],
-                        stdin: null.as_fd(),
-                        stdout: null.as_fd(),
-                        stderr: null.as_fd(),
-                        terminal: false,
-                        contain: Contain::default(),
-                        parent: std::process::id() as libc::pid_t,
-                    })
-                    .unwrap()
+        let prepared: Vec<Prepared> = cwds
+            .iter()
+            .map(|cwd| {
+                prepare(&Launch {
+                    command: "exit 3",
+                    cwd,
+                    env: &[],
+                    stdin: null.as_fd(),
+                    stdout: null.as_fd(),
+                    stderr: null.as_fd(),
+                    terminal: false,
+                    contain: Contain::default(),
+                    parent: std::process::id() as libc::pid_t,
                 })
-                .collect();
-            // All started before any is finished.
-            let pending: Vec<Pending> = prepared
-                .into_iter()
-                .map(|p| p.start_with(shared).unwrap())
-                .collect();
-            let results: Vec<io::Result<i32>> = pending.into_iter().map(Pending::finish).collect();
-            for (i, result) in results.iter().enumerate() {
-                match (i, result) {
-                    (1, Err(e)) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{shared}: {e}"),
-                    (_, Ok(pid)) => {
-                        let mut status = 0;
-                        // SAFETY: waits for a child this test started.
-                        assert_eq!(unsafe { libc::waitpid(*pid, &mut status, 0) }, *pid);
-                        assert_eq!(libc::WEXITSTATUS(status), 3, "{shared}: its command ran");
-                    }
-                    (i, other) => panic!("{shared}: child {i}: {other:?}"),
+                .unwrap()
+            })
+            .collect();
+        // All forked before any is finished.
+        let pending: Vec<Pending> = prepared.into_iter().map(|p| p.start().unwrap()).collect();
+        let results: Vec<io::Result<i32>> = pending.into_iter().map(Pending::finish).collect();
+        for (i, result) in results.iter().enumerate() {
+            match (i, result) {
+                (1, Err(e)) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}"),
+                (_, Ok(pid)) => {
+                    let mut status = 0;
+                    // SAFETY: waits for a child this test started.
+                    assert_eq!(unsafe { libc::waitpid(*pid, &mut status, 0) }, *pid);
+                    assert_eq!(libc::WEXITSTATUS(status), 3, "its command ran");
                 }
+                (i, other) => panic!("child {i}: {other:?}"),
             }
         }
     }
