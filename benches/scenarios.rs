@@ -1250,7 +1250,8 @@ fn measure_idle(pm: &mut Proc, window: Duration) -> Result<Memory> {
     let field = |name: &str| status_kib(&status, name).ok_or(format!("no {name} in status"));
     let guardian_rss_kib = all_stats()
         .into_iter()
-        .find(|s| s.ppid == pm.pid && s.comm == after.comm)
+        // Named `pm-guardian` (a pm before that kept pm's name).
+        .find(|s| s.ppid == pm.pid && (s.comm == "pm-guardian" || s.comm == after.comm))
         .and_then(|s| fs::read_to_string(format!("/proc/{}/status", s.pid)).ok())
         .and_then(|text| status_kib(&text, "VmRSS:"));
     Ok(Memory {

@@ -25,6 +25,9 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 use super::Group;
 
+/// The guardian's process name, apart from pm's.
+const GUARDIAN_NAME: &std::ffi::CStr = c"pm-guardian";
+
 /// pm's side of the guardian.
 #[derive(Debug)]
 pub struct Guardian {
@@ -166,6 +169,9 @@ fn guard(read: OwnedFd, cgroup: Option<&Path>) -> ! {
     }
     // Leave pm's process group, so a SIGKILL sent to that group spares it.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // And a name of its own, so `killall -9 pm` (which matches the name)
+    // spares it too, and it can clean up after the pm it killed.
+    super::platform::set_process_name(GUARDIAN_NAME);
     detach_stdio();
     close_other_fds(read.as_raw_fd());
 

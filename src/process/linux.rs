@@ -75,6 +75,13 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The name `ps`, `top`, `killall` and `pkill` match for this process
+/// (`/proc/PID/comm`, 15 bytes at most).
+pub fn set_process_name(name: &std::ffi::CStr) {
+    // SAFETY: PR_SET_NAME copies at most 16 bytes from a C string we pass.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
 /// pm's own executable, even if the file was replaced since pm started.
 pub fn own_exe() -> std::path::PathBuf {
     std::path::PathBuf::from("/proc/self/exe")

@@ -27,6 +27,9 @@ pub fn set_parent_death_signal() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The process name others match (macOS keeps the executable's).
+pub fn set_process_name(_name: &std::ffi::CStr) {}
+
 /// pm's own executable.
 pub fn own_exe() -> std::path::PathBuf {
     std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("pm"))

@@ -118,6 +118,39 @@ fn a_killed_guardian_is_replaced_and_still_cleans_up() {
     all_gone(&pids);
 }
 
+/// The name `killall` matches: /proc/PID/comm.
+fn comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn killall_dash_9_pm_leaves_nothing_that_left_its_group() {
+    if !cgroups_here() {
+        return;
+    }
+    let app = App::with_procfile(ESCAPES);
+    let mut pm = app.start(&["start", "--no-timestamp"]);
+    let pids = escaped(&mut pm, 3);
+    let instances = numbers_after(&pm.seen, "started with pid ");
+    let guardian = guardian_of(pm.pid(), &instances);
+    // What `killall -9 pm` does, limited to this pm and its children (other
+    // tests run their own pm): SIGKILL to every process named as pm is.
+    let name = comm(pm.pid());
+    assert_ne!(comm(guardian), name, "the guardian has a name of its own");
+    let mut targets = vec![pm.pid()];
+    targets.extend(&instances);
+    targets.push(guardian);
+    for pid in targets {
+        if comm(pid) == name {
+            kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+        }
+    }
+    all_gone(&pids);
+}
+
 #[test]
 fn a_cgroup_left_by_a_killed_pm_is_emptied_by_the_next_start() {
     if !cgroups_here() {
