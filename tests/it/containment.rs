@@ -65,6 +65,32 @@ fn guardian_of(pm_pid: i32, instances: &[i32]) -> i32 {
         .expect("a guardian")
 }
 
+/// pm running [`ESCAPES`], with what escaped, its instances and its guardian.
+struct Escapes {
+    _app: App,
+    pm: Running,
+    pids: Vec<i32>,
+    instances: Vec<i32>,
+    guardian: i32,
+}
+
+impl Escapes {
+    fn start() -> Escapes {
+        let app = App::with_procfile(ESCAPES);
+        let mut pm = app.start(&["start", "--no-timestamp"]);
+        let pids = escaped(&mut pm, 3);
+        let instances = numbers_after(&pm.seen, "started with pid ");
+        let guardian = guardian_of(pm.pid(), &instances);
+        Escapes {
+            _app: app,
+            pm,
+            pids,
+            instances,
+            guardian,
+        }
+    }
+}
+
 #[test]
 fn sigkill_of_pm_leaves_nothing_that_left_its_group() {
     if !cgroups_here() {
@@ -104,11 +130,12 @@ fn a_killed_guardian_is_replaced_and_still_cleans_up() {
     if !cgroups_here() {
         return;
     }
-    let app = App::with_procfile(ESCAPES);
-    let mut pm = app.start(&["start", "--no-timestamp"]);
-    let pids = escaped(&mut pm, 3);
-    let instances = numbers_after(&pm.seen, "started with pid ");
-    let guardian = guardian_of(pm.pid(), &instances);
+    let Escapes {
+        mut pm,
+        pids,
+        guardian,
+        ..
+    } = Escapes::start();
     kill(Pid::from_raw(guardian), Signal::SIGKILL).expect("kill the guardian");
     pm.wait_for_line(
         &format!("the guardian (pid {guardian}) killed by SIGKILL; started a new one (pid "),
@@ -118,24 +145,18 @@ fn a_killed_guardian_is_replaced_and_still_cleans_up() {
     all_gone(&pids);
 }
 
-/// The name `killall` matches: /proc/PID/comm.
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim_end()
-        .to_string()
-}
-
 #[test]
 fn killall_dash_9_pm_leaves_nothing_that_left_its_group() {
     if !cgroups_here() {
         return;
     }
-    let app = App::with_procfile(ESCAPES);
-    let mut pm = app.start(&["start", "--no-timestamp"]);
-    let pids = escaped(&mut pm, 3);
-    let instances = numbers_after(&pm.seen, "started with pid ");
-    let guardian = guardian_of(pm.pid(), &instances);
+    let Escapes {
+        pm,
+        pids,
+        instances,
+        guardian,
+        ..
+    } = Escapes::start();
     // What `killall -9 pm` does, limited to this pm and its children (other
     // tests run their own pm): SIGKILL to every process named as pm is.
     let name = comm(pm.pid());
@@ -156,12 +177,13 @@ fn a_cgroup_left_by_a_killed_pm_is_emptied_by_the_next_start() {
     if !cgroups_here() {
         return;
     }
-    let app = App::with_procfile(ESCAPES);
-    let mut pm = app.start(&["start", "--no-timestamp"]);
-    let pids = escaped(&mut pm, 3);
-    let instances = numbers_after(&pm.seen, "started with pid ");
+    let Escapes {
+        mut pm,
+        pids,
+        guardian,
+        ..
+    } = Escapes::start();
     // Both gone at once: nothing was there to clean up.
-    let guardian = guardian_of(pm.pid(), &instances);
     kill(Pid::from_raw(guardian), Signal::SIGSTOP).expect("stop the guardian");
     kill(Pid::from_raw(pm.pid()), Signal::SIGKILL).expect("kill -9 pm");
     kill(Pid::from_raw(guardian), Signal::SIGKILL).expect("kill the guardian");

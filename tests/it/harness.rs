@@ -534,6 +534,15 @@ pub fn proc_state(pid: i32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
+/// The process's name, as `ps`, `killall` and `pkill` match it
+/// (/proc/PID/comm); empty once it is gone.
+pub fn comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
 /// Whether the process exists and has not exited: not a zombie, or a zombie
 /// thread-group leader whose other threads still run (and hold its files, a
 /// listening socket among them); /proc/PID/status counts them in `Threads:`.

@@ -44,13 +44,6 @@ fn ps_pid(app: &App, name: &str) -> i32 {
         .unwrap_or_else(|| panic!("no pid for {name} in {list:?}")) as i32
 }
 
-fn comm(pid: i32) -> String {
-    fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn a_simple_command_runs_as_its_program() {
     let (app, base) = app("web: python3 drainer.py\n");
