@@ -171,8 +171,11 @@ fn what_pm_adopted_gets_the_grace_when_no_instance_runs() {
     // crash is backing off when Ctrl-C comes: no instance runs, yet the
     // daemon gets its stop signal, then the grace to drain, not SIGKILL.
     // Without a cgroup (in one, the daemon would be part of job's run).
+    // job waits for the daemon to serve: until setsid -f's child has its
+    // own session it is still in job's group, which ends with job's shell.
     let (app, base) = app(
-        "job: setsid -f env NO_LISTEN=1 python3 drainer.py > daemon.log; echo left\n\
+        "job: setsid -f env NO_LISTEN=1 python3 drainer.py > daemon.log; \
+         until grep -q serving daemon.log; do sleep 0.05; done; echo left\n\
          crash: exit 1\n",
     );
     let mut cmd = app.cmd(&["start", "--no-timestamp", "-p", &base]);
