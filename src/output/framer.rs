@@ -280,18 +280,29 @@ impl Framer {
         // exact, but costs a third of the framing time.)
         out.reserve(data.len() + (data.len() / 32 + 2) * prefix.len());
         let mut start = 0;
+        // The lines since the last one cut into pieces, as the child wrote
+        // them: recorded at once.
+        let mut run_start = 0;
+        let mut run_lines = 0;
         for end in memchr::memchr_iter(b'\n', data) {
             let mut text = &data[start..end];
             if text.len() > self.max_line {
+                if let Some(rec) = rec {
+                    rec.run(&data[run_start..start], run_lines);
+                }
                 text = emit_pieces(prefix, self.max_line, text, out, rec);
+                // What is left of the long line starts the next run.
+                run_start = end - text.len();
+                run_lines = 0;
             }
-            if let Some(rec) = rec {
-                rec.line(&[text]);
-            }
+            run_lines += 1;
             out.extend_from_slice(prefix);
             // The text and its own newline (and `\r`, if any) in one copy.
             out.extend_from_slice(&data[end - text.len()..=end]);
             start = end + 1;
+        }
+        if let Some(rec) = rec {
+            rec.run(&data[run_start..start], run_lines);
         }
         let rest = emit_pieces(prefix, self.max_line, &data[start..], out, rec);
         if !rest.is_empty() {
@@ -794,6 +805,50 @@ mod tests {
             prop_assert_eq!(texts.concat(), without_newlines);
             let newlines = input.iter().filter(|&&b| b == b'\n').count();
             prop_assert!(texts.len() >= newlines);
+        }
+
+        #[test]
+        fn the_scrollback_keeps_the_last_printed_lines_and_a_follower_gets_all(
+            input in bytes(),
+            cuts in proptest::collection::vec(0usize..400, 0..20),
+            max_line in prop_oneof![Just(4usize), Just(7), Just(MAX_LINE)],
+            kept in 1usize..12,
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= input.len()).collect();
+            cuts.push(0);
+            cuts.push(input.len());
+            cuts.sort_unstable();
+            let (log, _events) = crate::output::Scrollback::new(kept);
+            let (_, feed) = log.logs(crate::output::Filter::All, 0, true, "");
+            let mut feed = feed.unwrap();
+            let mut framer = plain("web.1", 5)
+                .with_max_line(max_line)
+                .recording(log.recorder("web.1", Some("web"), None));
+            let mut clock = Clock::new();
+            let mut out = Vec::new();
+            for pair in cuts.windows(2) {
+                framer.push(&input[pair[0]..pair[1]], &mut clock, &mut out);
+            }
+            framer.flush_partial(&mut clock, &mut out);
+            let printed = texts(&out, b"web.1 | ");
+
+            let (lines, _) = log.logs(crate::output::Filter::All, 100, false, "");
+            let from = printed.len().saturating_sub(kept);
+            let kept_texts: Vec<&[u8]> = lines.iter().map(|l| &l.text[..]).collect();
+            prop_assert_eq!(&kept_texts[..], &printed[from..]);
+            let seqs: Vec<u64> = lines.iter().map(|l| l.seq).collect();
+            let expected: Vec<u64> = (from as u64 + 1..=printed.len() as u64).collect();
+            prop_assert_eq!(seqs, expected);
+
+            let mut followed = Vec::new();
+            while let Some(item) = feed.try_next() {
+                if let crate::output::scrollback::Item::Line(line) = item {
+                    prop_assert_eq!(line.seq, followed.len() as u64 + 1);
+                    followed.push(line.text);
+                }
+            }
+            let followed: Vec<&[u8]> = followed.iter().map(|t| &t[..]).collect();
+            prop_assert_eq!(followed, printed);
         }
     }
 }

@@ -23,9 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{Notify, mpsc};
 
-/// The most text kept per source, in bytes (lines are split at
-/// [`super::MAX_LINE`], so a source always keeps at least 16 lines).
-pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+/// The most text kept per source, in bytes, each line's `\n` included:
+/// 1 MiB and a newline for each of 16 lines split at [`super::MAX_LINE`], so
+/// a source always keeps at least 16 lines.
+pub const MAX_SOURCE_BYTES: usize = 16 * (super::MAX_LINE + 1);
 
 /// What a client's feed may hold before the client is dropped: the text of
 /// its queued items, and [`ITEM_COST`] for each.
@@ -164,8 +165,9 @@ impl Filter {
     }
 }
 
-/// The kept lines of one source: their texts back to back, and one head
-/// per line.
+/// The kept lines of one source: their texts back to back, each followed by
+/// its `\n` (so a run of lines as the child wrote them is kept in one
+/// copy), and one head per line.
 #[derive(Debug, Default)]
 struct Ring {
     text: VecDeque<u8>,
@@ -176,7 +178,15 @@ struct Ring {
 struct Head {
     seq: u64,
     millis: u64,
+    /// The text's length, without its `\n`.
     len: u32,
+}
+
+impl Head {
+    /// The bytes the line takes in the ring's text.
+    fn kept(&self) -> usize {
+        self.len as usize + 1
+    }
 }
 
 impl Ring {
@@ -185,29 +195,68 @@ impl Ring {
             return;
         }
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        while !self.heads.is_empty()
-            && (self.heads.len() >= max_lines || self.text.len() + len > MAX_SOURCE_BYTES)
-        {
-            if let Some(head) = self.heads.pop_front() {
-                self.text.drain(..head.len as usize);
-            }
-        }
-        let free = self.text.capacity() - self.text.len();
-        if free < len {
-            // Double, as VecDeque would, but never past the byte limit.
-            let want = (self.text.capacity() * 2)
-                .max(self.text.len() + len)
-                .min(MAX_SOURCE_BYTES.max(self.text.len() + len));
-            self.text.reserve_exact(want - self.text.len());
-        }
+        self.make_room(1, len + 1, max_lines);
         for part in parts {
             self.text.extend(part.iter());
         }
+        self.text.push_back(b'\n');
         self.heads.push_back(Head {
             seq,
             millis,
             len: u32::try_from(len).unwrap_or(u32::MAX),
         });
+    }
+
+    /// Keeps `count` whole lines at once: `run` is their texts, each with
+    /// its `\n`, none longer than a line may be. The first has the sequence
+    /// number `first`. Lines the run itself pushes out are never copied.
+    fn push_run(&mut self, first: u64, millis: u64, run: &[u8], count: usize, max_lines: usize) {
+        if max_lines == 0 || count == 0 {
+            return;
+        }
+        // The run's last lines that fit: at most max_lines, and at most the
+        // byte limit (a run of short lines rarely needs the second).
+        let mut kept = count;
+        let mut from = 0;
+        let mut ends = memchr::memchr_iter(b'\n', run);
+        while kept > max_lines || run.len() - from > MAX_SOURCE_BYTES {
+            let Some(end) = ends.next() else { break };
+            from = end + 1;
+            kept -= 1;
+        }
+        self.make_room(kept, run.len() - from, max_lines);
+        self.text.extend(run[from..].iter());
+        let mut start = from;
+        for (seq, end) in (first + (count - kept) as u64..).zip(ends) {
+            self.heads.push_back(Head {
+                seq,
+                millis,
+                len: u32::try_from(end - start).unwrap_or(u32::MAX),
+            });
+            start = end + 1;
+        }
+    }
+
+    /// Lets go of the oldest lines until `lines` more lines of `bytes` in
+    /// all fit, and makes room for the bytes.
+    fn make_room(&mut self, lines: usize, bytes: usize, max_lines: usize) {
+        let mut gone = 0;
+        while let Some(head) = self.heads.front()
+            && (self.heads.len() + lines > max_lines
+                || self.text.len() - gone + bytes > MAX_SOURCE_BYTES)
+        {
+            gone += head.kept();
+            self.heads.pop_front();
+        }
+        self.text.drain(..gone);
+        let free = self.text.capacity() - self.text.len();
+        if free < bytes {
+            // Double, as VecDeque would, but never past the byte limit.
+            let want = (self.text.capacity() * 2)
+                .max(self.text.len() + bytes)
+                .min(MAX_SOURCE_BYTES.max(self.text.len() + bytes));
+            self.text.reserve_exact(want - self.text.len());
+        }
     }
 
     /// The last `n` lines as (head, start offset in `text`), oldest first.
@@ -219,7 +268,7 @@ impl Ring {
             .rev()
             .take(n)
             .map(|head| {
-                end -= head.len as usize;
+                end -= head.kept();
                 (*head, end)
             })
             .collect();
@@ -562,12 +611,40 @@ impl Recording<'_> {
         let inner = &mut *self.inner;
         inner.seq += 1;
         let seq = inner.seq;
-        let source = &mut inner.sources[self.source];
-        source.ring.push(seq, self.millis, parts, inner.lines);
-        if inner.followers.is_empty() {
+        inner.sources[self.source]
+            .ring
+            .push(seq, self.millis, parts, inner.lines);
+        if !inner.followers.is_empty() {
+            self.follow(seq, &parts.concat());
+        }
+    }
+
+    /// `count` whole lines at once: `run` holds their texts, each with its
+    /// `\n`, none longer than [`super::MAX_LINE`]. A chunk of lines costs
+    /// one copy, not one per line.
+    pub(super) fn run(&mut self, run: &[u8], count: usize) {
+        if count == 0 {
             return;
         }
-        let text = parts.concat();
+        let inner = &mut *self.inner;
+        let first = inner.seq + 1;
+        inner.seq += count as u64;
+        inner.sources[self.source]
+            .ring
+            .push_run(first, self.millis, run, count, inner.lines);
+        if !inner.followers.is_empty() {
+            let mut start = 0;
+            for (seq, end) in (first..).zip(memchr::memchr_iter(b'\n', run)) {
+                self.follow(seq, &run[start..end]);
+                start = end + 1;
+            }
+        }
+    }
+
+    /// Sends the line `seq` to every follower that wants its source.
+    fn follow(&mut self, seq: u64, text: &[u8]) {
+        let inner = &mut *self.inner;
+        let source = &inner.sources[self.source];
         let mut gone = Vec::new();
         for (index, follower) in inner.followers.iter().enumerate() {
             if !follower.filter.matches(source) {
@@ -578,7 +655,7 @@ impl Recording<'_> {
                 millis: self.millis,
                 name: Arc::clone(&source.name),
                 color: source.color,
-                text: text.clone(),
+                text: text.to_vec(),
             };
             if let Err(why) = follower.sender.send(Item::Line(line)) {
                 gone.push((index, why));
@@ -683,8 +760,38 @@ mod tests {
         }
         let (kept, _) = log.logs(Filter::All, 1000, false, "");
         assert_eq!(kept.len(), 16, "1 MiB of 64 KiB lines");
-        let inner = log.lock();
-        assert!(inner.sources[0].ring.text.capacity() <= MAX_SOURCE_BYTES);
+        {
+            let inner = log.lock();
+            assert!(inner.sources[0].ring.text.capacity() <= MAX_SOURCE_BYTES);
+        }
+
+        // The same limits for a run of lines recorded at once: 40 long
+        // lines, then 5 short ones in one run past a scrollback of 3.
+        let mut run = Vec::new();
+        for n in 0..40u8 {
+            run.extend(std::iter::repeat_n(b'a' + n % 26, 64 * 1024));
+            run.push(b'\n');
+        }
+        big.start(1).run(&run, 40);
+        let (kept, _) = log.logs(Filter::All, 1000, false, "");
+        assert_eq!(kept.len(), 16, "1 MiB of 64 KiB lines, in one run");
+        assert!(kept.iter().all(|l| l.text.len() == 64 * 1024));
+        assert_eq!(kept[15].text[0], b'a' + 39 % 26);
+        assert_eq!(kept[15].seq, 80);
+        {
+            let inner = log.lock();
+            assert!(inner.sources[0].ring.text.capacity() <= MAX_SOURCE_BYTES);
+        }
+        let (log, _events) = Scrollback::new(3);
+        let a = log.recorder("a.1", Some("a"), None);
+        record(&a, 0, &["old"]);
+        a.start(1).run(b"1\n2\r\n3\n4\n5\n", 5);
+        let (all, _) = log.logs(Filter::All, 100, false, "");
+        assert_eq!(texts(&all), ["a.1:3", "a.1:4", "a.1:5"]);
+        assert_eq!(all.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 5, 6]);
+        a.start(2).run(b"6\n", 1);
+        let (all, _) = log.logs(Filter::All, 100, false, "");
+        assert_eq!(texts(&all), ["a.1:4", "a.1:5", "a.1:6"]);
     }
 
     #[test]
