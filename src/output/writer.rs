@@ -84,8 +84,10 @@ struct Shared {
     /// Lines dropped: `system` lines beyond their budget, sends cut short,
     /// output discarded after giving up on stdout.
     dropped: AtomicU64,
-    /// Lines of the batch being written, dropped if the writer is given up on.
-    in_flight: AtomicU64,
+    /// The batch being written, whose lines are dropped if the writer is
+    /// given up on. Counted only then: counting every batch's lines would
+    /// cost a pass over all output.
+    in_flight: Mutex<Option<Arc<Vec<Item>>>>,
     /// Set once pm gives up on stdout: what is left is dropped, not written.
     discarding: AtomicBool,
     /// Whether the writer thread is inside a write, and when it last made
@@ -129,7 +131,14 @@ impl Shared {
     /// has been given up on (it may never be written).
     fn dropped_in_all(&self) -> u64 {
         let in_flight = if self.discarding.load(Ordering::SeqCst) {
-            self.in_flight.load(Ordering::SeqCst)
+            let batch = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            batch.map_or(0, |batch| {
+                batch.iter().map(|item| lines_in(&item.bytes)).sum()
+            })
         } else {
             0
         };
@@ -518,7 +527,7 @@ pub(super) fn spawn_with_budget<W: Write + Send + 'static>(
         pool: Mutex::new(Vec::new()),
         items: Mutex::new(items),
         dropped: AtomicU64::new(0),
-        in_flight: AtomicU64::new(0),
+        in_flight: Mutex::new(None),
         discarding: AtomicBool::new(false),
         writing: AtomicBool::new(false),
         progress_at: AtomicU64::new(0),
@@ -661,16 +670,33 @@ fn run<W: Write>(sink: W, closer: CloseOnExit, on_write_error: Box<dyn FnOnce(io
             continue;
         }
         end = batch.iter().any(|item| item.kind == Kind::End);
-        let lines: u64 = batch.iter().map(|item| lines_in(&item.bytes)).sum();
         if shared.discarding.load(Ordering::SeqCst) {
-            shared.drop_lines(lines);
+            shared.drop_lines(batch.iter().map(|item| lines_in(&item.bytes)).sum());
         } else if !shared.failed.load(Ordering::SeqCst) {
-            shared.in_flight.store(lines, Ordering::SeqCst);
+            let writing = Arc::new(std::mem::take(&mut batch));
+            let in_flight = |batch| {
+                *shared
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = batch;
+            };
+            in_flight(Some(Arc::clone(&writing)));
             shared.progressed();
             shared.writing.store(true, Ordering::SeqCst);
-            let result = write_batch(&mut sink, &batch).and_then(|()| sink.flush());
+            let result = write_batch(&mut sink, &writing).and_then(|()| sink.flush());
             shared.writing.store(false, Ordering::SeqCst);
-            shared.in_flight.store(0, Ordering::SeqCst);
+            in_flight(None);
+            // Unless a count of what was given up on holds it still.
+            batch = Arc::try_unwrap(writing).unwrap_or_else(|writing| {
+                writing
+                    .iter()
+                    .map(|item| Item {
+                        bytes: Vec::new(),
+                        permits: item.permits,
+                        kind: item.kind,
+                    })
+                    .collect()
+            });
             if let Err(error) = result {
                 shared.failed.store(true, Ordering::SeqCst);
                 if let Some(callback) = on_write_error.take() {
