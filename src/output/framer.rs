@@ -5,6 +5,8 @@
 //! line, the timestamp is patched into it once per chunk, all the lines of a
 //! chunk go into the caller's one buffer, and nothing is allocated per line.
 
+use std::cell::RefCell;
+
 use memchr::memchr;
 
 use super::clock::Clock;
@@ -14,6 +16,17 @@ use super::scrollback::{Recorder, Recording};
 /// split into pieces of at most this many bytes, each its own prefixed line,
 /// so a child that never writes a newline cannot make pm buffer without bound.
 pub const MAX_LINE: usize = 64 * 1024;
+
+thread_local! {
+    /// Where each line of the run being recorded ends: one list for every
+    /// framer of the thread, as a framer fills it only while it frames.
+    static RUN_ENDS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The most entries [`RUN_ENDS`] keeps allocated between chunks: the lines
+/// of a 64 KiB chunk of 32-byte lines. A chunk of shorter lines lets go of
+/// what it needed more.
+const RUN_ENDS_KEPT: usize = 2048;
 
 /// The name of pm's own output source.
 pub const SYSTEM_NAME: &str = "system";
@@ -281,29 +294,36 @@ impl Framer {
         out.reserve(data.len() + (data.len() / 32 + 2) * prefix.len());
         let mut start = 0;
         // The lines since the last one cut into pieces, as the child wrote
-        // them: recorded at once.
+        // them, and where each ends in that run: recorded at once.
         let mut run_start = 0;
-        let mut run_lines = 0;
-        for end in memchr::memchr_iter(b'\n', data) {
-            let mut text = &data[start..end];
-            if text.len() > self.max_line {
-                if let Some(rec) = rec {
-                    rec.run(&data[run_start..start], run_lines);
+        RUN_ENDS.with_borrow_mut(|ends| {
+            ends.clear();
+            for end in memchr::memchr_iter(b'\n', data) {
+                let mut text = &data[start..end];
+                if text.len() > self.max_line {
+                    if let Some(rec) = rec {
+                        rec.run(&data[run_start..start], ends);
+                    }
+                    ends.clear();
+                    text = emit_pieces(prefix, self.max_line, text, out, rec);
+                    // What is left of the long line starts the next run.
+                    run_start = end - text.len();
                 }
-                text = emit_pieces(prefix, self.max_line, text, out, rec);
-                // What is left of the long line starts the next run.
-                run_start = end - text.len();
-                run_lines = 0;
+                if rec.is_some() {
+                    ends.push(end - run_start);
+                }
+                out.extend_from_slice(prefix);
+                // The text and its own newline (and `\r`, if any) in one copy.
+                out.extend_from_slice(&data[end - text.len()..=end]);
+                start = end + 1;
             }
-            run_lines += 1;
-            out.extend_from_slice(prefix);
-            // The text and its own newline (and `\r`, if any) in one copy.
-            out.extend_from_slice(&data[end - text.len()..=end]);
-            start = end + 1;
-        }
-        if let Some(rec) = rec {
-            rec.run(&data[run_start..start], run_lines);
-        }
+            if let Some(rec) = rec {
+                rec.run(&data[run_start..start], ends);
+            }
+            if ends.capacity() > RUN_ENDS_KEPT {
+                *ends = Vec::new();
+            }
+        });
         let rest = emit_pieces(prefix, self.max_line, &data[start..], out, rec);
         if !rest.is_empty() {
             // Sized to what is pending, not to a read buffer.

@@ -207,33 +207,30 @@ impl Ring {
         });
     }
 
-    /// Keeps `count` whole lines at once: `run` is their texts, each with
-    /// its `\n`, none longer than a line may be. The first has the sequence
-    /// number `first`. Lines the run itself pushes out are never copied.
-    fn push_run(&mut self, first: u64, millis: u64, run: &[u8], count: usize, max_lines: usize) {
-        if max_lines == 0 || count == 0 {
+    /// Keeps whole lines at once: `run` is their texts, each with its `\n`
+    /// (at the offsets `ends`), none longer than a line may be. The first
+    /// has the sequence number `first`. Lines the run itself pushes out are
+    /// never copied.
+    fn push_run(&mut self, first: u64, millis: u64, run: &[u8], ends: &[usize], max_lines: usize) {
+        if max_lines == 0 || ends.is_empty() {
             return;
         }
+        let start_of = |line: usize| if line == 0 { 0 } else { ends[line - 1] + 1 };
         // The run's last lines that fit: at most max_lines, and at most the
         // byte limit (a run of short lines rarely needs the second).
-        let mut kept = count;
-        let mut from = 0;
-        let mut ends = memchr::memchr_iter(b'\n', run);
-        while kept > max_lines || run.len() - from > MAX_SOURCE_BYTES {
-            let Some(end) = ends.next() else { break };
-            from = end + 1;
-            kept -= 1;
+        let mut skip = ends.len().saturating_sub(max_lines);
+        while run.len() - start_of(skip) > MAX_SOURCE_BYTES {
+            skip += 1;
         }
-        self.make_room(kept, run.len() - from, max_lines);
+        let from = start_of(skip);
+        self.make_room(ends.len() - skip, run.len() - from, max_lines);
         self.text.extend(run[from..].iter());
-        let mut start = from;
-        for (seq, end) in (first + (count - kept) as u64..).zip(ends) {
+        for (seq, line) in (first + skip as u64..).zip(skip..ends.len()) {
             self.heads.push_back(Head {
                 seq,
                 millis,
-                len: u32::try_from(end - start).unwrap_or(u32::MAX),
+                len: u32::try_from(ends[line] - start_of(line)).unwrap_or(u32::MAX),
             });
-            start = end + 1;
         }
     }
 
@@ -619,22 +616,22 @@ impl Recording<'_> {
         }
     }
 
-    /// `count` whole lines at once: `run` holds their texts, each with its
-    /// `\n`, none longer than [`super::MAX_LINE`]. A chunk of lines costs
-    /// one copy, not one per line.
-    pub(super) fn run(&mut self, run: &[u8], count: usize) {
-        if count == 0 {
+    /// Whole lines at once: `run` holds their texts, each with its `\n`,
+    /// none longer than [`super::MAX_LINE`], and `ends` where each `\n` is.
+    /// A chunk of lines costs one copy, not one per line.
+    pub(super) fn run(&mut self, run: &[u8], ends: &[usize]) {
+        if ends.is_empty() {
             return;
         }
         let inner = &mut *self.inner;
         let first = inner.seq + 1;
-        inner.seq += count as u64;
+        inner.seq += ends.len() as u64;
         inner.sources[self.source]
             .ring
-            .push_run(first, self.millis, run, count, inner.lines);
+            .push_run(first, self.millis, run, ends, inner.lines);
         if !inner.followers.is_empty() {
             let mut start = 0;
-            for (seq, end) in (first..).zip(memchr::memchr_iter(b'\n', run)) {
+            for (seq, &end) in (first..).zip(ends) {
                 self.follow(seq, &run[start..end]);
                 start = end + 1;
             }
@@ -772,7 +769,8 @@ mod tests {
             run.extend(std::iter::repeat_n(b'a' + n % 26, 64 * 1024));
             run.push(b'\n');
         }
-        big.start(1).run(&run, 40);
+        let ends: Vec<usize> = (0..40).map(|n| (n + 1) * (64 * 1024 + 1) - 1).collect();
+        big.start(1).run(&run, &ends);
         let (kept, _) = log.logs(Filter::All, 1000, false, "");
         assert_eq!(kept.len(), 16, "1 MiB of 64 KiB lines, in one run");
         assert!(kept.iter().all(|l| l.text.len() == 64 * 1024));
@@ -785,11 +783,11 @@ mod tests {
         let (log, _events) = Scrollback::new(3);
         let a = log.recorder("a.1", Some("a"), None);
         record(&a, 0, &["old"]);
-        a.start(1).run(b"1\n2\r\n3\n4\n5\n", 5);
+        a.start(1).run(b"1\n2\r\n3\n4\n5\n", &[1, 4, 6, 8, 10]);
         let (all, _) = log.logs(Filter::All, 100, false, "");
         assert_eq!(texts(&all), ["a.1:3", "a.1:4", "a.1:5"]);
         assert_eq!(all.iter().map(|l| l.seq).collect::<Vec<_>>(), [4, 5, 6]);
-        a.start(2).run(b"6\n", 1);
+        a.start(2).run(b"6\n", &[1]);
         let (all, _) = log.logs(Filter::All, 100, false, "");
         assert_eq!(texts(&all), ["a.1:4", "a.1:5", "a.1:6"]);
     }
