@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -19,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::health::LogWatch;
 use crate::output::{Clock, Framer, OutputTx};
-use crate::process::OutputPipe;
+use crate::process::{ChildOutput, OutputPipe};
 
 /// A partial line (a prompt, a progress bar) is printed after this long.
 pub const PARTIAL_WAIT: Duration = Duration::from_millis(500);
@@ -111,7 +110,7 @@ fn read_once(pipe: &OutputPipe, lines: &mut Lines, out: &mut Vec<u8>) -> Read {
 /// Relays the output of the run `pid`; `log` is its `log` readiness watch.
 pub async fn relay(
     pid: i32,
-    fd: OwnedFd,
+    output: ChildOutput,
     framer: Framer,
     log: Option<LogWatch>,
     out: OutputTx,
@@ -123,7 +122,7 @@ pub async fn relay(
         clock: Clock::default(),
         log,
     };
-    let pipe = match OutputPipe::register(fd) {
+    let pipe = match OutputPipe::register(output) {
         Ok(pipe) => pipe,
         Err(_) => {
             let _ = events.send(RelayEvent::Closed(pid));
@@ -228,7 +227,7 @@ pub async fn relay(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsRawFd, OwnedFd};
 
     use super::*;
 
@@ -254,7 +253,7 @@ mod tests {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let relaying = tokio::spawn(relay(
             1,
-            child_read,
+            ChildOutput::from(child_read),
             Framer::new("w.1", 3, None, false),
             None,
             out.clone(),

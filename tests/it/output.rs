@@ -303,3 +303,40 @@ fn expansion_sees_earlier_lines_then_earlier_files_then_the_environment() {
         "{stdout}"
     );
 }
+
+/// A child's output pipe holds 256 KiB on Linux, so a child writing in
+/// blocks runs ahead of pm; pm keeps its wide pipes within a quarter of the
+/// user's pipe allowance, and the children past it keep the kernel's size.
+#[cfg(target_os = "linux")]
+#[test]
+fn output_pipes_are_wide_up_to_a_quarter_of_the_pipe_allowance() {
+    let pages: usize = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
+        .expect("pipe allowance")
+        .trim()
+        .parse()
+        .expect("a number of pages");
+    let limit = if pages == 0 {
+        usize::MAX
+    } else {
+        pages * 4096 / 4 / (256 * 1024)
+    };
+    // Past the limit when it is small enough to reach here.
+    let instances = if limit <= 100 { limit + 2 } else { 3 };
+    let app = App::with_procfile(
+        "p: exec python3 -c 'import fcntl, sys; print(\"pipe\", fcntl.fcntl(1, 1032), flush=True); sys.stdin.read()'\n",
+    );
+    let mut pm = app.start(&["start", "--no-timestamp", &format!("p={instances}")]);
+    let mut sizes = Vec::new();
+    while sizes.len() < instances {
+        let line = pm.wait_for_line("| pipe ", SECS(60));
+        let (_, size) = line.split_once("| pipe ").expect("a size");
+        sizes.push(size.parse::<usize>().expect("a number"));
+    }
+    let wide = sizes.iter().filter(|&&n| n == 256 * 1024).count();
+    assert_eq!(wide, instances.min(limit), "sizes: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| n == 256 * 1024 || n == 64 * 1024),
+        "sizes: {sizes:?}"
+    );
+    pm.stop_ok(SECS(20));
+}
