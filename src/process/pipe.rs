@@ -8,11 +8,13 @@
 //! On Linux a child's output pipe is made [`WIDE_PIPE`] bytes instead of
 //! the kernel's 64 KiB ([`ChildOutput::pipe`]): a child writing in blocks
 //! then runs a few blocks ahead of pm instead of waiting for each of pm's
-//! reads, and both sleep and wake less often. The pages are the kernel's,
-//! taken only while output waits in the pipe. They count against the
-//! user's pipe allowance (`/proc/sys/fs/pipe-user-pages-soft`), past which
-//! the kernel gives every new pipe of that user a single page: pm keeps its
-//! wide pipes within a quarter of it, and further children get the default.
+//! reads, and both sleep and wake less often. Two such pipes at most are
+//! open at once ([`MOST_WIDE`]); the other children keep the default. The
+//! pages are the kernel's, taken only while output waits in the pipe. They
+//! count against the user's pipe allowance
+//! (`/proc/sys/fs/pipe-user-pages-soft`), past which the kernel gives every
+//! new pipe of that user a single page: pm's wide pipes also stay within a
+//! quarter of it.
 
 use std::fs::File;
 use std::io;
@@ -30,22 +32,52 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 #[cfg(target_os = "linux")]
 pub const WIDE_PIPE: usize = 256 * 1024;
 
-/// Wide pipes open in pm.
-static WIDE: AtomicUsize = AtomicUsize::new(0);
+/// The most wide pipes open at once. The room lets a child run ahead while
+/// pm's one reading thread is busy; when more children write at once, pm
+/// is what they wait for, and more room only spreads their output beyond
+/// the caches (8 children writing 4 KiB blocks into wide pipes cost pm
+/// about a tenth more CPU per line; with two wide, none).
+#[cfg(target_os = "linux")]
+const MOST_WIDE: usize = 2;
 
-/// A wide pipe's place among the [`wide_limit`] that may be open at once,
-/// given back when the pipe is closed.
+/// Wide pipes open, against a limit.
 #[derive(Debug)]
-struct Place;
+struct Places {
+    open: AtomicUsize,
+    #[cfg(target_os = "linux")]
+    limit: fn() -> usize,
+}
+
+/// pm's wide pipes.
+static PLACES: Places = Places {
+    open: AtomicUsize::new(0),
+    #[cfg(target_os = "linux")]
+    limit: wide_limit,
+};
+
+/// A wide pipe's place among [`Places`], given back when the pipe is
+/// closed.
+#[derive(Debug)]
+struct Place(&'static Places);
 
 impl Drop for Place {
     fn drop(&mut self) {
-        WIDE.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// How many wide pipes may be open at once: a quarter of the user's soft
-/// pipe allowance, in [`WIDE_PIPE`]s (none where it cannot be read).
+#[cfg(target_os = "linux")]
+impl Places {
+    /// A place, if one is free.
+    fn take(&'static self) -> Option<Place> {
+        let place = Place(self);
+        (self.open.fetch_add(1, Ordering::Relaxed) < (self.limit)()).then_some(place)
+    }
+}
+
+/// How many wide pipes may be open at once: [`MOST_WIDE`], within a
+/// quarter of the user's soft pipe allowance (none where it cannot be
+/// read).
 #[cfg(target_os = "linux")]
 fn wide_limit() -> usize {
     static LIMIT: OnceLock<usize> = OnceLock::new();
@@ -61,21 +93,19 @@ fn wide_limit() -> usize {
 /// is no limit.
 #[cfg(target_os = "linux")]
 fn limit_for(pages: Option<usize>) -> usize {
-    match pages {
+    let allowed = match pages {
         Some(0) => usize::MAX,
         Some(pages) => pages.saturating_mul(4096) / 4 / WIDE_PIPE,
         None => 0,
-    }
+    };
+    allowed.min(MOST_WIDE)
 }
 
-/// Makes the pipe `fd` wide if a place is free; its place, if it did. A
-/// refusal (a size over `pipe-max-size`) leaves the pipe as it was.
+/// Makes the pipe `fd` wide if one of `places` is free; its place, if it
+/// did. A refusal (a size over `pipe-max-size`) leaves the pipe as it was.
 #[cfg(target_os = "linux")]
-fn widen(fd: BorrowedFd<'_>) -> Option<Place> {
-    let place = Place;
-    if WIDE.fetch_add(1, Ordering::Relaxed) >= wide_limit() {
-        return None;
-    }
+fn widen(fd: BorrowedFd<'_>, places: &'static Places) -> Option<Place> {
+    let place = places.take()?;
     let size = libc::c_int::try_from(WIDE_PIPE).unwrap_or(libc::c_int::MAX);
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size))
         .ok()
@@ -83,7 +113,7 @@ fn widen(fd: BorrowedFd<'_>) -> Option<Place> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn widen(_fd: BorrowedFd<'_>) -> Option<Place> {
+fn widen(_fd: BorrowedFd<'_>, _places: &'static Places) -> Option<Place> {
     None
 }
 
@@ -99,7 +129,11 @@ pub struct ChildOutput {
 impl ChildOutput {
     /// The read end `fd` of a new pipe, made wide if a place is free.
     pub fn pipe(fd: OwnedFd) -> ChildOutput {
-        let place = widen(fd.as_fd());
+        ChildOutput::pipe_in(fd, &PLACES)
+    }
+
+    fn pipe_in(fd: OwnedFd, places: &'static Places) -> ChildOutput {
+        let place = widen(fd.as_fd(), places);
         ChildOutput { fd, place }
     }
 
@@ -186,24 +220,34 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_is_a_quarter_of_the_soft_allowance() {
+    fn the_limit_is_two_within_a_quarter_of_the_soft_allowance() {
         // The kernel's default allowance: 16384 pages, 64 MiB.
-        assert_eq!(limit_for(Some(16384)), 64);
-        assert_eq!(limit_for(Some(63)), 0);
-        assert_eq!(limit_for(Some(0)), usize::MAX);
+        assert_eq!(limit_for(Some(16384)), 2);
+        assert_eq!(limit_for(Some(0)), 2);
+        assert_eq!(limit_for(Some(128)), 0);
+        assert_eq!(limit_for(Some(64)), 0);
+        assert_eq!(limit_for(Some(256)), 1);
         assert_eq!(limit_for(None), 0);
+    }
+
+    /// Places of their own, so that children other tests start do not
+    /// take them.
+    fn places(limit: fn() -> usize) -> &'static Places {
+        Box::leak(Box::new(Places {
+            open: AtomicUsize::new(0),
+            limit,
+        }))
     }
 
     /// Every pipe closed gives its place back, registered or not: a child
     /// restarted again and again, or failing to start, does not use up the
-    /// limit. (Past the limit, a place not given back would leave a pipe
-    /// narrow.)
+    /// limit. Past the limit, pipes keep the kernel's size.
     #[tokio::test]
     async fn a_wide_pipe_gives_its_place_back_when_closed() {
-        assert!(wide_limit() > 0, "no pipe allowance read from /proc");
-        for round in 0..3 * wide_limit().min(200) {
+        let places = places(|| 2);
+        for round in 0..10 {
             let (read, _write) = io::pipe().unwrap();
-            let output = ChildOutput::pipe(OwnedFd::from(read));
+            let output = ChildOutput::pipe_in(OwnedFd::from(read), places);
             assert!(output.is_wide(), "round {round}");
             assert_eq!(size(output.as_fd()), WIDE_PIPE);
             if round % 2 == 0 {
@@ -211,8 +255,15 @@ mod tests {
                 assert_eq!(size(pipe.fd.get_ref().as_fd()), WIDE_PIPE);
             }
         }
+        let open: Vec<ChildOutput> = (0..3)
+            .map(|_| ChildOutput::pipe_in(OwnedFd::from(io::pipe().unwrap().0), places))
+            .collect();
+        let wide: Vec<bool> = open.iter().map(ChildOutput::is_wide).collect();
+        assert_eq!(wide, [true, true, false]);
+        assert!(size(open[2].as_fd()) < WIDE_PIPE);
+        drop(open);
+        assert_eq!(places.open.load(Ordering::Relaxed), 0);
     }
-
     #[test]
     fn a_pty_master_or_plain_pipe_takes_no_place() {
         let (read, _write) = io::pipe().unwrap();
