@@ -36,7 +36,7 @@ pub const WIDE_PIPE: usize = 256 * 1024;
 /// pm's one reading thread is busy; when more children write at once, pm
 /// is what they wait for, and more room only spreads their output beyond
 /// the caches (8 children writing 4 KiB blocks into wide pipes cost pm
-/// about a tenth more CPU per line; with two wide, none).
+/// about a tenth more CPU per line; with two wide, within the runs' spread).
 #[cfg(target_os = "linux")]
 const MOST_WIDE: usize = 2;
 
