@@ -58,7 +58,7 @@ pub use detach::{Announcer, Detached, detach};
 pub use group::Group;
 pub use guardian::{Guardian, guardian_main};
 pub use localtime::local_time;
-pub use pipe::{ChildOutput, OutputPipe};
+pub use pipe::OutputPipe;
 pub use spawn::{Prepared, SpawnSpec, Spawned, Starting, Stdin, prepare, spawn_quiet};
 pub use terminal::{InputPipe, window_size};
 

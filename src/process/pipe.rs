@@ -5,22 +5,21 @@
 //! must keep naming the same open file; [`OutputPipe`] owns the descriptor
 //! and never hands out a way to replace or close it, so that holds.
 //!
-//! On Linux a child's output pipe is made [`WIDE_PIPE`] bytes instead of
-//! the kernel's 64 KiB ([`ChildOutput::pipe`]): a child writing in blocks
-//! then runs a few blocks ahead of pm instead of waiting for each of pm's
-//! reads, and both sleep and wake less often. Two such pipes at most are
-//! open at once ([`MOST_WIDE`]); the other children keep the default. The
-//! pages are the kernel's, taken only while output waits in the pipe. They
-//! count against the user's pipe allowance
-//! (`/proc/sys/fs/pipe-user-pages-soft`), past which the kernel gives every
-//! new pipe of that user a single page: pm's wide pipes also stay within a
-//! quarter of it.
+//! On Linux a pipe that a read finds full (the child is waiting for pm) is
+//! made [`WIDE_PIPE`] bytes instead of the kernel's 64 KiB: a child writing
+//! in blocks then runs a few blocks ahead of pm instead of waiting for each
+//! of pm's reads, and both sleep and wake less often. Two such pipes at
+//! most are open at once ([`MOST_WIDE`]); the others keep the default, and
+//! so does a child that never fills its pipe. The pages are the kernel's,
+//! taken only while output waits in the pipe. They count against the
+//! user's pipe allowance (`/proc/sys/fs/pipe-user-pages-soft`), past which
+//! the kernel gives every new pipe of that user a single page: pm's wide
+//! pipes also stay within a quarter of it.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
-#[cfg(target_os = "linux")]
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -44,19 +43,17 @@ const MOST_WIDE: usize = 2;
 #[derive(Debug)]
 struct Places {
     open: AtomicUsize,
-    #[cfg(target_os = "linux")]
     limit: fn() -> usize,
 }
 
 /// pm's wide pipes.
 static PLACES: Places = Places {
     open: AtomicUsize::new(0),
-    #[cfg(target_os = "linux")]
     limit: wide_limit,
 };
 
 /// A wide pipe's place among [`Places`], given back when the pipe is
-/// closed.
+/// closed (or when it was not made wide after all).
 #[derive(Debug)]
 struct Place(&'static Places);
 
@@ -66,7 +63,6 @@ impl Drop for Place {
     }
 }
 
-#[cfg(target_os = "linux")]
 impl Places {
     /// A place, if one is free.
     fn take(&'static self) -> Option<Place> {
@@ -101,60 +97,29 @@ fn limit_for(pages: Option<usize>) -> usize {
     allowed.min(MOST_WIDE)
 }
 
-/// Makes the pipe `fd` wide if one of `places` is free; its place, if it
-/// did. A refusal (a size over `pipe-max-size`) leaves the pipe as it was.
+/// Makes the pipe `fd` wide, holding `place`: the place if it did, None if
+/// the pipe stays as it is (it already holds as much, or the kernel
+/// refused, as for a size over `pipe-max-size`).
 #[cfg(target_os = "linux")]
-fn widen(fd: BorrowedFd<'_>, places: &'static Places) -> Option<Place> {
-    let place = places.take()?;
-    let size = libc::c_int::try_from(WIDE_PIPE).unwrap_or(libc::c_int::MAX);
-    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size))
-        .ok()
-        .map(|_| place)
+fn widen(fd: BorrowedFd<'_>, place: Place) -> Option<Place> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let size = fcntl(fd, FcntlArg::F_GETPIPE_SZ).ok()?;
+    let wide = libc::c_int::try_from(WIDE_PIPE).unwrap_or(libc::c_int::MAX);
+    if size >= wide {
+        return None;
+    }
+    fcntl(fd, FcntlArg::F_SETPIPE_SZ(wide)).ok().map(|_| place)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn widen(_fd: BorrowedFd<'_>, _places: &'static Places) -> Option<Place> {
+fn widen(_fd: BorrowedFd<'_>, _place: Place) -> Option<Place> {
     None
 }
 
-/// pm's end of a child's output before the runtime reads it: the read end
-/// of its pipe, or the master of its pty, with the pipe's place if it is
-/// wide.
-#[derive(Debug)]
-pub struct ChildOutput {
-    fd: OwnedFd,
-    place: Option<Place>,
-}
-
-impl ChildOutput {
-    /// The read end `fd` of a new pipe, made wide if a place is free.
-    pub fn pipe(fd: OwnedFd) -> ChildOutput {
-        ChildOutput::pipe_in(fd, &PLACES)
-    }
-
-    fn pipe_in(fd: OwnedFd, places: &'static Places) -> ChildOutput {
-        let place = widen(fd.as_fd(), places);
-        ChildOutput { fd, place }
-    }
-
-    /// Whether the pipe was made wide.
-    #[cfg(all(test, target_os = "linux"))]
-    fn is_wide(&self) -> bool {
-        self.place.is_some()
-    }
-}
-
-/// A pty's master, or a pipe left as it is.
-impl From<OwnedFd> for ChildOutput {
-    fn from(fd: OwnedFd) -> ChildOutput {
-        ChildOutput { fd, place: None }
-    }
-}
-
-impl AsFd for ChildOutput {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
+/// No pipe is made wide elsewhere.
+#[cfg(not(target_os = "linux"))]
+fn wide_limit() -> usize {
+    0
 }
 
 /// The read end of a child's output, owned and registered for readability.
@@ -164,14 +129,16 @@ pub struct OutputPipe {
     /// A pipe, not a pty: a read takes everything it holds, up to what was
     /// asked for.
     fifo: bool,
-    /// Held for as long as the pipe is open.
-    _place: Option<Place>,
+    /// What became of the pipe once a read found it full and a place was
+    /// free: made wide (its place, held for as long as the pipe is open),
+    /// or left as it is for good (None). Unset until then: a full read
+    /// while no place is free tries again at the next.
+    wide: OnceLock<Option<Place>>,
 }
 
 impl OutputPipe {
-    /// Registers `output` (non-blocking) with the current tokio runtime.
-    pub fn register(output: ChildOutput) -> io::Result<OutputPipe> {
-        let ChildOutput { fd, place } = output;
+    /// Registers `fd` (non-blocking) with the current tokio runtime.
+    pub fn register(fd: OwnedFd) -> io::Result<OutputPipe> {
         let file = File::from(fd);
         let fifo = file.metadata().is_ok_and(|m| m.file_type().is_fifo());
         let fd = OwnedFd::from(file);
@@ -182,7 +149,7 @@ impl OutputPipe {
         Ok(OutputPipe {
             fd: registered?,
             fifo,
-            _place: place,
+            wide: OnceLock::new(),
         })
     }
 
@@ -206,6 +173,29 @@ impl OutputPipe {
     /// `read` per chunk instead of two.
     pub fn emptied_by(&self, got: usize, asked: usize) -> bool {
         self.fifo && got < asked
+    }
+
+    /// Told after each read that got `got` of the `asked` bytes: a pipe
+    /// read full of the kernel's size held a child waiting for pm, and the
+    /// first time that happens it is made wide if a place is free.
+    pub fn read_some(&self, got: usize, asked: usize) {
+        self.read_some_in(got, asked, &PLACES);
+    }
+
+    fn read_some_in(&self, got: usize, asked: usize, places: &'static Places) {
+        if self.fifo
+            && got == asked
+            && self.wide.get().is_none()
+            && let Some(place) = places.take()
+        {
+            let _ = self.wide.set(widen(self.fd.get_ref().as_fd(), place));
+        }
+    }
+
+    /// Whether the pipe was made wide.
+    #[cfg(all(test, target_os = "linux"))]
+    fn is_wide(&self) -> bool {
+        self.wide.get().is_some_and(Option::is_some)
     }
 }
 
@@ -239,36 +229,71 @@ mod tests {
         }))
     }
 
-    /// Every pipe closed gives its place back, registered or not: a child
-    /// restarted again and again, or failing to start, does not use up the
-    /// limit. Past the limit, pipes keep the kernel's size.
+    fn registered() -> (OutputPipe, io::PipeWriter) {
+        let (read, write) = io::pipe().unwrap();
+        (OutputPipe::register(OwnedFd::from(read)).unwrap(), write)
+    }
+
+    /// Only a read that took a whole buffer (the pipe was full, its child
+    /// waiting) makes a pipe wide, and only while a place is free; a pipe
+    /// closed gives its place back, so a child restarted again and again
+    /// does not use up the limit.
     #[tokio::test]
-    async fn a_wide_pipe_gives_its_place_back_when_closed() {
+    async fn a_full_pipe_is_made_wide_while_a_place_is_free() {
         let places = places(|| 2);
         for round in 0..10 {
-            let (read, _write) = io::pipe().unwrap();
-            let output = ChildOutput::pipe_in(OwnedFd::from(read), places);
-            assert!(output.is_wide(), "round {round}");
-            assert_eq!(size(output.as_fd()), WIDE_PIPE);
-            if round % 2 == 0 {
-                let pipe = OutputPipe::register(output).unwrap();
-                assert_eq!(size(pipe.fd.get_ref().as_fd()), WIDE_PIPE);
-            }
+            let (pipe, _write) = registered();
+            pipe.read_some_in(100, 65536, places);
+            assert!(!pipe.is_wide(), "round {round}: a short read widened it");
+            pipe.read_some_in(65536, 65536, places);
+            assert!(pipe.is_wide(), "round {round}");
+            assert_eq!(size(pipe.fd.get_ref().as_fd()), WIDE_PIPE);
         }
-        let open: Vec<ChildOutput> = (0..3)
-            .map(|_| ChildOutput::pipe_in(OwnedFd::from(io::pipe().unwrap().0), places))
-            .collect();
-        let wide: Vec<bool> = open.iter().map(ChildOutput::is_wide).collect();
+        assert_eq!(places.open.load(Ordering::Relaxed), 0);
+
+        let open: Vec<_> = (0..3).map(|_| registered()).collect();
+        for (pipe, _) in &open {
+            pipe.read_some_in(65536, 65536, places);
+        }
+        let wide: Vec<bool> = open.iter().map(|(pipe, _)| pipe.is_wide()).collect();
         assert_eq!(wide, [true, true, false]);
-        assert!(size(open[2].as_fd()) < WIDE_PIPE);
+        assert!(size(open[2].0.fd.get_ref().as_fd()) < WIDE_PIPE);
+        // A place freed goes to the next full read of the pipe left out.
+        let mut open = open;
+        drop(open.remove(0));
+        open[1].0.read_some_in(65536, 65536, places);
+        assert!(open[1].0.is_wide());
         drop(open);
         assert_eq!(places.open.load(Ordering::Relaxed), 0);
     }
+
+    /// A pipe that already holds as much is left as it is, for good, and
+    /// gives its place back at once.
+    #[tokio::test]
+    async fn a_pipe_as_large_already_is_left_alone() {
+        let places = places(|| 2);
+        let (pipe, _write) = registered();
+        let large = libc::c_int::try_from(2 * WIDE_PIPE).unwrap();
+        nix::fcntl::fcntl(pipe.fd.get_ref(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(large)).unwrap();
+        pipe.read_some_in(65536, 65536, places);
+        assert!(!pipe.is_wide());
+        assert!(pipe.wide.get().is_some(), "not settled");
+        assert_eq!(size(pipe.fd.get_ref().as_fd()), 2 * WIDE_PIPE);
+        assert_eq!(places.open.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
-    fn a_pty_master_or_plain_pipe_takes_no_place() {
-        let (read, _write) = io::pipe().unwrap();
-        let output = ChildOutput::from(OwnedFd::from(read));
-        assert!(!output.is_wide());
-        assert!(size(output.as_fd()) < WIDE_PIPE);
+    fn a_pty_takes_no_place() {
+        let places = places(|| 2);
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _entered = rt.enter();
+        let pipe = OutputPipe::register(pty.master).unwrap();
+        pipe.read_some_in(65536, 65536, places);
+        assert!(!pipe.is_wide());
+        assert_eq!(places.open.load(Ordering::Relaxed), 0);
     }
 }

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 
-use super::{Cgroup, ChildOutput, Group, Guardian, launch, platform};
+use super::{Cgroup, Group, Guardian, launch, platform};
 
 /// A freshly started child: its pid, the process group it leads, the read
 /// end of its output, and the write end of its stdin pipe (None on a pty,
@@ -29,7 +29,7 @@ use super::{Cgroup, ChildOutput, Group, Guardian, launch, platform};
 pub struct Spawned {
     pub pid: i32,
     pub group: Group,
-    pub output: ChildOutput,
+    pub output: OwnedFd,
     pub stdin: Option<OwnedFd>,
 }
 
@@ -82,7 +82,7 @@ pub(super) struct Launch<'a> {
 #[must_use = "a starting child is finished, to learn whether it runs"]
 pub struct Starting {
     pending: launch::Pending,
-    output: ChildOutput,
+    output: OwnedFd,
     stdin: Option<OwnedFd>,
 }
 
@@ -106,7 +106,7 @@ impl Starting {
 /// made.
 pub struct Prepared {
     launch: launch::Prepared,
-    output: ChildOutput,
+    output: OwnedFd,
     stdin: Option<OwnedFd>,
     /// The child's own ends, closed in pm once it is forked.
     child_ends: (OwnedFd, Option<OwnedFd>),
@@ -154,13 +154,7 @@ pub fn prepare(spec: &SpawnSpec<'_>) -> io::Result<Prepared> {
             Stdin::Pipe => None,
             Stdin::Null => Some(dev_null()?),
         };
-        (
-            ChildOutput::from(pty.master),
-            pty.slave,
-            child_in,
-            None,
-            true,
-        )
+        (pty.master, pty.slave, child_in, None, true)
     } else {
         let (child_in, stdin) = match spec.stdin {
             Stdin::Pipe => {
@@ -171,7 +165,7 @@ pub fn prepare(spec: &SpawnSpec<'_>) -> io::Result<Prepared> {
         };
         let (read, write) = io::pipe()?;
         (
-            ChildOutput::pipe(OwnedFd::from(read)),
+            OwnedFd::from(read),
             OwnedFd::from(write),
             child_in,
             stdin,
@@ -305,12 +299,12 @@ fn dev_null() -> io::Result<OwnedFd> {
     ))
 }
 
-fn set_cloexec(fd: &impl AsFd) -> io::Result<()> {
+fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(io::Error::from)?;
     Ok(())
 }
 
-fn set_nonblocking_cloexec(fd: &impl AsFd) -> io::Result<()> {
+fn set_nonblocking_cloexec(fd: &OwnedFd) -> io::Result<()> {
     let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(io::Error::from)?;
     let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
     fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(io::Error::from)?;

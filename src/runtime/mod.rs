@@ -17,7 +17,6 @@ pub mod relay;
 mod waiters;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -833,7 +832,7 @@ impl Runtime {
                 // `pm attach` writes to a pty through a second descriptor
                 // of its master (the relay owns the first).
                 let master = if spec.pty {
-                    spawned.output.as_fd().try_clone_to_owned().ok()
+                    spawned.output.try_clone().ok()
                 } else {
                     None
                 };

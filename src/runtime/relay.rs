@@ -11,6 +11,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::health::LogWatch;
 use crate::output::{Clock, Framer, OutputTx};
-use crate::process::{ChildOutput, OutputPipe};
+use crate::process::OutputPipe;
 
 /// A partial line (a prompt, a progress bar) is printed after this long.
 pub const PARTIAL_WAIT: Duration = Duration::from_millis(500);
@@ -87,6 +88,7 @@ fn read_once(pipe: &OutputPipe, lines: &mut Lines, out: &mut Vec<u8>) -> Read {
         match pipe.read(&mut buf) {
             Ok(0) => Read::End,
             Ok(n) => {
+                pipe.read_some(n, buf.len());
                 let data = &buf[..n];
                 lines.push(data, out);
                 Read::Data {
@@ -110,7 +112,7 @@ fn read_once(pipe: &OutputPipe, lines: &mut Lines, out: &mut Vec<u8>) -> Read {
 /// Relays the output of the run `pid`; `log` is its `log` readiness watch.
 pub async fn relay(
     pid: i32,
-    output: ChildOutput,
+    fd: OwnedFd,
     framer: Framer,
     log: Option<LogWatch>,
     out: OutputTx,
@@ -122,7 +124,7 @@ pub async fn relay(
         clock: Clock::default(),
         log,
     };
-    let pipe = match OutputPipe::register(output) {
+    let pipe = match OutputPipe::register(fd) {
         Ok(pipe) => pipe,
         Err(_) => {
             let _ = events.send(RelayEvent::Closed(pid));
@@ -227,7 +229,7 @@ pub async fn relay(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::io::{Read, Write};
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
 
     use super::*;
 
@@ -253,7 +255,7 @@ mod tests {
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
         let relaying = tokio::spawn(relay(
             1,
-            ChildOutput::from(child_read),
+            child_read,
             Framer::new("w.1", 3, None, false),
             None,
             out.clone(),
