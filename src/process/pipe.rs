@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::Interest;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 
-/// The size of a child's output pipe on Linux: four times the default.
+/// The size a full output pipe is given on Linux: four times the default.
 /// Larger measured no faster with pm's 64 KiB reads.
 #[cfg(target_os = "linux")]
 pub const WIDE_PIPE: usize = 256 * 1024;
@@ -175,9 +175,10 @@ impl OutputPipe {
         self.fifo && got < asked
     }
 
-    /// Told after each read that got `got` of the `asked` bytes: a pipe
-    /// read full of the kernel's size held a child waiting for pm, and the
-    /// first time that happens it is made wide if a place is free.
+    /// Told after each read that got `got` of the `asked` bytes. A read
+    /// that took all it asked for found the pipe full, its child waiting
+    /// for pm: the first such read that finds a place free makes the pipe
+    /// wide.
     pub fn read_some(&self, got: usize, asked: usize) {
         self.read_some_in(got, asked, &PLACES);
     }
