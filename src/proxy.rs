@@ -28,8 +28,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// How long a client may wait for an instance to take its connection.
@@ -203,39 +207,74 @@ async fn accept<B: Backend>(
     next: Arc<AtomicUsize>,
     spread: Option<Spread>,
 ) {
-    let Ok(listener) = TcpListener::from_std(listener) else {
+    // Polled as a plain descriptor: a connection is taken as a plain socket
+    // and registered only with the reactor of the thread that relays it, so
+    // one handed to another thread costs no registration on this one.
+    // SAFETY: the listener owns its descriptor until the AsyncFd drops it,
+    // and always answers the same one.
+    let registered = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) };
+    let Ok(listener) = registered else {
         return;
     };
     loop {
-        match listener.accept().await {
-            Ok((client, _)) => {
-                let (rotation, next) = (rotation.clone(), next.clone());
-                let Some(Spread { loads, me }) = &spread else {
-                    tokio::spawn(forward(client, rotation, next));
-                    continue;
-                };
-                let target = loads.least(*me);
-                let load = Load::new(loads, target);
-                if target == *me {
-                    tokio::spawn(async move {
-                        forward(client, rotation, next).await;
-                        drop(load);
-                    });
-                } else if let Ok(client) = client.into_std() {
-                    // Registered again with the other thread's reactor.
-                    loads.handles[target].spawn(async move {
-                        if let Ok(client) = TcpStream::from_std(client) {
-                            forward(client, rotation, next).await;
-                        }
-                        drop(load);
-                    });
-                }
-            }
+        let taken = match listener.readable().await {
+            Ok(mut ready) => match ready.try_io(|l| take(l.get_ref())) {
+                Ok(taken) => taken,
+                // Nothing waiting after all: readiness cleared, wait again.
+                Err(_) => continue,
+            },
+            Err(e) => Err(e),
+        };
+        let client = match taken {
+            Ok(client) => client,
             // Out of file descriptors and the like: back off a little
             // instead of spinning; accepted connections are unaffected.
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let (rotation, next) = (rotation.clone(), next.clone());
+        let (handle, load) = match &spread {
+            None => (None, None),
+            Some(Spread { loads, me }) => {
+                let target = loads.least(*me);
+                let load = Load::new(loads, target);
+                let handle = (target != *me).then(|| loads.handles[target].clone());
+                (handle, Some(load))
+            }
+        };
+        let relay = async move {
+            if let Ok(client) = TcpStream::from_std(client) {
+                forward(client, rotation, next).await;
+            }
+            drop(load);
+        };
+        match handle {
+            Some(other) => drop(other.spawn(relay)),
+            None => drop(tokio::spawn(relay)),
         }
     }
+}
+
+/// The next connection waiting on `listener`, non-blocking.
+#[cfg(target_os = "linux")]
+fn take(listener: &std::net::TcpListener) -> io::Result<std::net::TcpStream> {
+    use nix::sys::socket::{SockFlag, accept4};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = accept4(listener.as_raw_fd(), flags)?;
+    // SAFETY: accept4 just made `fd`, and nothing else holds it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(std::net::TcpStream::from(owned))
+}
+
+/// The next connection waiting on `listener`, non-blocking.
+#[cfg(not(target_os = "linux"))]
+fn take(listener: &std::net::TcpListener) -> io::Result<std::net::TcpStream> {
+    let (client, _) = listener.accept()?;
+    client.set_nonblocking(true)?;
+    Ok(client)
 }
 
 async fn forward<B: Backend>(
@@ -244,6 +283,11 @@ async fn forward<B: Backend>(
     next: Arc<AtomicUsize>,
 ) {
     let _ = client.set_nodelay(true);
+    // One buffer per direction for the connection's whole life.
+    let mut buffers = Buffers {
+        up: [0; BUFFER],
+        down: [0; BUFFER],
+    };
     // What the client sent before the instance answered, to replay it to
     // another instance if this one closes without a byte of answer.
     let mut sent: Vec<u8> = Vec::new();
@@ -259,9 +303,16 @@ async fn forward<B: Backend>(
         if client_done {
             let _ = backend.shutdown().await;
         }
-        match first_answer(&mut client, &mut backend, &mut sent, &mut client_done).await {
+        let first = first_answer(
+            &mut client,
+            &mut backend,
+            &mut buffers,
+            &mut sent,
+            &mut client_done,
+        );
+        match first.await {
             First::Answered => {
-                relay(&mut client, &mut backend).await;
+                relay(&mut client, &mut backend, &mut buffers, client_done).await;
                 return;
             }
             First::Retry => continue,
@@ -270,18 +321,113 @@ async fn forward<B: Backend>(
     }
 }
 
-/// Copies both ways until both sides are done. A side that ends with a
-/// reset gets the other one reset too (zero linger), as the client would have
-/// seen without pm in between: a graceful close would leave pm's end in
-/// TIME_WAIT, and under many short connections those use up the local ports
-/// pm connects to instances from.
-async fn relay(client: &mut TcpStream, backend: &mut TcpStream) {
-    if tokio::io::copy_bidirectional(client, backend)
-        .await
-        .is_err()
-    {
+/// The bytes read from one side and not yet written to the other.
+const BUFFER: usize = 8192;
+
+struct Buffers {
+    /// Client to instance.
+    up: [u8; BUFFER],
+    /// Instance to client.
+    down: [u8; BUFFER],
+}
+
+/// Copies both ways until both sides are done; `client_done` when the
+/// client's end was already read and passed on. The side that ends first
+/// has its end passed on (`shutdown` of writing, so a half-closed
+/// connection works as without pm); when the second ends, both are closed,
+/// which tells the other side the same without a call of its own.
+///
+/// A side that ends with a reset gets the other one reset too (zero
+/// linger), as the client would have seen without pm in between: a graceful
+/// close would leave pm's end in TIME_WAIT, and under many short
+/// connections those use up the local ports pm connects to instances from.
+async fn relay(
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
+    buffers: &mut Buffers,
+    client_done: bool,
+) {
+    let mut up = Flow::new(&mut buffers.up);
+    let mut down = Flow::new(&mut buffers.down);
+    up.ended = client_done;
+    let both = std::future::poll_fn(|cx| {
+        let up_ready = up.poll(cx, client, backend, down.ended)?;
+        let down_ready = down.poll(cx, backend, client, up.ended)?;
+        if up_ready.is_ready() && down_ready.is_ready() {
+            Poll::Ready(Ok::<(), io::Error>(()))
+        } else {
+            Poll::Pending
+        }
+    });
+    if both.await.is_err() {
         let _ = client.set_zero_linger();
         let _ = backend.set_zero_linger();
+    }
+}
+
+/// One direction of a relay.
+struct Flow<'a> {
+    buffer: &'a mut [u8],
+    /// `buffer[start..end]` is still to be written.
+    start: usize,
+    end: usize,
+    /// The reading side has ended.
+    read_all: bool,
+    /// Everything was written, and the end passed on if it had to be.
+    ended: bool,
+}
+
+impl<'a> Flow<'a> {
+    fn new(buffer: &'a mut [u8]) -> Flow<'a> {
+        Flow {
+            buffer,
+            start: 0,
+            end: 0,
+            read_all: false,
+            ended: false,
+        }
+    }
+
+    /// Moves bytes from `from` to `to` until `from` ends (ready) or either
+    /// would block (pending); `other_ended` when the opposite direction is
+    /// over, so this one's end needs no shutdown: both are closed next.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut TcpStream,
+        to: &mut TcpStream,
+        other_ended: bool,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            if self.start < self.end {
+                let wrote =
+                    ready!(Pin::new(&mut *to).poll_write(cx, &self.buffer[self.start..self.end]))?;
+                if wrote == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.start += wrote;
+                continue;
+            }
+            if self.read_all {
+                if !other_ended {
+                    ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                }
+                self.ended = true;
+                continue;
+            }
+            let mut read = ReadBuf::new(self.buffer);
+            ready!(Pin::new(&mut *from).poll_read(cx, &mut read))?;
+            let got = read.filled().len();
+            if got == 0 {
+                self.read_all = true;
+            } else {
+                self.start = 0;
+                self.end = got;
+            }
+        }
     }
 }
 
@@ -304,14 +450,14 @@ enum First {
 async fn first_answer(
     client: &mut TcpStream,
     backend: &mut TcpStream,
+    buffers: &mut Buffers,
     sent: &mut Vec<u8>,
     client_done: &mut bool,
 ) -> First {
-    let mut up = [0u8; 8192];
-    let mut down = [0u8; 8192];
+    let Buffers { up, down } = buffers;
     loop {
         tokio::select! {
-            read = client.read(&mut up), if !*client_done => match read {
+            read = client.read(up), if !*client_done => match read {
                 Ok(0) => {
                     *client_done = true;
                     let _ = backend.shutdown().await;
@@ -320,7 +466,7 @@ async fn first_answer(
                     if sent.len() + n > REPLAY_LIMIT {
                         // Too big to keep: no replay, plain relaying from here.
                         if backend.write_all(&up[..n]).await.is_ok() {
-                            relay(client, backend).await;
+                            relay(client, backend, buffers, false).await;
                         }
                         return First::Give;
                     }
@@ -331,7 +477,7 @@ async fn first_answer(
                 }
                 Err(_) => return First::Give,
             },
-            read = backend.read(&mut down) => match read {
+            read = backend.read(down) => match read {
                 Ok(n) if n > 0 => {
                     if client.write_all(&down[..n]).await.is_err() {
                         return First::Give;
@@ -356,8 +502,7 @@ async fn connect<B: Backend>(rotation: &mut Rotation<B>, next: &AtomicUsize) -> 
             let start = next.fetch_add(1, Ordering::Relaxed);
             for k in 0..ports.len() {
                 let backend = &ports[(start + k) % ports.len()];
-                let attempt = TcpStream::connect(backend.address());
-                if let Ok(Ok(stream)) = tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+                if let Ok(stream) = connect_one(backend.address()).await {
                     return Some(stream);
                 }
             }
@@ -380,9 +525,31 @@ async fn connect<B: Backend>(rotation: &mut Rotation<B>, next: &AtomicUsize) -> 
     }
 }
 
+/// One connect attempt, given up after [`CONNECT_TIMEOUT`]. The timer is
+/// armed only when the connection is not made by the reactor's next turn:
+/// on this host it almost always is, and arming a timer wakes the reactor
+/// (a write to its eventfd) for each connection.
+async fn connect_one(address: SocketAddr) -> io::Result<TcpStream> {
+    let mut attempt = std::pin::pin!(TcpStream::connect(address));
+    for turn in 0..2 {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(attempt.as_mut().poll(cx))).await;
+        if let Poll::Ready(made) = polled {
+            return made;
+        }
+        if turn == 0 {
+            // Runs again after the reactor has looked for events.
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| io::ErrorKind::TimedOut)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
 
     /// A backend that answers each connection with its own name.
     async fn backend(name: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
@@ -444,6 +611,143 @@ mod tests {
             s.read_exact(&mut buf).await.unwrap();
             assert_eq!(&buf, b"ping");
         }
+    }
+
+    /// A balancer in front of one instance that `serve_one` runs for each
+    /// connection; its port.
+    async fn balanced<F, Fut>(serve_one: F) -> u16
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let instance = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let instance_port = instance.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = instance.accept().await.unwrap();
+                tokio::spawn(serve_one(s));
+            }
+        });
+        let (tx, rx) = watch::channel(vec![instance_port]);
+        let listener = bind("127.0.0.1", 0).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let _keep = tx;
+            serve(listener, rx).await;
+        });
+        port
+    }
+
+    /// `future`'s output, or a failed test after 20 s.
+    async fn within<F: std::future::Future>(future: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(20), future)
+            .await
+            .expect("no answer within 20 s")
+    }
+
+    /// Bytes that tell where they were cut or reordered.
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_client_ending_first_is_passed_on_and_the_answer_still_comes() {
+        // The instance reads to the end before it answers, then closes.
+        let port = balanced(|mut s| async move {
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            s.write_all(format!("{} bytes", got.len()).as_bytes())
+                .await
+                .unwrap();
+        })
+        .await;
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(&pattern(100_000, 1)).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut answer = String::new();
+        within(s.read_to_string(&mut answer)).await.unwrap();
+        assert_eq!(answer, "100000 bytes");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_instance_ending_first_is_passed_on_and_the_client_may_still_send() {
+        // The instance answers and ends its side, then keeps reading.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let port = balanced(move |mut s| {
+            let tx = tx.clone();
+            async move {
+                let mut ask = [0u8; 3];
+                s.read_exact(&mut ask).await.unwrap();
+                s.write_all(b"done").await.unwrap();
+                s.shutdown().await.unwrap();
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest).await;
+                let _ = tx.send(rest);
+            }
+        })
+        .await;
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(b"ask").await.unwrap();
+        let mut answer = Vec::new();
+        within(s.read_to_end(&mut answer)).await.unwrap();
+        assert_eq!(answer, b"done");
+        // The client's sending side is still open, through to the instance.
+        s.write_all(&pattern(300_000, 2)).await.unwrap();
+        s.shutdown().await.unwrap();
+        let rest = within(rx.recv()).await.unwrap();
+        assert!(rest == pattern(300_000, 2), "{} bytes after", rest.len());
+        // Nothing more, and no reset: pm closed with no byte unread.
+        let mut after = [0u8; 1];
+        assert_eq!(within(s.read(&mut after)).await.unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_transfers_both_ways_arrive_whole() {
+        // An echo: every byte goes out again, while more comes in.
+        let port = balanced(|s| async move {
+            let (mut r, mut w) = s.into_split();
+            tokio::io::copy(&mut r, &mut w).await.unwrap();
+            w.shutdown().await.unwrap();
+        })
+        .await;
+        let s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        let sent = pattern(4 << 20, 3);
+        let writer = {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                w.write_all(&sent).await.unwrap();
+                w.shutdown().await.unwrap();
+            })
+        };
+        let mut back = Vec::new();
+        within(r.read_to_end(&mut back)).await.unwrap();
+        within(writer).await.unwrap();
+        assert!(back == sent, "{} bytes back of {}", back.len(), sent.len());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_reset_by_the_instance_resets_the_client() {
+        let port = balanced(|mut s| async move {
+            let mut ask = [0u8; 3];
+            s.read_exact(&mut ask).await.unwrap();
+            s.write_all(b"partial").await.unwrap();
+            // Unread bytes at close make it a reset, as does zero linger.
+            s.set_zero_linger().unwrap();
+        })
+        .await;
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        s.write_all(b"ask").await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        let end = loop {
+            match within(s.read(&mut buf)).await {
+                Ok(0) => break Ok(()),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => break Err(e.kind()),
+            }
+        };
+        assert_eq!(end, Err(io::ErrorKind::ConnectionReset), "after {got:?}");
     }
 
     /// Keep-alive connections opened one after the other are spread evenly
